@@ -1,0 +1,45 @@
+// The one place that wires MicroCare's command line to its modules.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+
+#include "adapter/evaluate_command.hpp"
+
+int main(int argc, char** argv) {
+    using namespace microcare::adapter;
+    CLI::App app{"MicroCare: microneedling contraindication checks and aftercare plans over FHIR R4"};
+    app.require_subcommand(1);
+
+    EvaluateArgs evaluate;
+    CLI::App* evaluate_cmd = app.add_subcommand(
+        "evaluate", "Assess one microneedling encounter of a FHIR Bundle offline; print the "
+                    "transaction Bundle MicroCare would write");
+    evaluate_cmd->add_option("--rules", evaluate.rules_path, "Rule pack (default: the shipped pack)");
+    evaluate_cmd->add_option("--now", evaluate.now, "Evaluation time, a FHIR instant");
+    evaluate_cmd->add_option("--encounter", evaluate.encounter,
+                             "Encounter id or reference (default: the latest microneedling one)");
+    evaluate_cmd->add_flag("--compact", evaluate.compact, "Print the Bundle on one line");
+    evaluate_cmd->add_option("RECORD", evaluate.record_path, "FHIR Bundle with the patient's record")
+        ->required();
+
+    std::string pack_path;
+    CLI::App* rules_cmd = app.add_subcommand("rules", "Rule pack tools");
+    rules_cmd->require_subcommand(1);
+    CLI::App* check_cmd = rules_cmd->add_subcommand("check", "Validate a rule pack");
+    check_cmd->add_option("FILE", pack_path, "Rule pack JSON")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    try {
+        if (*evaluate_cmd) return RunEvaluate(evaluate, std::cout, std::cerr);
+        if (*check_cmd) return RunRulesCheck(pack_path, std::cout, std::cerr);
+    } catch (const std::exception& e) {
+        std::cerr << "microcare: internal error: " << e.what() << "\n";
+        return 1;
+    }
+    return 2;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets everything up, builds, and runs the whole test suite: unit tests, the rule pack check,
+# every sample record through `microcare evaluate` with its outputs validated by a third-party
+# FHIR validator, and the round trip of HL7's official R4 examples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/setup.sh
+build_dir="${MICROCARE_BUILD_DIR:-build}"
+
+# Test-time tools from the npm registry: the FHIR validator and HL7's R4 examples.
+(cd tests/validator && { [ -d node_modules/@medplum/core ] || npm ci --no-audit --no-fund --loglevel=error; })
+export MICROCARE_R4_EXAMPLES
+MICROCARE_R4_EXAMPLES="$(tests/r4examples/fetch.sh "$build_dir/r4examples" | tail -n 1)"
+export MICROCARE_VALIDATOR="$PWD/tests/validator/validate.mjs"
+
+cd "$build_dir"
+ctest --output-on-failure -j2

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fhir/json.hpp"
+
+namespace microcare::fhir {
+
+// One resource of a Bundle (or a lone resource read as a one-entry record).
+struct BundleEntry {
+    std::size_t index = 0;
+    Node resource;
+    std::string_view full_url;
+    std::string_view resource_type;
+    std::string_view id;
+    std::string path;  // "Bundle.entry[3].resource", or the resource type for a lone resource
+};
+
+// Indexes the entries of a Bundle of any type (collection, searchset, transaction, message,
+// history, document) and resolves references between them: relative `Type/id` (also against an
+// absolute fullUrl's base), absolute URLs, `urn:uuid:`/`urn:oid:` fullUrls, `_history` versions
+// and contained `#id` resources.
+class BundleIndex {
+public:
+    // `root` is a Bundle or a single resource. Structural problems are reported to `issues`.
+    BundleIndex(Node root, IssueList& issues);
+
+    const std::vector<BundleEntry>& entries() const { return entries_; }
+    bool is_bundle() const { return is_bundle_; }
+    std::string_view bundle_type() const { return bundle_type_; }
+
+    // The entry a reference points at, or nullptr. `from` is the entry holding the reference.
+    const BundleEntry* Resolve(std::string_view reference, const BundleEntry* from = nullptr) const;
+
+    // A contained resource of `from` named by `#id`; empty if absent.
+    static Node ResolveContained(const BundleEntry& from, std::string_view reference);
+
+    // How this record refers to the entry: `Type/id` when the resource has an id, else its
+    // fullUrl. Stable identity for comparing subjects and for `implicated` references.
+    static std::string ReferenceTo(const BundleEntry& entry);
+
+    // The identity a reference stands for: the resolved entry's ReferenceTo, or the reference
+    // itself reduced to `Type/id` when it names a server resource outside the record.
+    std::string Identity(std::string_view reference, const BundleEntry* from = nullptr) const;
+
+private:
+    std::vector<BundleEntry> entries_;
+    std::unordered_map<std::string, std::size_t> by_full_url_;
+    std::unordered_map<std::string, std::size_t> by_type_id_;
+    std::string_view bundle_type_;
+    bool is_bundle_ = false;
+};
+
+// `Type/id` from a relative or absolute RESTful reference, without `_history`; empty otherwise.
+std::string TypeIdOf(std::string_view reference);
+
+}  // namespace microcare::fhir

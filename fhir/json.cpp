@@ -1,0 +1,339 @@
+#include "fhir/json.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace microcare::fhir {
+namespace {
+
+// Numbers are kept as strings whose first byte is NUL, followed by the number's text. Real
+// strings can never start with NUL: the parser refuses any string holding one.
+constexpr char kNumberMark = '\0';
+
+bool IsMarkedNumber(const JsonValue& value) {
+    return value.IsString() && value.GetStringLength() > 0 && value.GetString()[0] == kNumberMark;
+}
+
+// Forwards RapidJSON's SAX events to the document, turning raw numbers into marked strings and
+// refusing NUL characters and excessive nesting.
+class PreservingHandler {
+public:
+    PreservingHandler(rapidjson::Document& doc, std::size_t max_depth)
+        : doc_(doc), max_depth_(max_depth) {}
+
+    bool Null() { return doc_.Null(); }
+    bool Bool(bool b) { return doc_.Bool(b); }
+    bool Int(int i) { return doc_.Int(i); }
+    bool Uint(unsigned u) { return doc_.Uint(u); }
+    bool Int64(int64_t i) { return doc_.Int64(i); }
+    bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+    bool Double(double d) { return doc_.Double(d); }
+    bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+        scratch_.assign(1, kNumberMark);
+        scratch_.append(str, length);
+        return doc_.String(scratch_.data(), static_cast<rapidjson::SizeType>(scratch_.size()),
+                           true);
+    }
+    bool String(const char* str, rapidjson::SizeType length, bool copy) {
+        if (std::memchr(str, '\0', length) != nullptr) {
+            problem_ = "a string contains the character U+0000, which FHIR does not allow";
+            return false;
+        }
+        return doc_.String(str, length, copy);
+    }
+    bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+        if (std::memchr(str, '\0', length) != nullptr) {
+            problem_ = "a property name contains the character U+0000";
+            return false;
+        }
+        return doc_.Key(str, length, copy);
+    }
+    bool StartObject() { return Enter() && doc_.StartObject(); }
+    bool EndObject(rapidjson::SizeType count) {
+        --depth_;
+        return doc_.EndObject(count);
+    }
+    bool StartArray() { return Enter() && doc_.StartArray(); }
+    bool EndArray(rapidjson::SizeType count) {
+        --depth_;
+        return doc_.EndArray(count);
+    }
+
+    const std::string& problem() const { return problem_; }
+
+private:
+    bool Enter() {
+        if (++depth_ > max_depth_) {
+            problem_ = "nesting deeper than " + std::to_string(max_depth_) + " levels";
+            return false;
+        }
+        return true;
+    }
+
+    rapidjson::Document& doc_;
+    std::size_t max_depth_;
+    std::size_t depth_ = 0;
+    std::string scratch_;
+    std::string problem_;
+};
+
+std::string Position(std::string_view text, std::size_t offset) {
+    offset = std::min(offset, text.size());
+    std::size_t line = 1;
+    std::size_t column = 1;
+    for (std::size_t i = 0; i < offset; ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+    }
+    return "line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
+           std::to_string(offset) + ")";
+}
+
+rapidjson::Value::ConstMemberIterator FindMember(const JsonValue& object, std::string_view key) {
+    rapidjson::Value name(rapidjson::StringRef(key.data(), key.size()));
+    return object.FindMember(name);
+}
+
+}  // namespace
+
+// ---- Node -----------------------------------------------------------------------------------
+
+bool Node::IsObject() const { return value_ && value_->IsObject(); }
+bool Node::IsArray() const { return value_ && value_->IsArray(); }
+bool Node::IsString() const { return value_ && value_->IsString() && !IsMarkedNumber(*value_); }
+bool Node::IsNumber() const { return value_ && IsMarkedNumber(*value_); }
+bool Node::IsBool() const { return value_ && value_->IsBool(); }
+bool Node::IsNull() const { return value_ && value_->IsNull(); }
+
+std::string_view Node::String() const {
+    if (!IsString()) return {};
+    return {value_->GetString(), value_->GetStringLength()};
+}
+
+std::string_view Node::NumberText() const {
+    if (!IsNumber()) return {};
+    return {value_->GetString() + 1, value_->GetStringLength() - 1};
+}
+
+std::optional<double> Node::Number() const {
+    std::string_view text = NumberText();
+    if (text.empty()) return std::nullopt;
+    double result = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), result);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return result;
+}
+
+std::optional<bool> Node::Bool() const {
+    if (!IsBool()) return std::nullopt;
+    return value_->GetBool();
+}
+
+Node Node::operator[](std::string_view key) const {
+    if (!IsObject()) return Node();
+    auto it = FindMember(*value_, key);
+    return it == value_->MemberEnd() ? Node() : Node(&it->value);
+}
+
+Node Node::operator[](std::size_t index) const {
+    if (!IsArray() || index >= value_->Size()) return Node();
+    return Node(&(*value_)[static_cast<rapidjson::SizeType>(index)]);
+}
+
+std::size_t Node::Size() const {
+    if (IsArray()) return value_->Size();
+    if (IsObject()) return value_->MemberCount();
+    return 0;
+}
+
+std::string_view Node::MemberName(std::size_t index) const {
+    const auto& member = value_->MemberBegin()[static_cast<std::ptrdiff_t>(index)];
+    return {member.name.GetString(), member.name.GetStringLength()};
+}
+
+Node Node::Member(std::size_t index) const {
+    return Node(&value_->MemberBegin()[static_cast<std::ptrdiff_t>(index)].value);
+}
+
+std::string_view Node::TypeName() const {
+    if (!value_) return "nothing";
+    if (IsNumber()) return "number";
+    if (value_->IsString()) return "string";
+    if (value_->IsObject()) return "object";
+    if (value_->IsArray()) return "array";
+    if (value_->IsBool()) return "boolean";
+    return "null";
+}
+
+bool JsonEqual(Node a, Node b) {
+    if (a.Exists() != b.Exists()) return false;
+    if (!a.Exists()) return true;
+    if (a.TypeName() != b.TypeName()) return false;
+    if (a.IsNumber()) return a.NumberText() == b.NumberText();
+    if (a.IsString()) return a.String() == b.String();
+    if (a.IsBool()) return a.Bool() == b.Bool();
+    if (a.IsArray()) {
+        if (a.Size() != b.Size()) return false;
+        for (std::size_t i = 0; i < a.Size(); ++i) {
+            if (!JsonEqual(a[i], b[i])) return false;
+        }
+        return true;
+    }
+    if (a.IsObject()) {
+        if (a.Size() != b.Size()) return false;
+        for (std::size_t i = 0; i < a.Size(); ++i) {
+            if (!JsonEqual(a.Member(i), b[a.MemberName(i)])) return false;
+        }
+        return true;
+    }
+    return true;  // both null
+}
+
+// ---- JsonDocument ---------------------------------------------------------------------------
+
+struct JsonDocument::Impl {
+    rapidjson::Document doc;
+};
+
+JsonDocument::JsonDocument() : impl_(std::make_unique<Impl>()) {}
+JsonDocument::~JsonDocument() = default;
+JsonDocument::JsonDocument(JsonDocument&&) noexcept = default;
+JsonDocument& JsonDocument::operator=(JsonDocument&&) noexcept = default;
+
+std::optional<JsonDocument> JsonDocument::Parse(std::string_view text, IssueList& issues,
+                                                const JsonParseOptions& options) {
+    JsonDocument result;
+    PreservingHandler handler(result.impl_->doc, options.max_depth);
+    rapidjson::ParseResult parsed;
+    rapidjson::MemoryStream memory(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+    auto generate = [&](rapidjson::Document&) {
+        rapidjson::Reader reader;
+        constexpr unsigned kFlags =
+            rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag;
+        parsed = reader.Parse<kFlags>(stream, handler);
+        return !parsed.IsError();
+    };
+    result.impl_->doc.Populate(generate);
+    if (parsed.IsError()) {
+        std::string message = "invalid JSON at " + Position(text, parsed.Offset()) + ": ";
+        if (!handler.problem().empty()) {
+            message += handler.problem();
+        } else {
+            message += rapidjson::GetParseError_En(parsed.Code());
+        }
+        issues.Error("structure", "", message);
+        return std::nullopt;
+    }
+    return result;
+}
+
+Node JsonDocument::Root() const { return Node(&impl_->doc); }
+
+// ---- JsonWriter -----------------------------------------------------------------------------
+
+struct JsonWriter::Impl {
+    explicit Impl(bool pretty_output) : pretty(pretty_output), compact_writer(buffer) {
+        if (pretty) {
+            pretty_writer.emplace(buffer);
+            pretty_writer->SetIndent(' ', 2);
+        }
+    }
+
+    template <typename Fn>
+    void With(Fn&& fn) {
+        if (pretty) {
+            fn(*pretty_writer);
+        } else {
+            fn(compact_writer);
+        }
+    }
+
+    bool pretty;
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> compact_writer;
+    std::optional<rapidjson::PrettyWriter<rapidjson::StringBuffer>> pretty_writer;
+};
+
+JsonWriter::JsonWriter(bool pretty) : impl_(std::make_unique<Impl>(pretty)) {}
+JsonWriter::~JsonWriter() = default;
+
+void JsonWriter::StartObject() {
+    impl_->With([](auto& w) { w.StartObject(); });
+}
+void JsonWriter::EndObject() {
+    impl_->With([](auto& w) { w.EndObject(); });
+}
+void JsonWriter::StartArray() {
+    impl_->With([](auto& w) { w.StartArray(); });
+}
+void JsonWriter::EndArray() {
+    impl_->With([](auto& w) { w.EndArray(); });
+}
+void JsonWriter::Key(std::string_view key) {
+    impl_->With([&](auto& w) { w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size())); });
+}
+void JsonWriter::String(std::string_view value) {
+    impl_->With(
+        [&](auto& w) { w.String(value.data(), static_cast<rapidjson::SizeType>(value.size())); });
+}
+void JsonWriter::Bool(bool value) {
+    impl_->With([&](auto& w) { w.Bool(value); });
+}
+void JsonWriter::Int(long long value) {
+    impl_->With([&](auto& w) { w.Int64(value); });
+}
+void JsonWriter::RawNumber(std::string_view text) {
+    impl_->With([&](auto& w) {
+        w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+    });
+}
+
+void JsonWriter::Value(Node node) {
+    if (node.IsObject()) {
+        StartObject();
+        node.ForEachMember([&](std::string_view name, Node member) {
+            Key(name);
+            Value(member);
+        });
+        EndObject();
+    } else if (node.IsArray()) {
+        StartArray();
+        for (std::size_t i = 0; i < node.Size(); ++i) Value(node[i]);
+        EndArray();
+    } else if (node.IsNumber()) {
+        RawNumber(node.NumberText());
+    } else if (node.IsString()) {
+        String(node.String());
+    } else if (node.IsBool()) {
+        Bool(*node.Bool());
+    } else {
+        impl_->With([](auto& w) { w.Null(); });
+    }
+}
+
+std::string_view JsonWriter::View() const {
+    return {impl_->buffer.GetString(), impl_->buffer.GetSize()};
+}
+
+std::string JsonWriter::Take() { return std::string(View()); }
+
+std::string Serialize(Node node, bool pretty) {
+    JsonWriter writer(pretty);
+    writer.Value(node);
+    return writer.Take();
+}
+
+}  // namespace microcare::fhir

@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+#include "fhir/issues.hpp"
+#include "fhir/json.hpp"
+
+namespace microcare::fhir {
+
+// Writes an R4 OperationOutcome listing every issue; each path goes into `expression`.
+void WriteOperationOutcome(JsonWriter& out, const IssueList& issues);
+std::string OperationOutcomeJson(const IssueList& issues, bool pretty = false);
+
+}  // namespace microcare::fhir

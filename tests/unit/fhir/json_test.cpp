@@ -1,0 +1,89 @@
+#include "fhir/json.hpp"
+
+#include <gtest/gtest.h>
+
+namespace microcare::fhir {
+namespace {
+
+JsonDocument ParseOk(const std::string& text) {
+    IssueList issues;
+    auto doc = JsonDocument::Parse(text, issues);
+    EXPECT_TRUE(doc.has_value()) << (issues.empty() ? "" : issues.issues()[0].message);
+    return std::move(*doc);
+}
+
+TEST(Json, KeepsDecimalPrecisionOnTheWayBack) {
+    const std::string text =
+        R"({"value":1.50,"big":12345678901234567890123,"exp":1e-3,"neg":-0.0,"int":7})";
+    JsonDocument doc = ParseOk(text);
+    EXPECT_EQ(doc.Root()["value"].NumberText(), "1.50");
+    EXPECT_DOUBLE_EQ(*doc.Root()["value"].Number(), 1.5);
+    EXPECT_EQ(Serialize(doc.Root()), text);
+}
+
+TEST(Json, NumbersAreNotStringsAndStringsAreNotNumbers) {
+    JsonDocument doc = ParseOk(R"({"n":2.0,"s":"2.0"})");
+    EXPECT_TRUE(doc.Root()["n"].IsNumber());
+    EXPECT_FALSE(doc.Root()["n"].IsString());
+    EXPECT_EQ(doc.Root()["n"].String(), "");
+    EXPECT_TRUE(doc.Root()["s"].IsString());
+    EXPECT_FALSE(doc.Root()["s"].IsNumber());
+    EXPECT_EQ(Serialize(doc.Root()), R"({"n":2.0,"s":"2.0"})");
+}
+
+TEST(Json, MissingMembersChainToEmptyNodes) {
+    JsonDocument doc = ParseOk(R"({"code":{"coding":[{"code":"x"}]}})");
+    EXPECT_EQ(doc.Root()["code"]["coding"][0]["code"].String(), "x");
+    EXPECT_FALSE(doc.Root()["code"]["coding"][5]["code"].Exists());
+    EXPECT_FALSE(doc.Root()["nothing"]["at"]["all"].Exists());
+    EXPECT_EQ(doc.Root()["code"]["coding"].Size(), 1u);
+}
+
+TEST(Json, SyntaxErrorsNameLineAndColumn) {
+    IssueList issues;
+    auto doc = JsonDocument::Parse("{\n  \"a\": 1,\n  \"b\": }", issues);
+    ASSERT_FALSE(doc.has_value());
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_NE(issues.issues()[0].message.find("line 3"), std::string::npos)
+        << issues.issues()[0].message;
+}
+
+TEST(Json, RefusesNulCharactersInStrings) {
+    IssueList issues;
+    EXPECT_FALSE(JsonDocument::Parse(R"({"a":"x\u0000y"})", issues).has_value());
+    EXPECT_NE(issues.issues()[0].message.find("U+0000"), std::string::npos);
+}
+
+TEST(Json, RefusesExcessiveNesting) {
+    IssueList issues;
+    std::string deep(500, '[');
+    deep += std::string(500, ']');
+    EXPECT_FALSE(JsonDocument::Parse(deep, issues).has_value());
+    EXPECT_NE(issues.issues()[0].message.find("nesting"), std::string::npos);
+}
+
+TEST(Json, RefusesInvalidUtf8AndTrailingGarbage) {
+    IssueList issues;
+    EXPECT_FALSE(JsonDocument::Parse("{\"a\":\"\xff\"}", issues).has_value());
+    EXPECT_FALSE(JsonDocument::Parse("{} {}", issues).has_value());
+    EXPECT_FALSE(JsonDocument::Parse("", issues).has_value());
+}
+
+TEST(Json, EscapesAndUnicodeSurviveTheRoundTrip) {
+    const std::string text = R"({"div":"<p>\"caf\u00e9\" \\ \n</p>","emoji":"😀"})";
+    JsonDocument doc = ParseOk(text);
+    JsonDocument again = ParseOk(Serialize(doc.Root()));
+    EXPECT_TRUE(JsonEqual(doc.Root(), again.Root()));
+    EXPECT_EQ(again.Root()["div"].String(), "<p>\"café\" \\ \n</p>");
+}
+
+TEST(Json, EqualityComparesNumbersByText) {
+    JsonDocument a = ParseOk(R"({"x":[1.0,{"y":null,"z":true}]})");
+    JsonDocument b = ParseOk(R"({"x":[1.0,{"z":true,"y":null}]})");
+    JsonDocument c = ParseOk(R"({"x":[1.00,{"y":null,"z":true}]})");
+    EXPECT_TRUE(JsonEqual(a.Root(), b.Root()));
+    EXPECT_FALSE(JsonEqual(a.Root(), c.Root()));
+}
+
+}  // namespace
+}  // namespace microcare::fhir
