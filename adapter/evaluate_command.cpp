@@ -95,7 +95,7 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
         if (encounter == nullptr) issues.Error("required", "Bundle.entry", "the record holds no Encounter");
     }
     if (encounter != nullptr && encounter->subject.empty()) {
-        issues.Error("required", encounter->entry->path + ".subject",
+        issues.Error("required", encounter->entry->Path() + ".subject",
                      "missing: MicroCare needs to know whose record this is");
     }
     if (Report(err, args.record_path, issues) != 0) return kBadInput;

@@ -31,7 +31,7 @@ std::string_view StripHistory(std::string_view reference) {
 
 }  // namespace
 
-std::string TypeIdOf(std::string_view reference) {
+std::pair<std::string_view, std::string_view> SplitTypeId(std::string_view reference) {
     if (reference.starts_with("urn:") || reference.starts_with("#")) return {};
     reference = StripHistory(reference);
     auto slash = reference.rfind('/');
@@ -41,7 +41,18 @@ std::string TypeIdOf(std::string_view reference) {
     auto type_start = head.rfind('/');
     std::string_view type = type_start == std::string_view::npos ? head : head.substr(type_start + 1);
     if (!IsResourceTypeName(type) || !IsId(id)) return {};
+    return {type, id};
+}
+
+std::string TypeIdOf(std::string_view reference) {
+    auto [type, id] = SplitTypeId(reference);
+    if (type.empty()) return {};
     return std::string(type) + "/" + std::string(id);
+}
+
+std::string BundleEntry::Path() const {
+    if (!in_bundle) return std::string(resource_type);
+    return "Bundle.entry[" + std::to_string(index) + "].resource";
 }
 
 BundleIndex::BundleIndex(Node root, IssueList& issues) {
@@ -55,23 +66,23 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
         issues.Error("required", "resourceType", "missing: every FHIR resource names its type");
         return;
     }
-    auto add = [&](Node resource, std::string_view full_url, std::string path) {
+    auto add = [&](Node resource, std::string_view full_url, std::size_t index, bool in_bundle) {
         BundleEntry entry;
-        entry.index = entries_.size();
+        entry.index = index;
+        entry.in_bundle = in_bundle;
         entry.resource = resource;
         entry.full_url = full_url;
         entry.resource_type = resource["resourceType"].String();
         entry.id = resource["id"].String();
-        entry.path = std::move(path);
-        if (!full_url.empty()) by_full_url_.emplace(std::string(StripHistory(full_url)), entry.index);
+        const std::size_t position = entries_.size();
+        if (!full_url.empty()) by_full_url_.emplace(StripHistory(full_url), position);
         if (!entry.resource_type.empty() && !entry.id.empty()) {
-            by_type_id_.emplace(std::string(entry.resource_type) + "/" + std::string(entry.id),
-                                entry.index);
+            by_type_id_.emplace(std::make_pair(entry.resource_type, entry.id), position);
         }
-        entries_.push_back(std::move(entry));
+        entries_.push_back(entry);
     };
     if (type != "Bundle") {
-        add(root, {}, std::string(type));
+        add(root, {}, 0, false);
         return;
     }
     is_bundle_ = true;
@@ -81,44 +92,51 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
         issues.Error("structure", "Bundle.entry", "must be an array");
         return;
     }
+    entries_.reserve(entries.Size());
     for (std::size_t i = 0; i < entries.Size(); ++i) {
         Node entry = entries[i];
-        std::string path = "Bundle.entry[" + std::to_string(i) + "]";
         Node resource = entry["resource"];
         if (!resource.Exists()) continue;  // a transaction-response or delete entry
         if (!resource.IsObject() || resource["resourceType"].String().empty()) {
-            issues.Error("structure", path + ".resource",
+            issues.Error("structure", "Bundle.entry[" + std::to_string(i) + "].resource",
                          "must be a FHIR resource object with a resourceType");
             continue;
         }
-        add(resource, entry["fullUrl"].String(), path + ".resource");
+        add(resource, entry["fullUrl"].String(), i, true);
     }
 }
 
 const BundleEntry* BundleIndex::Resolve(std::string_view reference, const BundleEntry* from) const {
     if (reference.empty() || reference.starts_with("#")) return nullptr;
     std::string_view plain = StripHistory(reference);
-    if (auto it = by_full_url_.find(std::string(plain)); it != by_full_url_.end()) {
+    if (auto it = by_full_url_.find(plain); it != by_full_url_.end()) {
         return &entries_[it->second];
     }
     if (plain.starts_with("urn:")) return nullptr;
-    // A relative reference is relative to the base of the referring entry's fullUrl.
-    bool relative = plain.find("://") == std::string_view::npos;
-    if (relative && from != nullptr && from->full_url.find("://") != std::string_view::npos) {
-        std::string_view base = from->full_url;
-        std::string from_type_id = TypeIdOf(base);
-        if (!from_type_id.empty() && base.ends_with(from_type_id)) {
-            std::string absolute(base.substr(0, base.size() - from_type_id.size()));
-            absolute += plain;
-            if (auto it = by_full_url_.find(absolute); it != by_full_url_.end()) {
-                return &entries_[it->second];
-            }
-        }
-    }
-    std::string type_id = TypeIdOf(plain);
-    if (type_id.empty()) return nullptr;
+    auto type_id = SplitTypeId(plain);
+    if (type_id.first.empty()) return nullptr;
     auto it = by_type_id_.find(type_id);
-    return it == by_type_id_.end() ? nullptr : &entries_[it->second];
+    const BundleEntry* candidate = it == by_type_id_.end() ? nullptr : &entries_[it->second];
+    // A relative reference is relative to the base of the referring entry's fullUrl: prefer the
+    // entry on that server when the record mixes servers.
+    const bool relative = plain.find("://") == std::string_view::npos;
+    if (!relative || from == nullptr || from->full_url.find("://") == std::string_view::npos) {
+        return candidate;
+    }
+    auto [from_type, from_id] = SplitTypeId(from->full_url);
+    if (from_type.empty()) return candidate;
+    std::string_view base = from->full_url.substr(
+        0, static_cast<std::size_t>(from_type.data() - from->full_url.data()));
+    if (candidate != nullptr && candidate->full_url.starts_with(base) &&
+        candidate->full_url.substr(base.size()) == plain) {
+        return candidate;
+    }
+    std::string absolute(base);
+    absolute += plain;
+    if (auto found = by_full_url_.find(absolute); found != by_full_url_.end()) {
+        return &entries_[found->second];
+    }
+    return candidate;
 }
 
 Node BundleIndex::ResolveContained(const BundleEntry& from, std::string_view reference) {

@@ -17,7 +17,11 @@ struct BundleEntry {
     std::string_view full_url;
     std::string_view resource_type;
     std::string_view id;
-    std::string path;  // "Bundle.entry[3].resource", or the resource type for a lone resource
+    bool in_bundle = true;
+
+    // "Bundle.entry[3].resource", or the resource type for a lone resource. Built on demand:
+    // paths are only needed to report a problem.
+    std::string Path() const;
 };
 
 // Indexes the entries of a Bundle of any type (collection, searchset, transaction, message,
@@ -48,12 +52,25 @@ public:
     std::string Identity(std::string_view reference, const BundleEntry* from = nullptr) const;
 
 private:
+    struct TypeIdHash {
+        std::size_t operator()(const std::pair<std::string_view, std::string_view>& key) const {
+            return std::hash<std::string_view>{}(key.first) * 31 +
+                   std::hash<std::string_view>{}(key.second);
+        }
+    };
+
+    // Keys are views into the parsed document, which outlives the index.
     std::vector<BundleEntry> entries_;
-    std::unordered_map<std::string, std::size_t> by_full_url_;
-    std::unordered_map<std::string, std::size_t> by_type_id_;
+    std::unordered_map<std::string_view, std::size_t> by_full_url_;
+    std::unordered_map<std::pair<std::string_view, std::string_view>, std::size_t, TypeIdHash>
+        by_type_id_;
     std::string_view bundle_type_;
     bool is_bundle_ = false;
 };
+
+// The type and id of a relative or absolute RESTful reference, without `_history`; empty
+// views otherwise.
+std::pair<std::string_view, std::string_view> SplitTypeId(std::string_view reference);
 
 // `Type/id` from a relative or absolute RESTful reference, without `_history`; empty otherwise.
 std::string TypeIdOf(std::string_view reference);

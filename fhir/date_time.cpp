@@ -1,6 +1,5 @@
 #include "fhir/date_time.hpp"
 
-#include <cstdio>
 
 namespace microcare::fhir {
 namespace {
@@ -81,19 +80,26 @@ unsigned LastDayOfMonth(int year, int month) {
             .day());
 }
 
-std::string Format(const char* pattern, int a, int b, int c) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, pattern, a, b, c);
-    return buffer;
+// Appends `value` as exactly `width` decimal digits.
+void AppendDigits(std::string& out, int value, int width) {
+    char digits[8];
+    for (int i = width - 1; i >= 0; --i) {
+        digits[i] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    }
+    out.append(digits, static_cast<std::size_t>(width));
 }
 
-std::string FormatOffset(int offset_minutes) {
-    if (offset_minutes == 0) return "Z";
-    int magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-    char buffer[16];
-    std::snprintf(buffer, sizeof buffer, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+',
-                  magnitude / 60, magnitude % 60);
-    return buffer;
+void AppendOffset(std::string& out, int offset_minutes) {
+    if (offset_minutes == 0) {
+        out += 'Z';
+        return;
+    }
+    const int magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
+    out += offset_minutes < 0 ? '-' : '+';
+    AppendDigits(out, magnitude / 60, 2);
+    out += ':';
+    AppendDigits(out, magnitude % 60, 2);
 }
 
 }  // namespace
@@ -183,15 +189,27 @@ Instant DateTime::Latest(int default_offset_minutes) const {
 }
 
 std::string DateTime::ToString() const {
-    std::string text = Format("%04d", year_, 0, 0);
+    std::string text;
+    text.reserve(29);
+    AppendDigits(text, year_, 4);
     if (precision_ == DatePrecision::kYear) return text;
-    text += Format("-%02d", month_, 0, 0);
+    text += '-';
+    AppendDigits(text, month_, 2);
     if (precision_ == DatePrecision::kMonth) return text;
-    text += Format("-%02d", day_, 0, 0);
+    text += '-';
+    AppendDigits(text, day_, 2);
     if (precision_ == DatePrecision::kDay) return text;
-    text += Format("T%02d:%02d:%02d", hour_, minute_, second_);
-    if (millis_ != 0) text += Format(".%03d", millis_, 0, 0);
-    if (offset_minutes_) text += FormatOffset(*offset_minutes_);
+    text += 'T';
+    AppendDigits(text, hour_, 2);
+    text += ':';
+    AppendDigits(text, minute_, 2);
+    text += ':';
+    AppendDigits(text, second_, 2);
+    if (millis_ != 0) {
+        text += '.';
+        AppendDigits(text, millis_, 3);
+    }
+    if (offset_minutes_) AppendOffset(text, *offset_minutes_);
     return text;
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace microcare::fhir {
@@ -22,8 +23,51 @@ bool IsMarkedNumber(const JsonValue& value) {
     return value.IsString() && value.GetStringLength() > 0 && value.GetString()[0] == kNumberMark;
 }
 
+// Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
+// code points above U+10FFFF included) or is a raw NUL; npos when there is none. One pass,
+// eight ASCII bytes at a time, instead of RapidJSON's per-character validation.
+std::size_t FirstInvalidByte(std::string_view text) {
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    std::size_t i = 0;
+    auto continuation = [&](std::size_t at) { return at < n && (p[at] & 0xC0) == 0x80; };
+    while (i < n) {
+        if (i + 8 <= n) {
+            std::uint64_t block;
+            std::memcpy(&block, p + i, 8);
+            // All ASCII and no zero byte: the whole block is fine.
+            const bool ascii = (block & 0x8080808080808080ULL) == 0;
+            const bool has_zero = ((block - 0x0101010101010101ULL) & ~block & 0x8080808080808080ULL) != 0;
+            if (ascii && !has_zero) {
+                i += 8;
+                continue;
+            }
+        }
+        const unsigned char c = p[i];
+        if (c == 0) return i;
+        if (c < 0x80) {
+            ++i;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (!continuation(i + 1)) return i;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (!continuation(i + 1) || !continuation(i + 2)) return i;
+            if ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F)) return i;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (!continuation(i + 1) || !continuation(i + 2) || !continuation(i + 3)) return i;
+            if ((c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F)) return i;
+            i += 4;
+        } else {
+            return i;
+        }
+    }
+    return std::string_view::npos;
+}
+
 // Forwards RapidJSON's SAX events to the document, turning raw numbers into marked strings and
-// refusing NUL characters and excessive nesting.
+// refusing excessive nesting, and, when the text holds a `\u0000` escape, NUL characters.
+template <bool kCheckNul>
 class PreservingHandler {
 public:
     PreservingHandler(rapidjson::Document& doc, std::size_t max_depth)
@@ -43,14 +87,14 @@ public:
                            true);
     }
     bool String(const char* str, rapidjson::SizeType length, bool copy) {
-        if (std::memchr(str, '\0', length) != nullptr) {
+        if (kCheckNul && std::memchr(str, '\0', length) != nullptr) {
             problem_ = "a string contains the character U+0000, which FHIR does not allow";
             return false;
         }
         return doc_.String(str, length, copy);
     }
     bool Key(const char* str, rapidjson::SizeType length, bool copy) {
-        if (std::memchr(str, '\0', length) != nullptr) {
+        if (kCheckNul && std::memchr(str, '\0', length) != nullptr) {
             problem_ = "a property name contains the character U+0000";
             return false;
         }
@@ -204,6 +248,8 @@ bool JsonEqual(Node a, Node b) {
 // ---- JsonDocument ---------------------------------------------------------------------------
 
 struct JsonDocument::Impl {
+    // Parsed in place: strings point into this copy of the text, which the document owns.
+    std::string buffer;
     rapidjson::Document doc;
 };
 
@@ -212,21 +258,24 @@ JsonDocument::~JsonDocument() = default;
 JsonDocument::JsonDocument(JsonDocument&&) noexcept = default;
 JsonDocument& JsonDocument::operator=(JsonDocument&&) noexcept = default;
 
-std::optional<JsonDocument> JsonDocument::Parse(std::string_view text, IssueList& issues,
-                                                const JsonParseOptions& options) {
-    JsonDocument result;
-    PreservingHandler handler(result.impl_->doc, options.max_depth);
+namespace {
+
+template <bool kCheckNul>
+std::optional<JsonDocument> ParseWith(JsonDocument result, rapidjson::Document& doc,
+                                      std::string& buffer, const std::string& text,
+                                      IssueList& issues, const JsonParseOptions& options) {
+    PreservingHandler<kCheckNul> handler(doc, options.max_depth);
     rapidjson::ParseResult parsed;
-    rapidjson::MemoryStream memory(text.data(), text.size());
-    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+    // The text was checked for NUL bytes, so the buffer's terminating NUL is its real end.
+    rapidjson::InsituStringStream stream(buffer.data());
     auto generate = [&](rapidjson::Document&) {
         rapidjson::Reader reader;
         constexpr unsigned kFlags =
-            rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag;
+            rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
         parsed = reader.Parse<kFlags>(stream, handler);
         return !parsed.IsError();
     };
-    result.impl_->doc.Populate(generate);
+    doc.Populate(generate);
     if (parsed.IsError()) {
         std::string message = "invalid JSON at " + Position(text, parsed.Offset()) + ": ";
         if (!handler.problem().empty()) {
@@ -238,6 +287,26 @@ std::optional<JsonDocument> JsonDocument::Parse(std::string_view text, IssueList
         return std::nullopt;
     }
     return result;
+}
+
+}  // namespace
+
+std::optional<JsonDocument> JsonDocument::Parse(const std::string& text, IssueList& issues,
+                                                const JsonParseOptions& options) {
+    if (std::size_t bad = FirstInvalidByte(text); bad != std::string_view::npos) {
+        issues.Error("structure", "",
+                     "invalid JSON at " + Position(text, bad) +
+                         (text[bad] == '\0' ? ": a NUL byte" : ": not valid UTF-8"));
+        return std::nullopt;
+    }
+    JsonDocument result;
+    rapidjson::Document& doc = result.impl_->doc;
+    std::string& buffer = result.impl_->buffer;
+    buffer = text;
+    if (text.find("\\u0000") != std::string::npos) {
+        return ParseWith<true>(std::move(result), doc, buffer, text, issues, options);
+    }
+    return ParseWith<false>(std::move(result), doc, buffer, text, issues, options);
 }
 
 Node JsonDocument::Root() const { return Node(&impl_->doc); }

@@ -89,10 +89,10 @@ public:
     JsonDocument(JsonDocument&&) noexcept;
     JsonDocument& operator=(JsonDocument&&) noexcept;
 
-    // Parses `text`. On a syntax error, adds one issue with the line, column and byte offset and
-    // returns nullopt. Strings containing U+0000 are refused: FHIR strings may not hold control
-    // characters below U+0009.
-    static std::optional<JsonDocument> Parse(std::string_view text, IssueList& issues,
+    // Parses `text`, which must be valid UTF-8. On an error, adds one issue with the line,
+    // column and byte offset and returns nullopt. Strings containing U+0000 are refused: FHIR
+    // strings may not hold control characters below U+0009.
+    static std::optional<JsonDocument> Parse(const std::string& text, IssueList& issues,
                                              const JsonParseOptions& options = {});
 
     Node Root() const;

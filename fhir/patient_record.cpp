@@ -14,6 +14,35 @@ constexpr std::array<std::string_view, kResourceTypeCount> kTypeNames = {
     "MedicationRequest", "MedicationStatement", "MedicationAdministration",
     "Procedure",         "Observation", "Immunization"};
 
+template <typename PathFn>
+Concept ReadConceptAt(Node node, const PathFn& path, IssueList& issues) {
+    Concept value;
+    if (!node.Exists()) return value;
+    if (!node.IsObject()) {
+        issues.Error("structure", path(),
+                     "expected a CodeableConcept object, found " + std::string(node.TypeName()));
+        return value;
+    }
+    value.text = node["text"].String();
+    Node codings = node["coding"];
+    if (codings.Exists() && !codings.IsArray()) {
+        issues.Error("structure", path() + ".coding", "expected an array");
+        return value;
+    }
+    value.codings.reserve(codings.Size());
+    for (std::size_t i = 0; i < codings.Size(); ++i) {
+        Node coding = codings[i];
+        if (!coding.IsObject()) {
+            issues.Error("structure", path() + ".coding[" + std::to_string(i) + "]",
+                         "expected a Coding object, found " + std::string(coding.TypeName()));
+            continue;
+        }
+        value.codings.push_back(
+            Coding{coding["system"].String(), coding["code"].String(), coding["display"].String()});
+    }
+    return value;
+}
+
 // Reads the elements of one resource, reporting problems under its path.
 class ResourceReader {
 public:
@@ -23,7 +52,7 @@ public:
     Node Get(std::string_view key) const { return entry_.resource[key]; }
 
     std::string PathOf(std::string_view element) const {
-        return entry_.path + "." + std::string(element);
+        return entry_.Path() + "." + std::string(element);
     }
 
     // A code-typed element (a JSON string).
@@ -37,7 +66,7 @@ public:
     }
 
     Concept ConceptAt(std::string_view element) {
-        return ReadConcept(Get(element), PathOf(element), issues_);
+        return ReadConceptAt(Get(element), [&] { return PathOf(element); }, issues_);
     }
 
     std::vector<Concept> ConceptList(std::string_view element) {
@@ -49,8 +78,8 @@ public:
             return result;
         }
         for (std::size_t i = 0; i < list.Size(); ++i) {
-            result.push_back(
-                ReadConcept(list[i], PathOf(element) + "[" + std::to_string(i) + "]", issues_));
+            result.push_back(ReadConceptAt(
+                list[i], [&] { return PathOf(element) + "[" + std::to_string(i) + "]"; }, issues_));
         }
         return result;
     }
@@ -64,34 +93,35 @@ public:
         return {};
     }
 
-    std::optional<DatedValue> Date(Node node, const std::string& path, std::string element) {
+    // `element` names where the date sits within the resource; it must outlive the record
+    // (callers pass string literals).
+    std::optional<DatedValue> Date(Node node, std::string_view element) {
         if (!node.Exists()) return std::nullopt;
         if (!node.IsString()) {
-            TypeError(path, "a date or dateTime string", node);
+            TypeError(PathOf(element), "a date or dateTime string", node);
             return std::nullopt;
         }
         auto parsed = DateTime::Parse(node.String());
         if (!parsed) {
             // The value itself is not repeated: dates in a record are patient data.
-            issues_.Error("value", path, kBadDate);
+            issues_.Error("value", PathOf(element), kBadDate);
             return std::nullopt;
         }
-        return DatedValue{*parsed, std::chrono::milliseconds(0), std::move(element), false};
+        return DatedValue{*parsed, std::chrono::milliseconds(0), element, false};
     }
 
-    std::optional<DatedValue> Date(std::string_view element) {
-        return Date(Get(element), PathOf(element), std::string(element));
-    }
+    std::optional<DatedValue> Date(std::string_view element) { return Date(Get(element), element); }
 
-    std::optional<DatedValue> PeriodPart(std::string_view element, std::string_view part) {
+    // `name` is the literal "element.part".
+    std::optional<DatedValue> PeriodPart(std::string_view element, std::string_view part,
+                                         std::string_view name) {
         Node period = Get(element);
         if (!period.Exists()) return std::nullopt;
         if (!period.IsObject()) {
             TypeError(PathOf(element), "a Period object", period);
             return std::nullopt;
         }
-        std::string name = std::string(element) + "." + std::string(part);
-        return Date(period[part], PathOf(name), name);
+        return Date(period[part], name);
     }
 
     std::string Reference(std::string_view element) {
@@ -113,15 +143,19 @@ public:
         Node reference = Get("medicationReference");
         std::string_view target = reference["reference"].String();
         Node medication = BundleIndex::ResolveContained(entry_, target);
-        std::string path = PathOf("medicationReference");
+        const BundleEntry* resolved = nullptr;
         if (!medication.Exists()) {
-            if (const BundleEntry* resolved = index_.Resolve(target, &entry_)) {
-                medication = resolved->resource;
-                path = resolved->path;
-            }
+            resolved = index_.Resolve(target, &entry_);
+            if (resolved != nullptr) medication = resolved->resource;
         }
         if (medication["resourceType"].String() == "Medication") {
-            return ReadConcept(medication["code"], path + ".code", issues_);
+            return ReadConceptAt(
+                medication["code"],
+                [&] {
+                    return resolved != nullptr ? resolved->Path() + ".code"
+                                               : PathOf("medicationReference") + "(contained).code";
+                },
+                issues_);
         }
         // An unresolved reference still carries a display that text patterns can match.
         Concept value;
@@ -195,11 +229,11 @@ void ReadCondition(ResourceReader& in, ClinicalResource& out) {
     out.subject = in.Reference("subject");
     out.verification_status = in.StatusConcept("verificationStatus");
     out.has_body_site = in.Get("bodySite").Size() > 0;
-    auto onset = FirstOf(in.Date("onsetDateTime"), in.PeriodPart("onsetPeriod", "start"));
+    auto onset = FirstOf(in.Date("onsetDateTime"), in.PeriodPart("onsetPeriod", "start", "onsetPeriod.start"));
     auto recorded = in.Date("recordedDate");
     out.start = FirstOf(onset, recorded);
-    auto abatement = FirstOf(in.Date("abatementDateTime"), in.PeriodPart("abatementPeriod", "end"));
-    abatement = FirstOf(abatement, in.PeriodPart("abatementPeriod", "start"));
+    auto abatement = FirstOf(in.Date("abatementDateTime"), in.PeriodPart("abatementPeriod", "end", "abatementPeriod.end"));
+    abatement = FirstOf(abatement, in.PeriodPart("abatementPeriod", "start", "abatementPeriod.start"));
     bool abated = abatement.has_value() || in.Get("abatementAge").Exists() ||
                   in.Get("abatementRange").Exists() || in.Get("abatementString").Exists() ||
                   in.Get("abatementBoolean").Bool().value_or(false);
@@ -231,9 +265,8 @@ void ReadMedicationRequest(ResourceReader& in, ClinicalResource& out) {
     auto authored = in.Date("authoredOn");
     out.start = authored;
     Node dispense = in.Get("dispenseRequest");
-    if (auto validity_end = in.Date(dispense["validityPeriod"]["end"],
-                                    in.PathOf("dispenseRequest.validityPeriod.end"),
-                                    "dispenseRequest.validityPeriod.end")) {
+    if (auto validity_end =
+            in.Date(dispense["validityPeriod"]["end"], "dispenseRequest.validityPeriod.end")) {
         out.end = validity_end;
         return;
     }
@@ -258,8 +291,8 @@ void ReadMedicationStatement(ResourceReader& in, ClinicalResource& out) {
     out.status = in.Code("status");
     auto effective = in.Date("effectiveDateTime");
     auto asserted = in.Date("dateAsserted");
-    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start"), effective), asserted);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end"), effective), asserted);
+    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective), asserted);
+    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), asserted);
     if (!out.end) out.end = out.start;
 }
 
@@ -268,8 +301,8 @@ void ReadMedicationAdministration(ResourceReader& in, ClinicalResource& out) {
     out.subject = in.Reference("subject");
     out.status = in.Code("status");
     auto effective = in.Date("effectiveDateTime");
-    out.start = FirstOf(in.PeriodPart("effectivePeriod", "start"), effective);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end"), effective), out.start);
+    out.start = FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective);
+    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), out.start);
 }
 
 void ReadProcedure(ResourceReader& in, ClinicalResource& out) {
@@ -280,8 +313,8 @@ void ReadProcedure(ResourceReader& in, ClinicalResource& out) {
     out.reasons = in.ConceptList("reasonCode");
     out.has_body_site = in.Get("bodySite").Size() > 0;
     auto performed = in.Date("performedDateTime");
-    out.start = FirstOf(in.PeriodPart("performedPeriod", "start"), performed);
-    out.end = FirstOf(FirstOf(in.PeriodPart("performedPeriod", "end"), performed), out.start);
+    out.start = FirstOf(in.PeriodPart("performedPeriod", "start", "performedPeriod.start"), performed);
+    out.end = FirstOf(FirstOf(in.PeriodPart("performedPeriod", "end", "performedPeriod.end"), performed), out.start);
 }
 
 void ReadObservation(ResourceReader& in, ClinicalResource& out) {
@@ -290,8 +323,8 @@ void ReadObservation(ResourceReader& in, ClinicalResource& out) {
     out.status = in.Code("status");
     auto effective = FirstOf(in.Date("effectiveDateTime"), in.Date("effectiveInstant"));
     auto issued = in.Date("issued");
-    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start"), effective), issued);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end"), effective), out.start);
+    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective), issued);
+    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), out.start);
     if (in.Get("valueCodeableConcept").Exists()) out.value_concept = in.ConceptAt("valueCodeableConcept");
     out.interpretation = in.ConceptList("interpretation");
     out.quantity = in.QuantityAt("valueQuantity");
@@ -311,8 +344,8 @@ void ReadEncounter(ResourceReader& in, ClinicalResource& out) {
     out.kinds = in.ConceptList("type");
     if (in.Get("serviceType").Exists()) out.kinds.push_back(in.ConceptAt("serviceType"));
     out.reasons = in.ConceptList("reasonCode");
-    out.start = in.PeriodPart("period", "start");
-    out.end = FirstOf(in.PeriodPart("period", "end"), out.start);
+    out.start = in.PeriodPart("period", "start", "period.start");
+    out.end = FirstOf(in.PeriodPart("period", "end", "period.end"), out.start);
 }
 
 void ReadPatient(ResourceReader& in, ClinicalResource& out) {
@@ -337,31 +370,7 @@ std::optional<ResourceType> ParseResourceType(std::string_view name) {
 std::string_view ToString(ResourceType type) { return kTypeNames[static_cast<std::size_t>(type)]; }
 
 Concept ReadConcept(Node node, const std::string& path, IssueList& issues) {
-    Concept value;
-    if (!node.Exists()) return value;
-    if (!node.IsObject()) {
-        issues.Error("structure", path,
-                     "expected a CodeableConcept object, found " + std::string(node.TypeName()));
-        return value;
-    }
-    value.text = node["text"].String();
-    Node codings = node["coding"];
-    if (codings.Exists() && !codings.IsArray()) {
-        issues.Error("structure", path + ".coding", "expected an array");
-        return value;
-    }
-    value.codings.reserve(codings.Size());
-    for (std::size_t i = 0; i < codings.Size(); ++i) {
-        Node coding = codings[i];
-        if (!coding.IsObject()) {
-            issues.Error("structure", path + ".coding[" + std::to_string(i) + "]",
-                         "expected a Coding object, found " + std::string(coding.TypeName()));
-            continue;
-        }
-        value.codings.push_back(
-            Coding{coding["system"].String(), coding["code"].String(), coding["display"].String()});
-    }
-    return value;
+    return ReadConceptAt(node, [&] { return path; }, issues);
 }
 
 PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues) {

@@ -57,7 +57,7 @@ struct Quantity {
 struct DatedValue {
     DateTime value;
     std::chrono::milliseconds plus{0};
-    std::string element;
+    std::string_view element;  // a literal: "abatementDateTime", "performedPeriod.end", ...
     bool estimated = false;
 
     Instant Earliest(int default_offset_minutes) const {

@@ -1,7 +1,6 @@
 #include "fhir/transaction_builder.hpp"
 
 #include <cstdint>
-#include <cstdio>
 
 namespace microcare::fhir {
 namespace {
@@ -239,14 +238,17 @@ std::string DeterministicUuid(std::string_view key) {
     std::uint64_t low = fnv(0x84222325cbf29ce4ULL ^ high);
     high = (high & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
     low = (low & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;    // RFC 4122 variant
-    char buffer[40];
-    std::snprintf(buffer, sizeof buffer, "%08llx-%04llx-%04llx-%04llx-%012llx",
-                  static_cast<unsigned long long>(high >> 32),
-                  static_cast<unsigned long long>((high >> 16) & 0xffff),
-                  static_cast<unsigned long long>(high & 0xffff),
-                  static_cast<unsigned long long>(low >> 48),
-                  static_cast<unsigned long long>(low & 0xffffffffffffULL));
-    return buffer;
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string uuid(36, '-');
+    std::size_t at = 0;
+    for (int half = 0; half < 2; ++half) {
+        const std::uint64_t bits = half == 0 ? high : low;
+        for (int nibble = 15; nibble >= 0; --nibble) {
+            if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+            uuid[at++] = kHex[(bits >> (nibble * 4)) & 0xf];
+        }
+    }
+    return uuid;
 }
 
 std::string EscapeXhtml(std::string_view text) {

@@ -12,19 +12,21 @@ namespace microcare::rules {
 
 // Why one resource counts for a rule: which resource, what matched, which date made it count.
 struct Evidence {
+    enum class Match { kCode, kText, kAge };
     const fhir::ClinicalResource* resource = nullptr;
-    std::string matched;  // "http://snomed.info/sct|33659008", or "text" for a text pattern
+    Match match = Match::kCode;
+    fhir::Coding coding;   // the coding that matched, for Match::kCode
     bool ongoing = false;  // counted by its status alone, not by a window
-    std::optional<fhir::DatedValue> date;  // the date the window was applied to, if any
+    const fhir::DatedValue* date = nullptr;  // the date the window was applied to, if any
     std::optional<Severity> cap;  // the most this evidence supports, when a cap applies
-    std::vector<std::string> notes;
+    std::vector<std::string_view> notes;  // literals and the pack's own texts
 };
 
 struct Finding {
     std::size_t rule = 0;  // index into RuleSet::rules
     Severity severity = Severity::kInfo;
     std::vector<Evidence> evidence;
-    std::vector<std::string> notes;  // downgrades, caps, "confirm the treatment area"
+    std::vector<std::string_view> notes;  // downgrades, caps, "confirm the treatment area"
 };
 
 struct PlannedActivity {

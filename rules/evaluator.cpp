@@ -14,21 +14,98 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
     return std::find(list.begin(), list.end(), value) != list.end();
 }
 
+// The record classified once: each resource's value sets and whether it is a microneedling
+// session, so that no concept is matched twice and no loop runs resources x resources.
+struct Classified {
+    std::vector<ValueSetMask> code_masks;  // aligned with record.resources
+    std::vector<bool> microneedling;       // encounters and procedures that are sessions
+};
+
+bool HasTextOnlyCode(const RuleSet& rules, const fhir::Concept& concept_value) {
+    for (const fhir::Coding& coding : concept_value.codings) {
+        for (const CodingSpec& spec : rules.microneedling.require_text) {
+            if (coding.system == spec.system && coding.code == spec.code) return true;
+        }
+    }
+    return false;
+}
+
+// A concept names microneedling. Codes listed in requireText (CPT 17999) count only with a
+// text match, so the concept is matched again with them blanked out; their displays stay.
+bool IsMicroneedlingConcept(const RuleSet& rules, const fhir::Concept& concept_value,
+                            const ValueSetMask& mask) {
+    if (!mask.test(rules.microneedling.value_set)) return false;
+    if (!HasTextOnlyCode(rules, concept_value)) return true;
+    fhir::Concept blanked = concept_value;
+    for (fhir::Coding& coding : blanked.codings) {
+        for (const CodingSpec& spec : rules.microneedling.require_text) {
+            if (coding.system == spec.system && coding.code == spec.code) coding.code = {};
+        }
+    }
+    return rules.codes.Match(blanked).test(rules.microneedling.value_set);
+}
+
+bool IsMicroneedlingConcept(const RuleSet& rules, const fhir::Concept& concept_value) {
+    return !concept_value.empty() &&
+           IsMicroneedlingConcept(rules, concept_value, rules.codes.Match(concept_value));
+}
+
+// `all` false: only what finding the sessions needs (procedures and encounters).
+Classified Classify(const RuleSet& rules, const fhir::PatientRecord& record, bool all = true) {
+    const auto& resources = record.resources;
+    Classified out;
+    out.code_masks.resize(resources.size());
+    out.microneedling.assign(resources.size(), false);
+    std::vector<std::string_view> treated_encounters;
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        const ClinicalResource& r = resources[i];
+        if (r.type == ResourceType::kEncounter || r.type == ResourceType::kPatient) continue;
+        if (!all && r.type != ResourceType::kProcedure) continue;
+        out.code_masks[i] = rules.codes.Match(r.code);
+        if (r.type == ResourceType::kProcedure &&
+            Contains(rules.microneedling.procedure_status, std::string(r.status)) &&
+            IsMicroneedlingConcept(rules, r.code, out.code_masks[i])) {
+            out.microneedling[i] = true;
+            if (!r.encounter.empty()) treated_encounters.push_back(r.encounter);
+        }
+    }
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        const ClinicalResource& r = resources[i];
+        if (r.type != ResourceType::kEncounter) continue;
+        auto named = [&](const std::vector<fhir::Concept>& concepts) {
+            return std::any_of(concepts.begin(), concepts.end(), [&](const fhir::Concept& c) {
+                return IsMicroneedlingConcept(rules, c);
+            });
+        };
+        out.microneedling[i] =
+            named(r.kinds) || named(r.reasons) ||
+            std::find(treated_encounters.begin(), treated_encounters.end(), r.reference) !=
+                treated_encounters.end();
+    }
+    return out;
+}
+
 // Runs every index-selected criterion over the patient's resources once.
 class Evaluation {
 public:
-    Evaluation(const RuleSet& rules, const fhir::PatientRecord& record, Assessment& out)
-        : rules_(rules), record_(record), out_(out), matches_(rules.criteria.size()) {}
+    Evaluation(const RuleSet& rules, const fhir::PatientRecord& record, const Classified& classified,
+               Assessment& out)
+        : rules_(rules),
+          record_(record),
+          classified_(classified),
+          out_(out),
+          matches_(rules.criteria.size()) {}
 
     void Run() {
-        for (const ClinicalResource& resource : record_.resources) {
+        for (std::size_t i = 0; i < record_.resources.size(); ++i) {
+            const ClinicalResource& resource = record_.resources[i];
             if (!BelongsToPatient(resource) || IsThisTreatment(resource)) continue;
             if (resource.type == ResourceType::kPatient) {
                 for (std::size_t c : rules_.criteria_without_value_set) Try(c, resource);
                 continue;
             }
             if (resource.type == ResourceType::kEncounter) continue;
-            ValueSetMask mask = rules_.codes.Match(resource.code);
+            const ValueSetMask& mask = classified_.code_masks[i];
             for (std::size_t vs = mask._Find_first(); vs < mask.size(); vs = mask._Find_next(vs)) {
                 for (std::size_t c : rules_.criteria_by_value_set[vs]) Try(c, resource);
             }
@@ -51,7 +128,13 @@ private:
     int Offset() const { return out_.offset_minutes; }
 
     Instant WindowStart(const fhir::CalendarDuration& duration) {
-        return fhir::AddCalendar(out_.origin, duration, -1, Offset());
+        // A pack uses a dozen distinct windows; each is computed once per evaluation.
+        for (const auto& [d, start] : window_starts_) {
+            if (d == duration) return start;
+        }
+        Instant start = fhir::AddCalendar(out_.origin, duration, -1, Offset());
+        window_starts_.emplace_back(duration, start);
+        return start;
     }
 
     void Try(std::size_t index, const ClinicalResource& resource) {
@@ -91,10 +174,10 @@ private:
 
         evidence.ongoing = ongoing;
         if (ongoing) {
-            evidence.date = r.start;
+            evidence.date = r.start ? &*r.start : nullptr;
         } else {
             if (!criterion.look_back) return false;
-            evidence.date = r.end;
+            evidence.date = r.end ? &*r.end : nullptr;
             if (!r.end) {
                 evidence.notes.push_back("its date is not recorded, so it is counted");
             } else if (!criterion.look_back->unlimited &&
@@ -102,7 +185,7 @@ private:
                 return false;
             }
         }
-        evidence.matched = Matched(criterion, r);
+        SetMatch(criterion, r, evidence);
         ApplyCaps(r, evidence);
         return true;
     }
@@ -113,7 +196,7 @@ private:
         // doubt, flag.
         Instant birth = r.birth_date->Latest(Offset());
         if (fhir::AddCalendar(birth, *criterion.age_under, 1, Offset()) <= out_.origin) return false;
-        evidence.matched = "Patient.birthDate";
+        evidence.match = Evidence::Match::kAge;
         evidence.ongoing = true;
         return true;
     }
@@ -136,14 +219,16 @@ private:
         return v <= test.value;
     }
 
-    std::string Matched(const Criterion& criterion, const ClinicalResource& r) const {
-        if (!criterion.value_set) return {};
+    void SetMatch(const Criterion& criterion, const ClinicalResource& r, Evidence& evidence) const {
+        evidence.match = Evidence::Match::kText;
+        if (!criterion.value_set) return;
         for (const fhir::Coding& coding : r.code.codings) {
             if (rules_.codes.MatchCoding(coding).test(*criterion.value_set)) {
-                return std::string(coding.system) + "|" + std::string(coding.code);
+                evidence.match = Evidence::Match::kCode;
+                evidence.coding = coding;
+                return;
             }
         }
-        return "text";
     }
 
     void ApplyCaps(const ClinicalResource& r, Evidence& evidence) const {
@@ -160,24 +245,23 @@ private:
     }
 
     // Evidence of criterion `index` that a later resource (unlessLater) has not overtaken.
-    std::vector<Evidence> Standing(std::size_t index) const {
+    bool Overtaken(std::size_t index, const Evidence& e) const {
         const Criterion& criterion = rules_.criteria[index];
-        std::vector<Evidence> standing;
-        for (const Evidence& e : matches_[index]) {
-            bool overtaken = false;
-            if (criterion.unless_later && e.resource->start) {
-                Instant evidence_time = e.resource->start->Latest(Offset());
-                for (const Evidence& later : matches_[*criterion.unless_later]) {
-                    if (later.resource->start &&
-                        later.resource->start->Earliest(Offset()) > evidence_time) {
-                        overtaken = true;
-                        break;
-                    }
-                }
+        if (!criterion.unless_later || !e.resource->start) return false;
+        const Instant evidence_time = e.resource->start->Latest(Offset());
+        for (const Evidence& later : matches_[*criterion.unless_later]) {
+            if (later.resource->start && later.resource->start->Earliest(Offset()) > evidence_time) {
+                return true;
             }
-            if (!overtaken) standing.push_back(e);
         }
-        return standing;
+        return false;
+    }
+
+    bool AnyStanding(std::size_t index) const {
+        for (const Evidence& e : matches_[index]) {
+            if (!Overtaken(index, e)) return true;
+        }
+        return false;
     }
 
     void Collect() {
@@ -187,7 +271,8 @@ private:
             Finding finding;
             finding.rule = i;
             for (std::size_t c : rule.evidence) {
-                for (Evidence& e : Standing(c)) {
+                for (Evidence& e : matches_[c]) {
+                    if (Overtaken(c, e)) continue;
                     bool seen = std::any_of(finding.evidence.begin(), finding.evidence.end(),
                                             [&](const Evidence& x) { return x.resource == e.resource; });
                     if (!seen) finding.evidence.push_back(std::move(e));
@@ -216,12 +301,11 @@ private:
         }
         finding.severity = std::min(rule.severity, supported);
         if (finding.severity < rule.severity) {
-            finding.notes.push_back("severity lowered from " + std::string(ToString(rule.severity)) +
-                                    " by the status of its evidence");
+            finding.notes.push_back("severity lowered by the status of its evidence");
         }
         if (rule.downgrade) {
             bool downgraded = std::any_of(rule.downgrade->when.begin(), rule.downgrade->when.end(),
-                                          [&](std::size_t c) { return !Standing(c).empty(); });
+                                          [&](std::size_t c) { return AnyStanding(c); });
             if (downgraded && rule.downgrade->severity < finding.severity) {
                 finding.severity = rule.downgrade->severity;
                 finding.notes.push_back(rule.downgrade->note);
@@ -239,64 +323,41 @@ private:
 
     const RuleSet& rules_;
     const fhir::PatientRecord& record_;
+    const Classified& classified_;
     Assessment& out_;
     std::vector<std::vector<Evidence>> matches_;
+    std::vector<std::pair<fhir::CalendarDuration, Instant>> window_starts_;
 };
 
-// The concept with the codes that only count together with text (CPT 17999) blanked out; their
-// displays stay, so that a matching display still counts.
-fhir::Concept WithoutTextOnlyCodes(const RuleSet& rules, const fhir::Concept& concept_value) {
-    fhir::Concept result = concept_value;
-    for (fhir::Coding& coding : result.codings) {
-        for (const CodingSpec& spec : rules.microneedling.require_text) {
-            if (coding.system == spec.system && coding.code == spec.code) coding.code = {};
-        }
-    }
-    return result;
-}
-
-bool IsMicroneedlingConcept(const RuleSet& rules, const fhir::Concept& concept_value) {
-    if (concept_value.empty()) return false;
-    return rules.codes.Match(WithoutTextOnlyCodes(rules, concept_value))
-        .test(rules.microneedling.value_set);
-}
-
-bool IsMicroneedlingProcedure(const RuleSet& rules, const ClinicalResource& r) {
-    return r.type == ResourceType::kProcedure &&
-           Contains(rules.microneedling.procedure_status, std::string(r.status)) &&
-           IsMicroneedlingConcept(rules, r.code);
-}
-
-const ClinicalResource* ProcedureOf(const RuleSet& rules, const fhir::PatientRecord& record,
+const ClinicalResource* ProcedureOf(const fhir::PatientRecord& record, const Classified& classified,
                                     const ClinicalResource& encounter) {
-    for (const ClinicalResource& r : record.resources) {
-        if (!r.encounter.empty() && r.encounter == encounter.reference &&
-            IsMicroneedlingProcedure(rules, r)) {
+    for (std::size_t i = 0; i < record.resources.size(); ++i) {
+        const ClinicalResource& r = record.resources[i];
+        if (classified.microneedling[i] && r.type == ResourceType::kProcedure &&
+            r.encounter == encounter.reference) {
             return &r;
         }
     }
     return nullptr;
 }
 
-bool IsMicroneedlingEncounter(const RuleSet& rules, const fhir::PatientRecord& record,
-                              const ClinicalResource& encounter) {
-    auto matches = [&](const std::vector<fhir::Concept>& concepts) {
-        return std::any_of(concepts.begin(), concepts.end(),
-                           [&](const fhir::Concept& c) { return IsMicroneedlingConcept(rules, c); });
-    };
-    return matches(encounter.kinds) || matches(encounter.reasons) ||
-           ProcedureOf(rules, record, encounter) != nullptr;
+std::size_t IndexOf(const fhir::PatientRecord& record, const ClinicalResource& resource) {
+    return static_cast<std::size_t>(&resource - record.resources.data());
 }
 
 Instant SortKey(const ClinicalResource& r) {
     return r.start ? r.start->Earliest(0) : Instant::min();
 }
 
-std::string LocalDay(Instant instant, int offset_minutes) {
-    return fhir::FormatDate(instant, offset_minutes);
+// The day number of an instant on the calendar of an offset.
+long LocalDay(Instant instant, int offset_minutes) {
+    return std::chrono::floor<std::chrono::days>(instant + std::chrono::minutes(offset_minutes))
+        .time_since_epoch()
+        .count();
 }
 
-void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record, Assessment& out) {
+void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
+                   const Classified& classified, Assessment& out) {
     const Aftercare& care = rules.aftercare;
     const int offset = out.offset_minutes;
     auto at = [&](const fhir::CalendarDuration& d) {
@@ -328,14 +389,14 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record, Asse
 
     // Sessions: distinct treatment days in the counting window, this one included.
     const Instant window_start = fhir::AddCalendar(out.origin, care.count_within, -1, offset);
-    std::set<std::string> days{LocalDay(out.origin, offset)};
-    for (const ClinicalResource& r : record.resources) {
-        if (r.subject != out.patient || !r.start) continue;
-        bool session = (r.type == ResourceType::kEncounter &&
-                        Contains(rules.microneedling.encounter_status, std::string(r.status)) &&
-                        IsMicroneedlingEncounter(rules, record, r)) ||
-                       IsMicroneedlingProcedure(rules, r);
-        if (!session) continue;
+    std::set<long> days{LocalDay(out.origin, offset)};
+    for (std::size_t i = 0; i < record.resources.size(); ++i) {
+        const ClinicalResource& r = record.resources[i];
+        if (!classified.microneedling[i] || r.subject != out.patient || !r.start) continue;
+        if (r.type == ResourceType::kEncounter &&
+            !Contains(rules.microneedling.encounter_status, std::string(r.status))) {
+            continue;
+        }
         Instant when = r.start->Earliest(offset);
         if (when < window_start || when > out.origin) continue;
         days.insert(LocalDay(when, offset));
@@ -426,10 +487,11 @@ bool Assessment::HasAbsolute() const {
 
 std::vector<const ClinicalResource*> FindMicroneedlingEncounters(const RuleSet& rules,
                                                                  const fhir::PatientRecord& record) {
+    const Classified classified = Classify(rules, record, false);
     std::vector<const ClinicalResource*> result;
-    for (const ClinicalResource& r : record.resources) {
-        if (r.type == ResourceType::kEncounter && IsMicroneedlingEncounter(rules, record, r)) {
-            result.push_back(&r);
+    for (std::size_t i = 0; i < record.resources.size(); ++i) {
+        if (record.resources[i].type == ResourceType::kEncounter && classified.microneedling[i]) {
+            result.push_back(&record.resources[i]);
         }
     }
     std::stable_sort(result.begin(), result.end(),
@@ -456,7 +518,8 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
     Assessment out;
     out.encounter = &encounter;
     out.patient = encounter.subject;
-    if (!IsMicroneedlingEncounter(rules, record, encounter)) {
+    const Classified classified = Classify(rules, record);
+    if (!classified.microneedling[IndexOf(record, encounter)]) {
         out.explanation = encounter.reference + " is not a microneedling encounter: neither its "
                           "type, service type or reason nor a Procedure of it matches the "
                           "pack's microneedling codes or text";
@@ -467,7 +530,7 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
                           "\": only a treatment that took place gets an aftercare plan";
         return out;
     }
-    out.procedure = ProcedureOf(rules, record, encounter);
+    out.procedure = ProcedureOf(record, classified, encounter);
     if (encounter.start) {
         out.offset_minutes = encounter.start->value.offset_minutes().value_or(0);
         out.origin = encounter.start->Earliest(out.offset_minutes);
@@ -475,14 +538,14 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
     } else if (out.procedure && out.procedure->start) {
         out.offset_minutes = out.procedure->start->value.offset_minutes().value_or(0);
         out.origin = out.procedure->start->Earliest(out.offset_minutes);
-        out.origin_source = "Procedure." + out.procedure->start->element;
+        out.origin_source = "Procedure." + std::string(out.procedure->start->element);
     } else {
         out.origin = now;
         out.origin_source = "the evaluation time (the encounter has no start date)";
     }
     out.applies = true;
-    Evaluation(rules, record, out).Run();
-    PlanAftercare(rules, record, out);
+    Evaluation(rules, record, classified, out).Run();
+    PlanAftercare(rules, record, classified, out);
     return out;
 }
 

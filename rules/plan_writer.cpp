@@ -42,33 +42,29 @@ std::string EncounterKey(const fhir::ClinicalResource& encounter) {
     return std::string(cut == std::string_view::npos ? url : url.substr(cut + 1));
 }
 
-std::string DescribeMatch(std::string_view matched, const RuleSet& rules, const Rule& rule) {
-    if (matched.empty()) return {};
-    if (matched == "text") {
-        return "matched by name (a text pattern of rule " + rule.id + ")";
+std::string DescribeMatch(const Evidence& e) {
+    switch (e.match) {
+        case Evidence::Match::kText: return "matched by name";
+        case Evidence::Match::kAge: return "age from Patient.birthDate";
+        case Evidence::Match::kCode: break;
     }
-    if (matched == "Patient.birthDate") return "age from Patient.birthDate";
-    auto bar = matched.find('|');
-    (void)rules;
-    return "matched " + std::string(SystemName(matched.substr(0, bar))) + " " +
-           std::string(matched.substr(bar + 1));
+    return "matched " + std::string(SystemName(e.coding.system)) + " " + std::string(e.coding.code);
 }
 
-std::string DescribeEvidence(const RuleSet& rules, const Rule& rule, const Evidence& e,
-                             int offset) {
-    std::string text = e.resource->reference + " (" + DescribeMatch(e.matched, rules, rule);
+std::string DescribeEvidence(const Evidence& e, int offset) {
+    std::string text = e.resource->reference + " (" + DescribeMatch(e);
     if (!e.resource->status.empty()) {
         text += "; status " + std::string(e.resource->status);
         if (e.resource->status_defaulted) text += " (no status recorded)";
     }
     if (e.date) {
-        text += "; " + e.date->element + " " +
+        text += "; " + std::string(e.date->element) + " " +
                 (e.date->estimated || e.date->plus.count() != 0
                      ? fhir::FormatDate(e.date->Latest(offset), offset) + " (estimated)"
                      : e.date->value.ToString());
     }
     text += e.ongoing ? "; ongoing" : "";
-    for (const std::string& note : e.notes) text += "; " + note;
+    for (std::string_view note : e.notes) text += "; " + std::string(note);
     return text + ")";
 }
 
@@ -138,11 +134,11 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
         for (std::size_t i = 0; i < finding.evidence.size(); ++i) {
             const Evidence& e = finding.evidence[i];
             issue.implicated.push_back(e.resource->reference);
-            issue.detail += (i ? "; " : "") + DescribeEvidence(rules, rule, e, offset);
+            issue.detail += (i ? "; " : "") + DescribeEvidence(e, offset);
         }
         issue.detail += ". Windows are measured from " + a.origin_source + " " +
                         fhir::FormatInstant(a.origin, offset) + ".";
-        for (const std::string& note : finding.notes) issue.detail += " Note: " + note + ".";
+        for (std::string_view note : finding.notes) issue.detail += " Note: " + std::string(note) + ".";
         issue.detail += " Action: " + rule.action + " Rule " + rule.id + " (" +
                         std::string(ToString(finding.severity)) + ") of rule pack " + rules.id +
                         " " + rules.version + ".";

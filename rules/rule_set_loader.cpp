@@ -893,7 +893,7 @@ private:
 std::optional<RuleSet> LoadRuleSet(std::string_view json_text, const PackFileReader& read_file,
                                    IssueList& issues) {
     IssueList parse_issues;
-    auto doc = fhir::JsonDocument::Parse(json_text, parse_issues);
+    auto doc = fhir::JsonDocument::Parse(std::string(json_text), parse_issues);
     for (const fhir::Issue& issue : parse_issues) issues.Error("invalid", issue.path, issue.message);
     if (!doc) return std::nullopt;
     return PackLoader(read_file, issues).Load(doc->Root());

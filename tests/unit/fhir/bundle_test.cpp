@@ -37,7 +37,7 @@ protected:
 
 TEST_F(BundleIndexTest, IndexesEveryResourceEntry) {
     ASSERT_EQ(index_->entries().size(), 4u);  // the DELETE entry has no resource
-    EXPECT_EQ(index_->entries()[2].path, "Bundle.entry[2].resource");
+    EXPECT_EQ(index_->entries()[2].Path(), "Bundle.entry[2].resource");
     EXPECT_EQ(index_->bundle_type(), "searchset");
 }
 
@@ -91,7 +91,7 @@ TEST(BundleIndex, ReadsALoneResourceAsAOneEntryRecord) {
     BundleIndex index(doc->Root(), issues);
     ASSERT_EQ(index.entries().size(), 1u);
     EXPECT_FALSE(index.is_bundle());
-    EXPECT_EQ(index.entries()[0].path, "Condition");
+    EXPECT_EQ(index.entries()[0].Path(), "Condition");
 }
 
 }  // namespace
