@@ -25,8 +25,10 @@ bool IsId(std::string_view text) {
 }
 
 std::string_view StripHistory(std::string_view reference) {
-    auto at = reference.find("/_history/");
-    return at == std::string_view::npos ? reference : reference.substr(0, at);
+    auto at = reference.find("_history/");
+    return at == std::string_view::npos || at == 0 || reference[at - 1] != '/'
+               ? reference
+               : reference.substr(0, at - 1);
 }
 
 }  // namespace
@@ -74,6 +76,13 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
         entry.full_url = full_url;
         entry.resource_type = resource["resourceType"].String();
         entry.id = resource["id"].String();
+        if (full_url.find("://") != std::string_view::npos) {
+            auto [url_type, url_id] = SplitTypeId(full_url);
+            if (!url_type.empty()) {
+                entry.base = full_url.substr(
+                    0, static_cast<std::size_t>(url_type.data() - full_url.data()));
+            }
+        }
         const std::size_t position = entries_.size();
         if (!full_url.empty()) by_full_url_.emplace(StripHistory(full_url), position);
         if (!entry.resource_type.empty() && !entry.id.empty()) {
@@ -119,14 +128,10 @@ const BundleEntry* BundleIndex::Resolve(std::string_view reference, const Bundle
     const BundleEntry* candidate = it == by_type_id_.end() ? nullptr : &entries_[it->second];
     // A relative reference is relative to the base of the referring entry's fullUrl: prefer the
     // entry on that server when the record mixes servers.
-    const bool relative = plain.find("://") == std::string_view::npos;
-    if (!relative || from == nullptr || from->full_url.find("://") == std::string_view::npos) {
+    if (from == nullptr || from->base.empty() || plain.find("://") != std::string_view::npos) {
         return candidate;
     }
-    auto [from_type, from_id] = SplitTypeId(from->full_url);
-    if (from_type.empty()) return candidate;
-    std::string_view base = from->full_url.substr(
-        0, static_cast<std::size_t>(from_type.data() - from->full_url.data()));
+    const std::string_view base = from->base;
     if (candidate != nullptr && candidate->full_url.starts_with(base) &&
         candidate->full_url.substr(base.size()) == plain) {
         return candidate;

@@ -17,6 +17,8 @@ struct BundleEntry {
     std::string_view full_url;
     std::string_view resource_type;
     std::string_view id;
+    // For an absolute fullUrl, the server base relative references in it resolve against.
+    std::string_view base;
     bool in_bundle = true;
 
     // "Bundle.entry[3].resource", or the resource type for a lone resource. Built on demand:

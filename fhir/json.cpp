@@ -145,11 +145,6 @@ std::string Position(std::string_view text, std::size_t offset) {
            std::to_string(offset) + ")";
 }
 
-rapidjson::Value::ConstMemberIterator FindMember(const JsonValue& object, std::string_view key) {
-    rapidjson::Value name(rapidjson::StringRef(key.data(), key.size()));
-    return object.FindMember(name);
-}
-
 }  // namespace
 
 // ---- Node -----------------------------------------------------------------------------------
@@ -186,9 +181,18 @@ std::optional<bool> Node::Bool() const {
 }
 
 Node Node::operator[](std::string_view key) const {
-    if (!IsObject()) return Node();
-    auto it = FindMember(*value_, key);
-    return it == value_->MemberEnd() ? Node() : Node(&it->value);
+    if (!IsObject() || key.empty()) return Node();
+    // Length and first character first: most member names differ in one of them, and a call
+    // to memcmp for every member is what a lookup would otherwise cost.
+    for (auto it = value_->MemberBegin(); it != value_->MemberEnd(); ++it) {
+        const rapidjson::SizeType length = it->name.GetStringLength();
+        if (length != key.size()) continue;
+        const char* name = it->name.GetString();
+        std::size_t k = 0;
+        while (k < length && name[k] == key[k]) ++k;
+        if (k == length) return Node(&it->value);
+    }
+    return Node();
 }
 
 Node Node::operator[](std::size_t index) const {
@@ -314,7 +318,9 @@ Node JsonDocument::Root() const { return Node(&impl_->doc); }
 // ---- JsonWriter -----------------------------------------------------------------------------
 
 struct JsonWriter::Impl {
-    explicit Impl(bool pretty_output) : pretty(pretty_output), compact_writer(buffer) {
+    // Room for a typical transaction Bundle from the start, so it is not regrown as it is written.
+    explicit Impl(bool pretty_output)
+        : pretty(pretty_output), buffer(nullptr, 16 * 1024), compact_writer(buffer) {
         if (pretty) {
             pretty_writer.emplace(buffer);
             pretty_writer->SetIndent(' ', 2);

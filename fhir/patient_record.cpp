@@ -44,10 +44,40 @@ Concept ReadConceptAt(Node node, const PathFn& path, IssueList& issues) {
 }
 
 // Reads the elements of one resource, reporting problems under its path.
+// Most resources of a record name the same patient the same way: each distinct reference
+// (with the base it is relative to) is resolved once.
+class IdentityCache {
+public:
+    IdentityCache(const BundleIndex& index, std::deque<std::string>& strings)
+        : index_(index), strings_(strings) {}
+
+    std::string_view Identity(std::string_view reference, const BundleEntry& from) {
+        const std::string_view base = from.base;
+        for (const Item& item : items_) {
+            if (item.reference == reference && item.base == base) return item.identity;
+        }
+        if (items_.size() > 16) items_.erase(items_.begin());
+        std::string_view identity = strings_.emplace_back(index_.Identity(reference, &from));
+        items_.push_back(Item{reference, base, identity});
+        return identity;
+    }
+
+private:
+    struct Item {
+        std::string_view reference;
+        std::string_view base;
+        std::string_view identity;
+    };
+    const BundleIndex& index_;
+    std::deque<std::string>& strings_;
+    std::vector<Item> items_;
+};
+
 class ResourceReader {
 public:
-    ResourceReader(const BundleIndex& index, const BundleEntry& entry, IssueList& issues)
-        : index_(index), entry_(entry), issues_(issues) {}
+    ResourceReader(const BundleIndex& index, IdentityCache& identities, const BundleEntry& entry,
+                   IssueList& issues)
+        : index_(index), identities_(identities), entry_(entry), issues_(issues) {}
 
     Node Get(std::string_view key) const { return entry_.resource[key]; }
 
@@ -124,7 +154,7 @@ public:
         return Date(period[part], name);
     }
 
-    std::string Reference(std::string_view element) {
+    std::string_view Reference(std::string_view element) {
         Node reference = Get(element);
         if (!reference.Exists()) return {};
         if (!reference.IsObject()) {
@@ -133,7 +163,7 @@ public:
         }
         std::string_view target = reference["reference"].String();
         if (target.empty()) return {};
-        return index_.Identity(target, &entry_);
+        return identities_.Identity(target, entry_);
     }
 
     // medicationCodeableConcept, or the code of the Medication that medicationReference names
@@ -215,6 +245,7 @@ public:
 
 private:
     const BundleIndex& index_;
+    IdentityCache& identities_;
     const BundleEntry& entry_;
     IssueList& issues_;
 };
@@ -376,14 +407,15 @@ Concept ReadConcept(Node node, const std::string& path, IssueList& issues) {
 PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues) {
     PatientRecord record;
     record.resources.reserve(index.entries().size());
+    IdentityCache identities(index, record.strings);
     for (const BundleEntry& entry : index.entries()) {
         auto type = ParseResourceType(entry.resource_type);
         if (!type) continue;
         ClinicalResource resource;
         resource.type = *type;
         resource.entry = &entry;
-        resource.reference = BundleIndex::ReferenceTo(entry);
-        ResourceReader in(index, entry, issues);
+        resource.reference = record.strings.emplace_back(BundleIndex::ReferenceTo(entry));
+        ResourceReader in(index, identities, entry, issues);
         switch (*type) {
             case ResourceType::kPatient: ReadPatient(in, resource); break;
             case ResourceType::kEncounter: ReadEncounter(in, resource); break;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,8 +73,9 @@ struct DatedValue {
 struct ClinicalResource {
     ResourceType type = ResourceType::kCondition;
     const BundleEntry* entry = nullptr;
-    std::string reference;  // how the record refers to it: "Condition/12" or "urn:uuid:..."
-    std::string subject;    // identity of the patient it is about; empty when it names none
+    // Views into the PatientRecord's own strings or the parsed document.
+    std::string_view reference;  // how the record refers to it: "Condition/12" or "urn:uuid:..."
+    std::string_view subject;    // identity of the patient it is about; empty when it names none
     Concept code;           // Condition/Procedure/Observation code, medication, vaccine
     std::string_view status;
     bool status_defaulted = false;  // a missing clinicalStatus read as active/resolved
@@ -90,7 +92,7 @@ struct ClinicalResource {
     // Encounter and Procedure
     std::vector<Concept> kinds;    // Encounter.type and serviceType
     std::vector<Concept> reasons;  // reasonCode
-    std::string encounter;         // Procedure.encounter identity
+    std::string_view encounter;    // Procedure.encounter identity
 
     // Patient
     std::optional<DateTime> birth_date;
@@ -98,6 +100,9 @@ struct ClinicalResource {
 
 struct PatientRecord {
     std::vector<ClinicalResource> resources;
+    // The references and identities the resources point at (a deque: growing it never moves
+    // them).
+    std::deque<std::string> strings;
 };
 
 // Reads every resource of the types above from the record. Problems that make a resource

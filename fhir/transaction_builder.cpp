@@ -58,11 +58,24 @@ void WriteNarrative(JsonWriter& out, std::string_view html_body) {
     out.EndObject();
 }
 
+// The fullUrls of the Bundle's entries, computed once: resources refer to each other by them.
+struct EntryUrls {
+    std::string care_plan;
+    std::vector<std::string> issues;
+    std::string task;
+
+    explicit EntryUrls(const TransactionValue& value) {
+        if (value.care_plan) care_plan = FullUrl(value.care_plan->identifier);
+        for (const DetectedIssueValue& issue : value.issues) issues.push_back(FullUrl(issue.identifier));
+        if (value.task) task = FullUrl(value.task->identifier);
+    }
+};
+
 // Opens a transaction entry and the resource's common header; the caller writes the rest.
 void BeginEntry(JsonWriter& out, const Provenance& provenance, std::string_view resource_type,
-                const IdentifierValue& identifier) {
+                const IdentifierValue& identifier, std::string_view full_url) {
     out.StartObject();
-    out.Field("fullUrl", FullUrl(identifier));
+    out.Field("fullUrl", full_url);
     out.Key("resource");
     out.StartObject();
     out.Field("resourceType", resource_type);
@@ -98,9 +111,9 @@ void EndEntry(JsonWriter& out, std::string_view resource_type, const IdentifierV
     out.EndObject();  // entry
 }
 
-void WriteCarePlan(JsonWriter& out, const TransactionValue& value) {
+void WriteCarePlan(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls) {
     const CarePlanValue& plan = *value.care_plan;
-    BeginEntry(out, value.provenance, "CarePlan", plan.identifier);
+    BeginEntry(out, value.provenance, "CarePlan", plan.identifier, urls.care_plan);
     std::string html = "<p><b>" + EscapeXhtml(plan.title) + "</b></p><p>" +
                        EscapeXhtml(plan.description) + "</p><ul>";
     for (const ActivityValue& activity : plan.activities) {
@@ -125,9 +138,9 @@ void WriteCarePlan(JsonWriter& out, const TransactionValue& value) {
     if (!value.issues.empty()) {
         out.Key("supportingInfo");
         out.StartArray();
-        for (const DetectedIssueValue& issue : value.issues) {
+        for (const std::string& url : urls.issues) {
             out.StartObject();
-            out.Field("reference", FullUrl(issue.identifier));
+            out.Field("reference", url);
             out.EndObject();
         }
         out.EndArray();
@@ -151,8 +164,8 @@ void WriteCarePlan(JsonWriter& out, const TransactionValue& value) {
 }
 
 void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
-                        const DetectedIssueValue& issue) {
-    BeginEntry(out, provenance, "DetectedIssue", issue.identifier);
+                        const DetectedIssueValue& issue, std::string_view full_url) {
+    BeginEntry(out, provenance, "DetectedIssue", issue.identifier, full_url);
     WriteNarrative(out, "<p><b>" + EscapeXhtml(issue.title) + "</b> (" + issue.severity +
                             ")</p><p>" + EscapeXhtml(issue.detail) + "</p>");
     out.Field("status", "final");
@@ -175,9 +188,9 @@ void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
     EndEntry(out, "DetectedIssue", issue.identifier);
 }
 
-void WriteTask(JsonWriter& out, const TransactionValue& value) {
+void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls) {
     const TaskValue& task = *value.task;
-    BeginEntry(out, value.provenance, "Task", task.identifier);
+    BeginEntry(out, value.provenance, "Task", task.identifier, urls.task);
     WriteNarrative(out, "<p>" + EscapeXhtml(task.description) + "</p><p>" +
                             EscapeXhtml(task.reason) + "</p>");
     out.Field("status", "requested");
@@ -188,7 +201,7 @@ void WriteTask(JsonWriter& out, const TransactionValue& value) {
                    "Activate/approve the focal resource"}},
                  "Clinician review of microneedling contraindications");
     out.Field("description", task.description);
-    if (value.care_plan) WriteReference(out, "focus", FullUrl(value.care_plan->identifier));
+    if (value.care_plan) WriteReference(out, "focus", urls.care_plan);
     WriteReference(out, "for", task.patient);
     if (!task.encounter.empty()) WriteReference(out, "encounter", task.encounter);
     out.Field("authoredOn", Text(task.authored));
@@ -196,10 +209,10 @@ void WriteTask(JsonWriter& out, const TransactionValue& value) {
     if (!value.issues.empty()) {
         out.Key("input");
         out.StartArray();
-        for (const DetectedIssueValue& issue : value.issues) {
+        for (const std::string& url : urls.issues) {
             out.StartObject();
             WriteConcept(out, "type", {}, "DetectedIssue");
-            WriteReference(out, "valueReference", FullUrl(issue.identifier));
+            WriteReference(out, "valueReference", url);
             out.EndObject();
         }
         out.EndArray();
@@ -215,11 +228,12 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     out.Field("type", "transaction");
     out.Key("entry");
     out.StartArray();
-    if (value.care_plan) WriteCarePlan(out, value);
-    for (const DetectedIssueValue& issue : value.issues) {
-        WriteDetectedIssue(out, value.provenance, issue);
+    const EntryUrls urls(value);
+    if (value.care_plan) WriteCarePlan(out, value, urls);
+    for (std::size_t i = 0; i < value.issues.size(); ++i) {
+        WriteDetectedIssue(out, value.provenance, value.issues[i], urls.issues[i]);
     }
-    if (value.task) WriteTask(out, value);
+    if (value.task) WriteTask(out, value, urls);
     out.EndArray();
     out.EndObject();
 }
@@ -253,15 +267,15 @@ std::string DeterministicUuid(std::string_view key) {
 
 std::string EscapeXhtml(std::string_view text) {
     std::string result;
-    result.reserve(text.size());
-    for (char c : text) {
-        switch (c) {
-            case '&': result += "&amp;"; break;
-            case '<': result += "&lt;"; break;
-            case '>': result += "&gt;"; break;
-            default: result += c;
-        }
+    result.reserve(text.size() + 16);
+    std::size_t from = 0;
+    for (auto at = text.find_first_of("&<>"); at != std::string_view::npos;
+         at = text.find_first_of("&<>", from)) {
+        result.append(text, from, at - from);
+        result += text[at] == '&' ? "&amp;" : text[at] == '<' ? "&lt;" : "&gt;";
+        from = at + 1;
     }
+    result.append(text, from);
     return result;
 }
 

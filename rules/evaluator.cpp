@@ -520,13 +520,13 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
     out.patient = encounter.subject;
     const Classified classified = Classify(rules, record);
     if (!classified.microneedling[IndexOf(record, encounter)]) {
-        out.explanation = encounter.reference + " is not a microneedling encounter: neither its "
+        out.explanation = std::string(encounter.reference) + " is not a microneedling encounter: neither its "
                           "type, service type or reason nor a Procedure of it matches the "
                           "pack's microneedling codes or text";
         return out;
     }
     if (!Contains(rules.microneedling.encounter_status, std::string(encounter.status))) {
-        out.explanation = encounter.reference + " has status \"" + std::string(encounter.status) +
+        out.explanation = std::string(encounter.reference) + " has status \"" + std::string(encounter.status) +
                           "\": only a treatment that took place gets an aftercare plan";
         return out;
     }

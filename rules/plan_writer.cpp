@@ -52,7 +52,7 @@ std::string DescribeMatch(const Evidence& e) {
 }
 
 std::string DescribeEvidence(const Evidence& e, int offset) {
-    std::string text = e.resource->reference + " (" + DescribeMatch(e);
+    std::string text = std::string(e.resource->reference) + " (" + DescribeMatch(e);
     if (!e.resource->status.empty()) {
         text += "; status " + std::string(e.resource->status);
         if (e.resource->status_defaulted) text += " (no status recorded)";
@@ -133,7 +133,7 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
         issue.detail = rule.message + " Evidence: ";
         for (std::size_t i = 0; i < finding.evidence.size(); ++i) {
             const Evidence& e = finding.evidence[i];
-            issue.implicated.push_back(e.resource->reference);
+            issue.implicated.emplace_back(e.resource->reference);
             issue.detail += (i ? "; " : "") + DescribeEvidence(e, offset);
         }
         issue.detail += ". Windows are measured from " + a.origin_source + " " +
@@ -171,7 +171,7 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
 
 std::string Summarize(const RuleSet& rules, const Assessment& a) {
     if (!a.applies) return "No aftercare plan: " + a.explanation + ".\n";
-    std::string text = a.encounter->reference + ": microneedling session " +
+    std::string text = std::string(a.encounter->reference) + ": microneedling session " +
                        std::to_string(a.session_number) + " of " +
                        std::to_string(a.series_length) +
                        (a.indication.empty() ? "" : " (" + a.indication + ")") + ", from " +
@@ -181,7 +181,7 @@ std::string Summarize(const RuleSet& rules, const Assessment& a) {
         const Rule& rule = rules.rules[finding.rule];
         text += "  " + std::string(WireSeverity(finding.severity)) + "  " + rule.id + " " +
                 rule.title + ":";
-        for (const Evidence& e : finding.evidence) text += " " + e.resource->reference;
+        for (const Evidence& e : finding.evidence) text += " " + std::string(e.resource->reference);
         text += "\n";
     }
     for (const PlannedActivity& activity : a.activities) {

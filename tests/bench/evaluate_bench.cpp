@@ -78,6 +78,34 @@ void BM_MicroCareParse(benchmark::State& state) {
 }
 BENCHMARK(BM_MicroCareParse);
 
+void BM_ReadRecord(benchmark::State& state) {
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(Record(), issues);
+    for (auto _ : state) {
+        fhir::BundleIndex index(doc->Root(), issues);
+        fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
+        benchmark::DoNotOptimize(record.resources.data());
+    }
+    Count(state);
+}
+BENCHMARK(BM_ReadRecord);
+
+void BM_WriteTransaction(benchmark::State& state) {
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(Record(), issues);
+    fhir::BundleIndex index(doc->Root(), issues);
+    fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
+    auto encounters = rules::FindMicroneedlingEncounters(Pack(), record);
+    rules::Assessment a = rules::Evaluate(Pack(), record, *encounters.front(), kNow);
+    for (auto _ : state) {
+        fhir::JsonWriter writer;
+        fhir::WriteTransaction(writer, rules::BuildTransaction(Pack(), a, kNow));
+        benchmark::DoNotOptimize(writer.View().data());
+    }
+    Count(state);
+}
+BENCHMARK(BM_WriteTransaction);
+
 void BM_EvaluateOnly(benchmark::State& state) {
     fhir::IssueList issues;
     auto doc = fhir::JsonDocument::Parse(Record(), issues);
