@@ -1,0 +1,46 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <string>
+#include <vector>
+
+#include "adapter/client/http_client.hpp"
+#include "adapter/client/smart_auth.hpp"
+#include "adapter/error.hpp"
+
+namespace microcare::adapter {
+
+struct FhirClientOptions {
+    std::string base_url;  // e.g. https://ehr.example/fhir (no trailing slash needed)
+    std::size_t max_pages = 50;  // Bundle.link "next" pages followed per search at most
+};
+
+// The EHR's FHIR REST API: reads, searches that follow `next` links, and posts, with the
+// configured authorisation. Relative paths are relative to the base URL.
+class FhirClient {
+public:
+    FhirClient(HttpClient& http, AuthProvider& auth, FhirClientOptions options);
+
+    boost::asio::awaitable<Result<HttpResponse>> Get(std::string path_or_url);
+    boost::asio::awaitable<Result<HttpResponse>> Post(std::string path, std::string body);
+
+    // Runs a search (`Condition?patient=Patient/1`) and returns every entry.resource of every
+    // page as JSON text; a non-2xx page is returned as an error response in `failure`.
+    struct SearchResult {
+        std::vector<std::string> resources;
+        std::optional<HttpResponse> failure;
+        std::size_t pages = 0;
+    };
+    boost::asio::awaitable<Result<SearchResult>> SearchAll(std::string query);
+
+    const std::string& base_url() const { return options_.base_url; }
+
+private:
+    boost::asio::awaitable<Result<HttpResponse>> Send(HttpRequest request);
+
+    HttpClient& http_;
+    AuthProvider& auth_;
+    FhirClientOptions options_;
+};
+
+}  // namespace microcare::adapter

@@ -1,0 +1,127 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapter/error.hpp"
+
+namespace microcare::adapter {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = std::chrono::sys_time<std::chrono::milliseconds>;
+
+enum class JobState { kQueued, kRunning, kDone, kDead };
+std::string_view ToString(JobState state);
+
+// A unit of work: assess one encounter and write the result back to the EHR.
+struct Job {
+    std::int64_t id = 0;
+    std::string trigger_key;  // unique per trigger: a re-sent trigger finds the same job
+    std::string encounter;    // "Encounter/123": jobs of one encounter never run at once
+    std::string kind;         // "process-message", "subscription", "poll", ...
+    std::string payload;      // JSON the worker needs (never logged: it may hold patient data)
+    JobState state = JobState::kQueued;
+    int attempts = 0;
+    TimePoint created_at{};
+    TimePoint updated_at{};
+    TimePoint next_attempt_at{};
+    std::optional<TimePoint> lease_until;
+    std::string last_error;  // safe text, no patient data
+    std::string outcome;     // result summary, or the EHR's OperationOutcome on a 4xx
+};
+
+// A FHIR message (`$process-message`) recorded with its job: a re-sent message gets the stored
+// response and makes no second job.
+struct MessageRecord {
+    std::string bundle_id;
+    std::string header_id;
+    std::string response;  // the response message Bundle, JSON
+};
+
+// A Subscription notification's event number, stored with its job so that gaps and repeats
+// can be told apart.
+struct SubscriptionEvent {
+    std::string subscription;  // Subscription reference
+    std::int64_t event_number = 0;
+};
+
+struct NewJob {
+    std::string trigger_key;
+    std::string encounter;
+    std::string kind;
+    std::string payload;
+    std::optional<MessageRecord> message;
+    std::optional<SubscriptionEvent> subscription_event;
+};
+
+struct Enqueued {
+    std::int64_t job_id = 0;
+    bool created = false;  // false: the trigger was known (same trigger_key or same message)
+    std::string stored_response;  // for a re-sent message: the response recorded the first time
+};
+
+struct StoreOptions {
+    // Group commit: writes arriving while a commit is in progress go into the next one, so
+    // that many acknowledgements share one fsync. A commit waits at most this long for more.
+    std::chrono::microseconds max_batch_delay{200};
+    std::size_t max_batch_size = 256;
+    bool synchronous_full = true;  // fsync on every commit (durability); tests may turn it off
+};
+
+struct JobFilter {
+    std::optional<JobState> state;
+    std::size_t limit = 100;
+};
+
+// The durable inbox and job queue: one SQLite database in WAL mode, written by one thread of
+// its own (no SQLite call ever runs on an I/O thread). Every write is acknowledged only once
+// it is committed to disk.
+//
+// Asynchronous calls take a callback that runs on the store's thread; callers post it back to
+// their own executor. The synchronous calls block the calling thread (worker threads and the
+// command line, never an I/O thread).
+class JobStore {
+public:
+    static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
+                                                  const StoreOptions& options = {});
+    virtual ~JobStore() = default;
+
+    // Records the trigger and its job atomically and durably. A known trigger_key, or a known
+    // message (same bundle_id and header_id), returns the existing job with created == false
+    // (and the stored response); the same bundle_id with another header_id is Error::kConflict.
+    // A subscription event updates that subscription's last event number in the same commit.
+    virtual void EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) = 0;
+    Result<Enqueued> Enqueue(NewJob job);
+
+    // The highest event number recorded for a subscription (0 if none).
+    virtual Result<std::int64_t> LastEventNumber(const std::string& subscription) = 0;
+
+    // Takes up to `max` queued jobs due at `now` whose encounter has no running job, marks
+    // them running until now + lease and counts an attempt.
+    virtual Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
+                                           std::size_t max) = 0;
+    // Running jobs whose lease has expired (their worker died) go back to the queue.
+    virtual Result<std::size_t> RequeueExpired(TimePoint now) = 0;
+    virtual Result<void> Complete(std::int64_t id, const std::string& outcome) = 0;
+    virtual Result<void> RetryLater(std::int64_t id, TimePoint next_attempt,
+                                    const std::string& error) = 0;
+    virtual Result<void> DeadLetter(std::int64_t id, const std::string& reason,
+                                    const std::string& outcome) = 0;
+    // Puts a job (done or dead) back in the queue with its attempts reset.
+    virtual Result<void> Retry(std::int64_t id, TimePoint now) = 0;
+
+    virtual Result<Job> Get(std::int64_t id) = 0;
+    virtual Result<std::vector<Job>> List(const JobFilter& filter) = 0;
+    virtual Result<std::size_t> CountByState(JobState state) = 0;
+
+    // Waits for pending writes, then stops the store's thread. Later calls fail with
+    // Error::kShuttingDown.
+    virtual void Close() = 0;
+};
+
+}  // namespace microcare::adapter
