@@ -126,6 +126,13 @@ const BundleEntry* BundleIndex::Resolve(std::string_view reference, const Bundle
     if (type_id.first.empty()) return nullptr;
     auto it = by_type_id_.find(type_id);
     const BundleEntry* candidate = it == by_type_id_.end() ? nullptr : &entries_[it->second];
+    if (candidate != nullptr && plain.find("://") != std::string_view::npos) {
+        // An absolute URL names its server: an entry with the same type and id from another
+        // server is someone else.
+        const std::string_view base =
+            plain.substr(0, static_cast<std::size_t>(type_id.first.data() - plain.data()));
+        return candidate->base.empty() || candidate->base == base ? candidate : nullptr;
+    }
     // A relative reference is relative to the base of the referring entry's fullUrl: prefer the
     // entry on that server when the record mixes servers.
     if (from == nullptr || from->base.empty() || plain.find("://") != std::string_view::npos) {
@@ -163,8 +170,28 @@ std::string BundleIndex::ReferenceTo(const BundleEntry& entry) {
 
 std::string BundleIndex::Identity(std::string_view reference, const BundleEntry* from) const {
     if (const BundleEntry* target = Resolve(reference, from)) return ReferenceTo(*target);
+    // An absolute reference to a server the record comes from stands for `Type/id` there; one
+    // to another server names someone else, so it keeps its full URL.
+    if (reference.find("://") != std::string_view::npos) {
+        auto [type, id] = SplitTypeId(reference);
+        if (!type.empty() && !IsKnownBase(reference.substr(
+                                 0, static_cast<std::size_t>(type.data() - reference.data())))) {
+            return std::string(StripHistory(reference));
+        }
+    }
     std::string type_id = TypeIdOf(reference);
     return type_id.empty() ? std::string(reference) : type_id;
+}
+
+bool BundleIndex::IsKnownBase(std::string_view base) const {
+    bool any = false;
+    for (const BundleEntry& entry : entries_) {
+        if (entry.base.empty()) continue;
+        if (entry.base == base) return true;
+        any = true;
+    }
+    // A record without absolute fullUrls gives no base to compare with: trust the reference.
+    return !any;
 }
 
 }  // namespace microcare::fhir

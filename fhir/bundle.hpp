@@ -54,6 +54,8 @@ public:
     std::string Identity(std::string_view reference, const BundleEntry* from = nullptr) const;
 
 private:
+    bool IsKnownBase(std::string_view base) const;
+
     struct TypeIdHash {
         std::size_t operator()(const std::pair<std::string_view, std::string_view>& key) const {
             return std::hash<std::string_view>{}(key.first) * 31 +

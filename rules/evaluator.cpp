@@ -99,7 +99,7 @@ public:
     void Run() {
         for (std::size_t i = 0; i < record_.resources.size(); ++i) {
             const ClinicalResource& resource = record_.resources[i];
-            if (!BelongsToPatient(resource) || IsThisTreatment(resource)) continue;
+            if (!BelongsToPatient(resource) || IsThisTreatment(i)) continue;
             if (resource.type == ResourceType::kPatient) {
                 for (std::size_t c : rules_.criteria_without_value_set) Try(c, resource);
                 continue;
@@ -119,9 +119,12 @@ private:
         return resource.subject.empty() || resource.subject == out_.patient;
     }
 
-    bool IsThisTreatment(const ClinicalResource& resource) const {
+    // The encounter itself and its microneedling Procedure are the treatment, not evidence;
+    // anything else recorded in the same encounter (a toxin injection, a peel) is.
+    bool IsThisTreatment(std::size_t index) const {
+        const ClinicalResource& resource = record_.resources[index];
         return &resource == out_.encounter ||
-               (resource.type == ResourceType::kProcedure && !resource.encounter.empty() &&
+               (resource.type == ResourceType::kProcedure && classified_.microneedling[index] &&
                 resource.encounter == out_.encounter->reference);
     }
 
@@ -192,9 +195,13 @@ private:
 
     bool CheckAge(const Criterion& criterion, const ClinicalResource& r, Evidence& evidence) {
         if (!criterion.age_under || !r.birth_date) return false;
-        // The latest possible birth (a partial date) gives the youngest possible age: when in
-        // doubt, flag.
-        Instant birth = r.birth_date->Latest(Offset());
+        // A full date: the birthday begins at the start of that day. A partial date (a year or
+        // a month): its latest possible day gives the youngest possible age, so that when in
+        // doubt the rule is found.
+        const fhir::DateTime& born = *r.birth_date;
+        Instant birth = born.precision() == fhir::DatePrecision::kDay
+                            ? born.Earliest(Offset())
+                            : born.Latest(Offset()) - std::chrono::days(1) + std::chrono::milliseconds(1);
         if (fhir::AddCalendar(birth, *criterion.age_under, 1, Offset()) <= out_.origin) return false;
         evidence.match = Evidence::Match::kAge;
         evidence.ongoing = true;

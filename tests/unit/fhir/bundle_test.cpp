@@ -63,7 +63,18 @@ TEST_F(BundleIndexTest, IdentityIsTypeAndIdOrTheFullUrl) {
     EXPECT_EQ(BundleIndex::ReferenceTo(entries[0]), "Patient/p1");
     EXPECT_EQ(BundleIndex::ReferenceTo(entries[1]), "urn:uuid:0b3b1ed4-0c5e-4bb8-a3ef-8c2c4b7b6f00");
     EXPECT_EQ(index_->Identity("Patient/p1/_history/3", &entries[2]), "Patient/p1");
-    EXPECT_EQ(index_->Identity("https://elsewhere/fhir/Patient/zz"), "Patient/zz");
+    // Another server's patient keeps its full URL, so it never equals one of this record.
+    EXPECT_EQ(index_->Identity("https://elsewhere/fhir/Patient/p1"), "https://elsewhere/fhir/Patient/p1");
+    EXPECT_EQ(index_->Resolve("https://elsewhere/fhir/Patient/p1"), nullptr);
+}
+
+TEST(BundleIndex, AbsoluteReferencesInARecordWithoutBasesStandForTypeAndId) {
+    IssueList issues;
+    auto doc = JsonDocument::Parse(
+        R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p1"}}]})",
+        issues);
+    BundleIndex index(doc->Root(), issues);
+    EXPECT_EQ(index.Identity("https://ehr.example/fhir/Patient/p1"), "Patient/p1");
 }
 
 TEST(TypeIdOf, ReducesReferences) {
