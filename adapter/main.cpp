@@ -4,6 +4,7 @@
 #include <exception>
 #include <iostream>
 
+#include "adapter/admin_commands.hpp"
 #include "adapter/evaluate_command.hpp"
 
 int main(int argc, char** argv) {
@@ -29,6 +30,28 @@ int main(int argc, char** argv) {
     CLI::App* check_cmd = rules_cmd->add_subcommand("check", "Validate a rule pack");
     check_cmd->add_option("FILE", pack_path, "Rule pack JSON")->required();
 
+    std::string config_path;
+    CLI::App* serve_cmd = app.add_subcommand("serve", "Run the service the EHR calls");
+    serve_cmd->add_option("--config", config_path, "Service configuration (JSON)")->required();
+
+    CLI::App* config_cmd = app.add_subcommand("config", "Configuration tools");
+    config_cmd->require_subcommand(1);
+    CLI::App* config_check_cmd = config_cmd->add_subcommand("check", "Validate a configuration");
+    config_check_cmd->add_option("FILE", config_path, "Service configuration (JSON)")->required();
+
+    JobsArgs jobs;
+    CLI::App* jobs_cmd = app.add_subcommand("jobs", "Inspect and retry the service's jobs");
+    jobs_cmd->require_subcommand(1);
+    jobs_cmd->add_option("--config", jobs.config_path, "Service configuration naming the store");
+    jobs_cmd->add_option("--store", jobs.store_path, "The store's SQLite file");
+    CLI::App* jobs_list = jobs_cmd->add_subcommand("list", "List jobs, newest first");
+    jobs_list->add_option("--state", jobs.state, "queued, running, done or dead");
+    jobs_list->add_option("--limit", jobs.limit, "At most this many");
+    CLI::App* jobs_show = jobs_cmd->add_subcommand("show", "Show one job");
+    jobs_show->add_option("ID", jobs.id)->required();
+    CLI::App* jobs_retry = jobs_cmd->add_subcommand("retry", "Queue a done or dead job again");
+    jobs_retry->add_option("ID", jobs.id)->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -37,6 +60,11 @@ int main(int argc, char** argv) {
     try {
         if (*evaluate_cmd) return RunEvaluate(evaluate, std::cout, std::cerr);
         if (*check_cmd) return RunRulesCheck(pack_path, std::cout, std::cerr);
+        if (*serve_cmd) return RunServe(config_path, std::cerr);
+        if (*config_check_cmd) return RunConfigCheck(config_path, std::cout, std::cerr);
+        if (*jobs_list) return RunJobsList(jobs, std::cout, std::cerr);
+        if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
+        if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "microcare: internal error: " << e.what() << "\n";
         return 1;

@@ -184,7 +184,6 @@ void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
         out.EndArray();
     }
     out.Field("detail", issue.detail);
-    out.Field("reference", provenance.pack_uri + "#" + issue.reference_fragment);
     EndEntry(out, "DetectedIssue", issue.identifier);
 }
 

@@ -35,7 +35,7 @@ struct LocalInstant {
 struct Provenance {
     CodingValue pack_tag;      // system, code = pack id, display = pack title
     std::string pack_version;  // Coding.version of the tag
-    std::string pack_uri;      // CarePlan.instantiatesUri, DetectedIssue.reference
+    std::string pack_uri;      // CarePlan.instantiatesUri
 };
 
 struct ActivityValue {
@@ -68,7 +68,6 @@ struct DetectedIssueValue {
     LocalInstant identified;
     std::vector<std::string> implicated;
     std::string detail;
-    std::string reference_fragment;  // rule id, appended to the pack URI
 };
 
 struct TaskValue {

@@ -142,7 +142,6 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
         issue.detail += " Action: " + rule.action + " Rule " + rule.id + " (" +
                         std::string(ToString(finding.severity)) + ") of rule pack " + rules.id +
                         " " + rules.version + ".";
-        issue.reference_fragment = rule.id;
         value.issues.push_back(std::move(issue));
     }
 

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "adapter/client/http_client.hpp"
@@ -11,8 +13,8 @@
 namespace microcare::adapter {
 
 struct FhirClientOptions {
-    std::string base_url;  // e.g. https://ehr.example/fhir (no trailing slash needed)
-    std::size_t max_pages = 50;  // Bundle.link "next" pages followed per search at most
+    std::string base_url;        // e.g. https://ehr.example/fhir (no trailing slash needed)
+    std::size_t max_pages = 50;  // pages read per search at most, the first one included
 };
 
 // The EHR's FHIR REST API: reads, searches that follow `next` links, and posts, with the
@@ -26,6 +28,10 @@ public:
 
     // Runs a search (`Condition?patient=Patient/1`) and returns every entry.resource of every
     // page as JSON text; a non-2xx page is returned as an error response in `failure`.
+    // A search that cannot be read whole is an error rather than a short answer, since a
+    // missing page could hide a contraindication: kBadResponse for a page that is no Bundle, a
+    // `next` link seen before, or one leading away from the base URL's origin (it would get
+    // our token); kResponseTooLarge when more than max_pages pages would be needed.
     struct SearchResult {
         std::vector<std::string> resources;
         std::optional<HttpResponse> failure;
@@ -37,6 +43,8 @@ public:
 
 private:
     boost::asio::awaitable<Result<HttpResponse>> Send(HttpRequest request);
+    // `path_or_url` as is when absolute, else joined to the base URL.
+    std::string Resolve(std::string_view path_or_url) const;
 
     HttpClient& http_;
     AuthProvider& auth_;

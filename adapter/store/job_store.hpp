@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "adapter/error.hpp"
@@ -61,7 +62,7 @@ struct NewJob {
 
 struct Enqueued {
     std::int64_t job_id = 0;
-    bool created = false;  // false: the trigger was known (same trigger_key or same message)
+    bool created = false;         // false: the trigger was known (same trigger_key or same message)
     std::string stored_response;  // for a re-sent message: the response recorded the first time
 };
 
@@ -71,6 +72,14 @@ struct StoreOptions {
     std::chrono::microseconds max_batch_delay{200};
     std::size_t max_batch_size = 256;
     bool synchronous_full = true;  // fsync on every commit (durability); tests may turn it off
+    // How long a write waits for another process holding the database's write lock (the
+    // command line, a backup) before it fails with Error::kStoreFailed.
+    std::chrono::milliseconds busy_timeout{5000};
+    // The time written into created_at / updated_at where the call carries none (Enqueue,
+    // Complete, RetryLater, DeadLetter); injected so that tests control it.
+    std::function<TimePoint()> now = [] {
+        return std::chrono::floor<std::chrono::milliseconds>(Clock::now());
+    };
 };
 
 struct JobFilter {
@@ -84,9 +93,14 @@ struct JobFilter {
 //
 // Asynchronous calls take a callback that runs on the store's thread; callers post it back to
 // their own executor. The synchronous calls block the calling thread (worker threads and the
-// command line, never an I/O thread).
+// command line, never an I/O thread). A callback must not throw, block, or call a synchronous
+// method (that would wait for the thread it is running on); after Close it runs at once on the
+// calling thread with Error::kShuttingDown.
+//
+// Complete, RetryLater and DeadLetter move a running job on; for a job in another state they
+// fail with Error::kConflict (e.g. a worker whose lease expired and whose job was requeued).
 class JobStore {
-public:
+  public:
     static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
                                                   const StoreOptions& options = {});
     virtual ~JobStore() = default;
@@ -102,7 +116,9 @@ public:
     virtual Result<std::int64_t> LastEventNumber(const std::string& subscription) = 0;
 
     // Takes up to `max` queued jobs due at `now` whose encounter has no running job, marks
-    // them running until now + lease and counts an attempt.
+    // them running until now + lease and counts an attempt. Longest due first; at most one job
+    // per encounter in one call; a running job whose lease has expired no longer blocks its
+    // encounter.
     virtual Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
                                            std::size_t max) = 0;
     // Running jobs whose lease has expired (their worker died) go back to the queue.

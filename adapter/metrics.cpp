@@ -1,0 +1,53 @@
+#include "adapter/metrics.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+void Counter(std::string& out, const char* name, const char* help, std::uint64_t value,
+             const char* type = "counter") {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+}
+
+}  // namespace
+
+std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running,
+                                std::uint64_t dead) const {
+    std::string out;
+    Counter(out, "microcare_http_requests_total", "HTTP requests received.", requests);
+    Counter(out, "microcare_http_requests_refused_total", "Requests answered with a 4xx.",
+            requests_refused);
+    Counter(out, "microcare_triggers_accepted_total", "Triggers journaled as new jobs.",
+            triggers_accepted);
+    Counter(out, "microcare_triggers_duplicate_total", "Re-sent triggers answered from the store.",
+            triggers_duplicate);
+    Counter(out, "microcare_subscription_gaps_total", "Gaps seen in subscription event numbers.",
+            subscription_gaps);
+    Counter(out, "microcare_jobs_done_total", "Jobs completed.", jobs_done);
+    Counter(out, "microcare_jobs_retried_total", "Job attempts scheduled again.", jobs_retried);
+    Counter(out, "microcare_jobs_dead_total", "Jobs dead-lettered.", jobs_dead);
+    Counter(out, "microcare_ehr_requests_total", "Requests sent to the EHR.", ehr_requests);
+    Counter(out, "microcare_ehr_failures_total", "EHR requests that failed or were refused.",
+            ehr_failures);
+    Counter(out, "microcare_findings_absolute_total", "Absolute contraindications found.",
+            findings_absolute);
+    Counter(out, "microcare_findings_relative_total", "Relative contraindications found.",
+            findings_relative);
+    Counter(out, "microcare_jobs_queued", "Jobs waiting.", queued, "gauge");
+    Counter(out, "microcare_jobs_running", "Jobs being worked on.", running, "gauge");
+    Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", dead, "gauge");
+    return out;
+}
+
+}  // namespace microcare::adapter

@@ -1,0 +1,342 @@
+#include "adapter/server/fhir_endpoint.hpp"
+
+#include <openssl/crypto.h>
+
+#include <boost/url/parse_query.hpp>
+#include <chrono>
+
+#include "adapter/async_util.hpp"
+#include "adapter/log.hpp"
+#include "adapter/server/inbound.hpp"
+#include "fhir/json.hpp"
+#include "fhir/operation_outcome.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+namespace asio = boost::asio;
+
+fhir::Instant Now() {
+    return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+HttpResponseOut Outcome(unsigned status, const fhir::IssueList& issues) {
+    HttpResponseOut out;
+    out.status = status;
+    out.body = fhir::OperationOutcomeJson(issues);
+    return out;
+}
+
+HttpResponseOut Information(const std::string& message) {
+    fhir::IssueList issues;
+    issues.Add(fhir::IssueSeverity::kInformation, "informational", "", message);
+    return Outcome(200, issues);
+}
+
+HttpResponseOut Json(unsigned status, std::string body) {
+    HttpResponseOut out;
+    out.status = status;
+    out.body = std::move(body);
+    return out;
+}
+
+bool IsJson(std::string_view content_type) {
+    auto semicolon = content_type.find(';');
+    std::string_view media = content_type.substr(0, semicolon);
+    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+    return media == "application/fhir+json" || media == "application/json";
+}
+
+// Constant-time comparison: how much of a token matched must not show in the timing.
+bool SameSecret(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A store failure is the EHR's cue to send the trigger again later.
+HttpResponseOut Unavailable(const std::string& what) {
+    HttpResponseOut out = FhirEndpoint::Refusal(503, "transient", "", what);
+    out.headers.emplace_back("Retry-After", "5");
+    return out;
+}
+
+// Journals a job; resumes the coroutine once it is on disk. A plain function, not a coroutine:
+// g++ 12 mis-moves objects captured by value into lambdas inside co_await expressions, so the
+// job travels as an ordinary argument instead.
+auto Journal(JobStore& store, NewJob job) {
+    return AwaitCallback<Result<Enqueued>>(
+        [&store, shared = std::make_shared<NewJob>(std::move(job))](auto done) {
+            store.EnqueueAsync(std::move(*shared), std::move(done));
+        });
+}
+
+struct Target {
+    std::string path;
+    std::string query;
+};
+
+Target SplitTarget(std::string_view target) {
+    auto q = target.find('?');
+    return {std::string(target.substr(0, q)),
+            q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1))};
+}
+
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+    auto parsed = boost::urls::parse_query(query);
+    if (!parsed) return std::nullopt;
+    for (const auto& param : *parsed) {
+        // Keys and values arrive percent-encoded (a response-url certainly is).
+        if (param.key.decode() == name) return param.value.decode();
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
+                           asio::thread_pool& blocking, std::function<bool()> ready)
+    : settings_(settings), store_(store), metrics_(metrics), blocking_(blocking), ready_(std::move(ready)) {}
+
+HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
+                                      const std::string& path, const std::string& message) {
+    fhir::IssueList issues;
+    issues.Error(code, path, message);
+    return Outcome(status, issues);
+}
+
+bool FhirEndpoint::Authorised(const HttpRequestIn& request) const {
+    if (request.client_certificate_verified) return true;
+    std::string_view header = request.authorization;
+    if (header.size() > 7 && (header.starts_with("Bearer ") || header.starts_with("bearer "))) {
+        std::string_view token = header.substr(7);
+        bool match = false;
+        // Every token is compared, so the position of a match does not show either.
+        for (const std::string& allowed : settings_.bearer_tokens) match |= SameSecret(token, allowed);
+        if (match) return true;
+    }
+    return settings_.allow_anonymous && header.empty();
+}
+
+asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
+    ++metrics_.requests;
+    const Target target = SplitTarget(request.target);
+    const std::string& path = target.path;
+    const std::string& base = settings_.base_path;
+    HttpResponseOut out;
+
+    auto method_not_allowed = [&](std::string allow) {
+        HttpResponseOut r = Refusal(405, "not-supported", "",
+                                    request.method + " is not supported on " + path + " (allowed: " +
+                                        allow + ")");
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    };
+
+    if (path == "/healthz") {
+        out = request.method == "GET" ? HttpResponseOut{200, "text/plain", "ok\n", {}}
+                                      : method_not_allowed("GET");
+    } else if (path == "/readyz") {
+        out = request.method != "GET" ? method_not_allowed("GET")
+              : ready_()              ? HttpResponseOut{200, "text/plain", "ready\n", {}}
+                                      : HttpResponseOut{503, "text/plain", "not ready\n", {}};
+    } else if (path == "/metrics") {
+        // No co_await inside a conditional expression: g++ 12 destroys its temporaries early.
+        if (request.method == "GET") {
+            out = co_await MetricsPage();
+        } else {
+            out = method_not_allowed("GET");
+        }
+    } else if (path == base + "/metadata") {
+        out = request.method == "GET"
+                  ? Json(200, CapabilityStatementJson(base, Now()))
+                  : method_not_allowed("GET");
+    } else if (path == base + "/$process-message" || path == base + "/%24process-message") {
+        if (request.method != "POST") {
+            out = method_not_allowed("POST");
+        } else if (!Authorised(request)) {
+            out = Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+            out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+        } else {
+            out = co_await ProcessMessage(request, target.query);
+        }
+    } else if (path == base + "/notifications" || path.starts_with(base + "/notifications/")) {
+        if (request.method != "POST" && request.method != "PUT") {
+            out = method_not_allowed("POST, PUT");
+        } else if (!Authorised(request)) {
+            out = Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+            out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+        } else {
+            std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
+            out = co_await Notification(request, named);
+        }
+    } else {
+        out = Refusal(404, "not-found", "", "no such endpoint: " + path);
+    }
+    if (out.status >= 400 && out.status < 500) ++metrics_.requests_refused;
+    Log::Info("request", {{"request", request.request_id},
+                          {"method", request.method},
+                          {"path", path},
+                          {"status", std::to_string(out.status)}});
+    co_return out;
+}
+
+asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestIn& request,
+                                                              std::string_view query) {
+    if (!IsJson(request.content_type)) {
+        co_return Refusal(415, "not-supported", "",
+                          "Content-Type must be application/fhir+json, not \"" +
+                              request.content_type + "\"");
+    }
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(request.body, issues);
+    if (!doc) co_return Outcome(400, issues);
+
+    MessageOptions options;
+    options.endpoint_name = settings_.endpoint_name;
+    options.is_async = QueryParam(query, "async").value_or("") == "true";
+    options.response_url = QueryParam(query, "response-url").value_or("");
+    auto trigger = ParseProcessMessage(doc->Root(), options, Now(), issues);
+    if (!trigger) co_return Outcome(422, issues);
+    if (trigger->fatal) co_return Json(200, trigger->response);
+
+    const std::string bundle_id = trigger->job.message->bundle_id;
+    auto enqueued = co_await Journal(store_, std::move(trigger->job));
+    if (!enqueued) {
+        if (enqueued.error() == Error::kConflict) {
+            co_return Refusal(409, "conflict", "Bundle.id",
+                              "Bundle.id " + bundle_id +
+                                  " was already used by a message with another MessageHeader.id");
+        }
+        Log::Error("cannot journal a message", {{"request", request.request_id},
+                                                {"error", enqueued.error().message()}});
+        co_return Unavailable("the message could not be journaled; send it again later");
+    }
+    if (!enqueued->created) {
+        ++metrics_.triggers_duplicate;
+        Log::Info("re-sent message answered from the store",
+                  {{"request", request.request_id}, {"job", std::to_string(enqueued->job_id)}});
+        if (trigger->is_async) co_return Information("message already accepted");
+        co_return Json(200, enqueued->stored_response);
+    }
+    ++metrics_.triggers_accepted;
+    Log::Info("message journaled", {{"request", request.request_id},
+                                    {"job", std::to_string(enqueued->job_id)}});
+    if (trigger->is_async) {
+        HttpResponseOut accepted = Information("message accepted; the response will be sent later");
+        accepted.status = 202;
+        co_return accepted;
+    }
+    co_return Json(200, trigger->response);
+}
+
+asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn& request,
+                                                            std::string_view named_resource) {
+    fhir::IssueList issues;
+    std::optional<fhir::JsonDocument> doc;
+    const bool empty = request.body.find_first_not_of(" \t\r\n") == std::string::npos;
+    if (!empty) {
+        if (!IsJson(request.content_type)) {
+            co_return Refusal(415, "not-supported", "",
+                              "Content-Type must be application/fhir+json, not \"" +
+                                  request.content_type + "\"");
+        }
+        doc = fhir::JsonDocument::Parse(request.body, issues);
+        if (!doc) co_return Outcome(400, issues);
+    }
+    auto notification = ParseNotification(doc ? &*doc : nullptr, named_resource, issues);
+    if (!notification) co_return Outcome(422, issues);
+
+    std::vector<NewJob> jobs;
+    auto assess = [&](std::string trigger_key, const std::string& encounter,
+                      std::optional<SubscriptionEvent> event) {
+        JobPayload payload;
+        payload.encounter = encounter;
+        jobs.push_back(NewJob{std::move(trigger_key), encounter, std::string(kJobAssess),
+                              payload.ToJson(), std::nullopt, std::move(event)});
+    };
+    auto recover = [&](const std::string& subscription, std::int64_t from, std::int64_t to,
+                       std::optional<SubscriptionEvent> event) {
+        JobPayload payload;
+        payload.subscription = subscription;
+        payload.from_event = from;
+        payload.to_event = to;
+        jobs.push_back(NewJob{"recover:" + subscription + ":" + std::to_string(from) + "-" +
+                                  std::to_string(to),
+                              "", std::string(kJobRecover), payload.ToJson(), std::nullopt,
+                              std::move(event)});
+    };
+
+    std::size_t duplicates = 0;
+    if (notification->type == Notification::Type::kR4Resource) {
+        // R4 notifications carry no event number: each is a trigger of its own, and the
+        // idempotent write-back keeps repeats harmless.
+        assess("r4:" + notification->r4_encounter + ":" + request.request_id,
+               notification->r4_encounter, std::nullopt);
+    } else {
+        const std::string& sub = notification->subscription;
+        // Captures by reference only: g++ 12 destroys by-value captures of a lambda temporary in a
+        // co_await expression twice.
+        auto last = co_await Offload(blocking_, [this, &sub] { return store_.LastEventNumber(sub); });
+        if (!last) co_return Unavailable("the notification could not be journaled; send it again");
+        std::int64_t expected = *last + 1;
+        for (const Notification::Event& event : notification->events) {
+            if (event.number < expected) {
+                ++duplicates;
+                continue;
+            }
+            if (event.number > expected) {
+                ++metrics_.subscription_gaps;
+                Log::Warning("subscription event gap", {{"subscription", sub},
+                                                        {"from", std::to_string(expected)},
+                                                        {"to", std::to_string(event.number - 1)}});
+                recover(sub, expected, event.number - 1, std::nullopt);
+            }
+            SubscriptionEvent number{sub, event.number};
+            if (event.encounter.empty()) {
+                recover(sub, event.number, event.number, number);
+            } else {
+                assess("subscription:" + sub + ":" + std::to_string(event.number), event.encounter,
+                       number);
+            }
+            expected = event.number + 1;
+        }
+        // A heartbeat or handshake that counts more events than we saw reveals a gap too.
+        if (notification->events.empty() && notification->events_since_start &&
+            *notification->events_since_start >= expected) {
+            ++metrics_.subscription_gaps;
+            recover(sub, expected, *notification->events_since_start,
+                    SubscriptionEvent{sub, *notification->events_since_start});
+        }
+        Log::Info("notification", {{"request", request.request_id},
+                                   {"subscription", sub},
+                                   {"type", ToString(notification->type)}});
+    }
+    for (NewJob& job : jobs) {
+        auto enqueued = co_await Journal(store_, std::move(job));
+        if (!enqueued) co_return Unavailable("the notification could not be journaled; send it again");
+        if (enqueued->created) {
+            ++metrics_.triggers_accepted;
+        } else {
+            ++duplicates;
+        }
+    }
+    metrics_.triggers_duplicate += duplicates;
+    co_return Information(std::to_string(jobs.size()) + " job(s) journaled, " +
+                          std::to_string(duplicates) + " repeated event(s) ignored");
+}
+
+asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
+    auto counts = co_await Offload(blocking_, [this] {
+        auto count = [this](JobState state) -> std::uint64_t {
+            auto n = store_.CountByState(state);
+            return n ? *n : 0;
+        };
+        return std::array<std::uint64_t, 3>{count(JobState::kQueued), count(JobState::kRunning),
+                                            count(JobState::kDead)};
+    });
+    HttpResponseOut page;
+    page.content_type = "text/plain; version=0.0.4";
+    page.body = metrics_.Prometheus(counts[0], counts[1], counts[2]);
+    co_return page;
+}
+
+}  // namespace microcare::adapter

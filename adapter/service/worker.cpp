@@ -1,0 +1,360 @@
+#include "adapter/service/worker.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "adapter/async_util.hpp"
+#include "adapter/log.hpp"
+#include "adapter/server/inbound.hpp"
+#include "adapter/service/record_fetcher.hpp"
+#include "fhir/bundle.hpp"
+#include "fhir/json.hpp"
+#include "fhir/patient_record.hpp"
+#include "fhir/transaction_builder.hpp"
+#include "rules/evaluator.hpp"
+#include "rules/plan_writer.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+namespace asio = boost::asio;
+using asio::use_awaitable;
+
+TimePoint Now() { return std::chrono::floor<std::chrono::milliseconds>(Clock::now()); }
+
+bool Transient(unsigned status) { return status == 408 || status == 429 || status >= 500; }
+
+JobResult Done(std::string summary) {
+    JobResult r;
+    r.kind = JobResult::Kind::kDone;
+    r.outcome = summary;
+    r.summary = std::move(summary);
+    return r;
+}
+
+JobResult Retry(std::string summary, std::optional<std::chrono::milliseconds> after = {}) {
+    JobResult r;
+    r.kind = JobResult::Kind::kRetry;
+    r.summary = std::move(summary);
+    r.retry_after = after;
+    return r;
+}
+
+JobResult Dead(std::string summary, std::string outcome = {}) {
+    JobResult r;
+    r.kind = JobResult::Kind::kDead;
+    r.summary = std::move(summary);
+    r.outcome = std::move(outcome);
+    return r;
+}
+
+// The EHR answered with a status: transient ones are retried, the rest are final.
+JobResult FromRefusal(const std::string& what, const HttpResponse& response) {
+    std::string summary = what + " answered " + std::to_string(response.status);
+    if (Transient(response.status)) return Retry(summary, response.RetryAfter());
+    return Dead(summary, response.body);
+}
+
+JobResult FromTransport(const std::string& what, const boost::system::error_code& error) {
+    return Retry(what + " failed: " + error.message());
+}
+
+}  // namespace
+
+struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
+    Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
+         FhirClient& client, std::shared_ptr<const rules::RuleSet> rule_set, Metrics& counters,
+         asio::thread_pool& pool)
+        : executor(asio::make_strand(ex)),
+          settings(worker_settings),
+          store(job_store),
+          ehr(client),
+          rules(std::move(rule_set)),
+          metrics(counters),
+          blocking(pool) {}
+
+    asio::any_io_executor executor;
+    WorkerSettings settings;
+    JobStore& store;
+    FhirClient& ehr;
+    std::shared_ptr<const rules::RuleSet> rules;
+    Metrics& metrics;
+    asio::thread_pool& blocking;
+    // One timer per loop, all on the worker's strand: Wake() cuts every idle wait short.
+    std::vector<std::unique_ptr<asio::steady_timer>> timers;
+    std::atomic<bool> stopping{false};
+    std::atomic<int> loops{0};
+    std::mutex random_mutex;
+    std::mt19937_64 random{std::random_device{}()};
+
+    void WakeAll() {
+        for (auto& timer : timers) timer->cancel();
+    }
+
+    asio::awaitable<void> Loop(std::size_t index) {
+        auto self = shared_from_this();
+        asio::steady_timer& wake = *timers[index];
+        ++loops;
+        while (!stopping) {
+            auto leased = co_await Offload(blocking, [this] {
+                return store.Lease(Now(), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              settings.lease),
+                                   1);
+            });
+            if (!leased || leased->empty()) {
+                if (!leased) Log::Error("cannot lease jobs", {{"error", leased.error().message()}});
+                wake.expires_after(settings.poll_interval);
+                co_await wake.async_wait(asio::as_tuple(use_awaitable));
+                continue;
+            }
+            for (const Job& job : *leased) co_await Run(job);
+        }
+        --loops;
+    }
+
+    asio::awaitable<void> Maintenance() {
+        auto self = shared_from_this();
+        asio::steady_timer timer(executor);
+        while (!stopping) {
+            auto requeued = co_await Offload(blocking, [this] { return store.RequeueExpired(Now()); });
+            if (requeued && *requeued > 0) {
+                Log::Warning("jobs whose worker stopped were put back in the queue",
+                             {{"count", std::to_string(*requeued)}});
+            }
+            timer.expires_after(std::max<std::chrono::milliseconds>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease) / 4,
+                std::chrono::milliseconds(50)));
+            co_await timer.async_wait(asio::as_tuple(use_awaitable));
+        }
+    }
+
+    asio::awaitable<void> Run(const Job& job) {
+        const std::string id = std::to_string(job.id);
+        JobResult result = co_await Process(job);
+        const TimePoint now = Now();
+        const bool too_old = now - job.created_at > settings.max_age;
+        if (result.kind == JobResult::Kind::kRetry &&
+            (job.attempts >= settings.max_attempts || too_old)) {
+            result.kind = JobResult::Kind::kDead;
+            result.summary += too_old ? "; gave up: the job is older than the maximum age"
+                                      : "; gave up after " + std::to_string(job.attempts) + " attempts";
+        }
+        switch (result.kind) {
+            case JobResult::Kind::kDone: {
+                auto stored = co_await Offload(blocking, [&] { return store.Complete(job.id, result.outcome); });
+                if (!stored) Log::Error("cannot record a finished job", {{"job", id}});
+                ++metrics.jobs_done;
+                Log::Info("job done", {{"job", id}, {"encounter", job.encounter}, {"result", result.summary}});
+                break;
+            }
+            case JobResult::Kind::kRetry: {
+                auto delay = Backoff(job.attempts, result.retry_after);
+                auto stored = co_await Offload(blocking, [&] {
+                    return store.RetryLater(job.id, now + delay, result.summary);
+                });
+                if (!stored) Log::Error("cannot reschedule a job", {{"job", id}});
+                ++metrics.jobs_retried;
+                Log::Warning("job will be retried", {{"job", id},
+                                                     {"attempt", std::to_string(job.attempts)},
+                                                     {"delay_ms", std::to_string(delay.count())},
+                                                     {"reason", result.summary}});
+                break;
+            }
+            case JobResult::Kind::kDead: {
+                auto stored = co_await Offload(blocking, [&] {
+                    return store.DeadLetter(job.id, result.summary, result.outcome);
+                });
+                if (!stored) Log::Error("cannot dead-letter a job", {{"job", id}});
+                ++metrics.jobs_dead;
+                Log::Error("job dead-lettered", {{"job", id}, {"encounter", job.encounter},
+                                                 {"reason", result.summary}});
+                break;
+            }
+        }
+    }
+
+    std::chrono::milliseconds Backoff(int attempts,
+                                      std::optional<std::chrono::milliseconds> retry_after) {
+        const auto cap = settings.backoff_max;
+        auto base = settings.backoff_initial;
+        for (int i = 1; i < attempts && base < cap; ++i) base *= 2;
+        base = std::min(base, cap);
+        std::lock_guard lock(random_mutex);
+        // "Equal jitter": at least half the delay, so retries never bunch up at zero.
+        std::uniform_int_distribution<long long> jitter(base.count() / 2, base.count());
+        std::chrono::milliseconds delay(jitter(random));
+        // The EHR's own Retry-After wins over our schedule (bounded: a server's typo must not
+        // park a job for days).
+        if (retry_after) delay = std::max(delay, std::min<std::chrono::milliseconds>(*retry_after, std::chrono::hours(1)));
+        return delay;
+    }
+
+    asio::awaitable<JobResult> Process(const Job& job) {
+        auto payload = JobPayload::FromJson(job.payload);
+        if (!payload) co_return Dead("the job's payload is unreadable");
+        if (job.kind == kJobRecover) co_return co_await Recover(*payload);
+        if (job.kind != kJobAssess) co_return Dead("unknown job kind " + job.kind);
+        JobResult result = co_await Assess(job, *payload);
+        if (result.kind == JobResult::Kind::kDone && !payload->respond_to.empty()) {
+            auto delivered = co_await ehr.Post(payload->respond_to, payload->response);
+            if (!delivered) co_return FromTransport("delivering the response message", delivered.error());
+            if (delivered->status >= 300) co_return FromRefusal("the response-url", *delivered);
+            result.summary += "; response message delivered";
+        }
+        co_return result;
+    }
+
+    asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
+        const rules::RuleSet& pack = *rules;
+        ++metrics.ehr_requests;
+        auto fetched = co_await FetchRecord(ehr, payload.encounter);
+        if (!fetched) {
+            ++metrics.ehr_failures;
+            co_return FromTransport("reading the record", fetched.error());
+        }
+        if (fetched->refusal) {
+            ++metrics.ehr_failures;
+            co_return FromRefusal(fetched->refused_request, *fetched->refusal);
+        }
+        const FetchedRecord& fetched_record = *fetched->record;
+        fhir::IssueList issues;
+        auto doc = fhir::JsonDocument::Parse(fetched_record.bundle, issues);
+        if (!doc) co_return Dead("the EHR's record is not valid JSON");
+        fhir::BundleIndex index(doc->Root(), issues);
+        fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
+        if (issues.HasErrors()) {
+            // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
+            std::string where;
+            for (const fhir::Issue& issue : issues) {
+                if (where.size() < 400) where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
+            }
+            co_return Dead("the record cannot be read: " + where);
+        }
+        const fhir::ClinicalResource* encounter = rules::FindEncounter(record, payload.encounter);
+        if (encounter == nullptr) co_return Dead("the EHR did not return " + payload.encounter);
+        const fhir::Instant now = Now();
+        rules::Assessment assessment = rules::Evaluate(pack, record, *encounter, now);
+        if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
+        for (const rules::Finding& f : assessment.findings) {
+            if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
+            if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
+        }
+        fhir::TransactionValue value = rules::BuildTransaction(pack, assessment, now);
+        fhir::JsonWriter writer;
+        fhir::WriteTransaction(writer, value);
+
+        ++metrics.ehr_requests;
+        auto posted = co_await ehr.Post("", writer.Take());
+        if (!posted) {
+            // The request may have reached the EHR: the retry is a conditional create again.
+            ++metrics.ehr_failures;
+            co_return FromTransport("posting the transaction", posted.error());
+        }
+        if (posted->status < 200 || posted->status >= 300) {
+            ++metrics.ehr_failures;
+            co_return FromRefusal("the transaction", *posted);
+        }
+        // Some servers race on concurrent conditional creates: count what carries our id.
+        const fhir::IdentifierValue& id = value.care_plan->identifier;
+        auto check = co_await ehr.SearchAll("CarePlan?identifier=" + id.system + "%7C" + id.value);
+        if (!check) co_return FromTransport("checking the CarePlan", check.error());
+        if (check->failure) co_return FromRefusal("checking the CarePlan", *check->failure);
+        const std::size_t plans = check->resources.size();
+        if (plans == 0) co_return Retry("the EHR accepted the transaction but holds no CarePlan");
+        std::string summary = std::string(encounter->reference) + ": CarePlan written with " +
+                              std::to_string(value.issues.size()) + " DetectedIssue(s)" +
+                              (value.task ? " and a review Task" : "");
+        if (plans > 1) {
+            co_return Dead("the EHR holds " + std::to_string(plans) + " CarePlans with identifier " +
+                               id.value + ": remove the extra ones",
+                           summary);
+        }
+        (void)job;
+        co_return Done(summary);
+    }
+
+    // Events the EHR numbered but we never saw: ask it to replay them ($events, from the
+    // Subscriptions R5 backport) and journal a job for each.
+    asio::awaitable<JobResult> Recover(const JobPayload& payload) {
+        const std::string query = payload.subscription + "/$events?eventsSinceNumber=" +
+                                  std::to_string(payload.from_event) +
+                                  "&eventsUntilNumber=" + std::to_string(payload.to_event);
+        auto response = co_await ehr.Get(query);
+        if (!response) co_return FromTransport("replaying events", response.error());
+        if (response->status == 404 || response->status == 400 || response->status == 501) {
+            co_return Dead("events " + std::to_string(payload.from_event) + "-" +
+                               std::to_string(payload.to_event) + " of " + payload.subscription +
+                               " were missed and the EHR cannot replay them ($events answered " +
+                               std::to_string(response->status) + "): check those encounters by hand",
+                           response->body);
+        }
+        if (response->status >= 300) co_return FromRefusal("$events", *response);
+        fhir::IssueList issues;
+        auto doc = fhir::JsonDocument::Parse(response->body, issues);
+        if (!doc) co_return Retry("$events answered with invalid JSON");
+        auto notification = ParseNotification(&*doc, "", issues);
+        if (!notification) co_return Dead("$events answered with something that is not a notification");
+        std::size_t queued = 0;
+        for (const Notification::Event& event : notification->events) {
+            if (event.encounter.empty()) continue;
+            JobPayload assess;
+            assess.encounter = event.encounter;
+            NewJob job{"subscription:" + payload.subscription + ":" + std::to_string(event.number),
+                       event.encounter, std::string(kJobAssess), assess.ToJson(), std::nullopt,
+                       SubscriptionEvent{payload.subscription, event.number}};
+            auto enqueued = co_await Offload(blocking, [&] { return store.Enqueue(job); });
+            if (!enqueued) co_return Retry("cannot journal replayed events");
+            queued += enqueued->created ? 1 : 0;
+        }
+        co_return Done("replayed events " + std::to_string(payload.from_event) + "-" +
+                       std::to_string(payload.to_event) + ": " + std::to_string(queued) + " job(s)");
+    }
+};
+
+Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
+               FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
+               asio::thread_pool& blocking)
+    : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics,
+                                   blocking)) {}
+
+Worker::~Worker() { impl_->stopping = true; }
+
+void Worker::Start() {
+    for (int i = 0; i < impl_->settings.concurrency; ++i) {
+        impl_->timers.push_back(std::make_unique<asio::steady_timer>(impl_->executor));
+    }
+    for (std::size_t i = 0; i < impl_->timers.size(); ++i) {
+        asio::co_spawn(impl_->executor, impl_->Loop(i), asio::detached);
+    }
+    asio::co_spawn(impl_->executor, impl_->Maintenance(), asio::detached);
+}
+
+asio::awaitable<void> Worker::Stop(std::chrono::milliseconds grace) {
+    impl_->stopping = true;
+    co_await asio::post(impl_->executor, use_awaitable);  // onto the worker's strand
+    asio::steady_timer timer(impl_->executor);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (impl_->loops > 0 && std::chrono::steady_clock::now() < deadline) {
+        impl_->WakeAll();
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(asio::as_tuple(use_awaitable));
+    }
+}
+
+void Worker::Wake() {
+    asio::post(impl_->executor, [impl = impl_] { impl->WakeAll(); });
+}
+
+asio::awaitable<JobResult> Worker::Process(const Job& job) { co_return co_await impl_->Process(job); }
+
+std::chrono::milliseconds Worker::Backoff(int attempts,
+                                          std::optional<std::chrono::milliseconds> retry_after) const {
+    return impl_->Backoff(attempts, retry_after);
+}
+
+}  // namespace microcare::adapter

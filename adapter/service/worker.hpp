@@ -1,0 +1,60 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "adapter/client/fhir_client.hpp"
+#include "adapter/metrics.hpp"
+#include "adapter/service_config.hpp"
+#include "adapter/store/job_store.hpp"
+#include "rules/rule_set.hpp"
+
+namespace microcare::adapter {
+
+// What became of one attempt at a job.
+struct JobResult {
+    enum class Kind { kDone, kRetry, kDead };
+    Kind kind = Kind::kDone;
+    std::string summary;  // safe text: ids, statuses, counts; never patient data
+    std::string outcome;  // the EHR's OperationOutcome on a refusal, or the result summary
+    std::optional<std::chrono::milliseconds> retry_after;  // the EHR's Retry-After
+};
+
+// Leases jobs from the store and carries each one through: read the record from the EHR,
+// evaluate the rules, post the transaction, check that it landed once. Transient failures
+// (transport errors, 5xx, 429) are retried with exponential backoff and jitter that honours
+// Retry-After; the EHR's 4xx refusals and jobs past their attempts or age are dead-lettered
+// with the reason kept on the job.
+class Worker {
+public:
+    Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
+           FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
+           boost::asio::thread_pool& blocking);
+    ~Worker();
+
+    void Start();
+    // Stops leasing; jobs in flight finish until `grace` is over, the rest are handed back by
+    // their leases running out. Returns once every loop has ended.
+    boost::asio::awaitable<void> Stop(std::chrono::milliseconds grace);
+    // A trigger was journaled: look for work now rather than at the next poll.
+    void Wake();
+
+    // One attempt at one job (public for tests).
+    boost::asio::awaitable<JobResult> Process(const Job& job);
+
+    // The delay before attempt `attempts + 1`.
+    std::chrono::milliseconds Backoff(int attempts,
+                                      std::optional<std::chrono::milliseconds> retry_after) const;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace microcare::adapter

@@ -1,0 +1,351 @@
+#include "adapter/service_config.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <initializer_list>
+
+#include "adapter/file_io.hpp"
+#include "fhir/json.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+using fhir::Node;
+
+// Reads one configuration document, collecting every problem with its path.
+class ConfigReader {
+public:
+    ConfigReader(const EnvLookup& env, const FileReader& read_file, fhir::IssueList& issues)
+        : env_(env), read_file_(read_file), issues_(issues) {}
+
+    void Error(const std::string& path, const std::string& message) {
+        issues_.Error("invalid", path, message);
+    }
+
+    static std::string At(const std::string& path, std::string_view key) {
+        return path.empty() ? std::string(key) : path + "." + std::string(key);
+    }
+
+    bool Object(Node node, const std::string& path, std::initializer_list<std::string_view> keys) {
+        if (!node.IsObject()) {
+            Error(path, "must be an object, found " + std::string(node.TypeName()));
+            return false;
+        }
+        node.ForEachMember([&](std::string_view name, Node) {
+            if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
+                std::string allowed;
+                for (std::string_view k : keys) allowed += (allowed.empty() ? "" : ", ") + std::string(k);
+                Error(At(path, name), "unknown key; allowed here: " + allowed);
+            }
+        });
+        return true;
+    }
+
+    // A string with ${NAME} replaced from the environment.
+    std::optional<std::string> String(Node object, std::string_view key, const std::string& path) {
+        Node node = object[key];
+        if (!node.Exists()) return std::nullopt;
+        std::string at = At(path, key);
+        if (!node.IsString()) {
+            Error(at, "must be a string, found " + std::string(node.TypeName()));
+            return std::nullopt;
+        }
+        return Substitute(node.String(), at);
+    }
+
+    void String(Node object, std::string_view key, const std::string& path, std::string& out) {
+        if (auto value = String(object, key, path)) out = *value;
+    }
+
+    // A secret given directly (normally as ${ENV}) or as a file to read: never logged.
+    void Secret(Node object, std::string_view key, std::string_view file_key,
+                const std::string& path, std::string& out) {
+        if (auto value = String(object, key, path)) out = *value;
+        if (auto file = String(object, file_key, path)) {
+            auto text = read_file_(*file);
+            if (!text) {
+                Error(At(path, file_key), "cannot read " + *file);
+                return;
+            }
+            while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+            out = *text;
+        }
+    }
+
+    template <typename T>
+    void Number(Node object, std::string_view key, const std::string& path, T& out, double min,
+                double max) {
+        Node node = object[key];
+        if (!node.Exists()) return;
+        auto value = node.Number();
+        std::string at = At(path, key);
+        if (!value || *value != static_cast<double>(static_cast<long long>(*value)) || *value < min ||
+            *value > max) {
+            Error(at, "must be a whole number from " + std::to_string(static_cast<long long>(min)) +
+                          " to " + std::to_string(static_cast<long long>(max)));
+            return;
+        }
+        out = static_cast<T>(*value);
+    }
+
+    template <typename Duration>
+    void Millis(Node object, std::string_view key, const std::string& path, Duration& out,
+                double min, double max) {
+        long long value = -1;
+        Number(object, key, path, value, min, max);
+        if (value >= 0) out = std::chrono::duration_cast<Duration>(std::chrono::milliseconds(value));
+    }
+
+    void Bool(Node object, std::string_view key, const std::string& path, bool& out) {
+        Node node = object[key];
+        if (!node.Exists()) return;
+        if (!node.IsBool()) {
+            Error(At(path, key), "must be true or false");
+            return;
+        }
+        out = *node.Bool();
+    }
+
+    void Server(Node node, ServerSettings& s) {
+        const std::string path = "server";
+        if (!Object(node, path, {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
+                                 "requestTimeoutMs", "threads", "tls", "auth", "endpointName"})) {
+            return;
+        }
+        String(node, "listen", path, s.listen);
+        Number(node, "port", path, s.port, 0, 65535);
+        String(node, "basePath", path, s.base_path);
+        if (!s.base_path.empty() && (s.base_path.front() != '/' || s.base_path.back() == '/')) {
+            Error(At(path, "basePath"), "must start with / and not end with one (\"/fhir\")");
+        }
+        Number(node, "maxBodyBytes", path, s.max_body_bytes, 1024, 1024.0 * 1024 * 1024);
+        Number(node, "maxHeaderBytes", path, s.max_header_bytes, 1024, 1024 * 1024);
+        Millis(node, "requestTimeoutMs", path, s.request_timeout, 100, 3600 * 1000);
+        Number(node, "threads", path, s.threads, 1, 64);
+        String(node, "endpointName", path, s.endpoint_name);
+        if (node["tls"].Exists()) {
+            const std::string tls_path = At(path, "tls");
+            Node tls = node["tls"];
+            if (Object(tls, tls_path, {"certificateFile", "privateKeyFile", "clientCaFile",
+                                       "requireClientCertificate"})) {
+                TlsServerSettings t;
+                String(tls, "certificateFile", tls_path, t.certificate_file);
+                String(tls, "privateKeyFile", tls_path, t.private_key_file);
+                String(tls, "clientCaFile", tls_path, t.client_ca_file);
+                Bool(tls, "requireClientCertificate", tls_path, t.require_client_certificate);
+                if (t.certificate_file.empty() || t.private_key_file.empty()) {
+                    Error(tls_path, "certificateFile and privateKeyFile are required with TLS");
+                }
+                if (t.require_client_certificate && t.client_ca_file.empty()) {
+                    Error(At(tls_path, "clientCaFile"),
+                          "required when requireClientCertificate is true");
+                }
+                s.tls = t;
+            }
+        }
+        const std::string auth_path = At(path, "auth");
+        Node auth = node["auth"];
+        if (!auth.Exists()) {
+            Error(auth_path, "missing: list the EHRs' bearer tokens, or allowAnonymous for a demo");
+        } else if (Object(auth, auth_path, {"bearerTokens", "allowAnonymous"})) {
+            Bool(auth, "allowAnonymous", auth_path, s.allow_anonymous);
+            Node tokens = auth["bearerTokens"];
+            if (tokens.Exists() && !tokens.IsArray()) Error(At(auth_path, "bearerTokens"), "must be an array");
+            for (std::size_t i = 0; i < tokens.Size(); ++i) {
+                std::string at = At(auth_path, "bearerTokens") + "[" + std::to_string(i) + "]";
+                if (!tokens[i].IsString()) {
+                    Error(at, "must be a string");
+                    continue;
+                }
+                if (auto token = Substitute(tokens[i].String(), at)) {
+                    if (token->size() < 16) {
+                        Error(at, "too short: use at least 16 characters");
+                    } else {
+                        s.bearer_tokens.push_back(*token);
+                    }
+                }
+            }
+            if (s.bearer_tokens.empty() && !s.allow_anonymous) {
+                Error(auth_path, "no bearer token: every request would be refused");
+            }
+        }
+    }
+
+    void Store(Node node, StoreSettings& s) {
+        const std::string path = "store";
+        if (!Object(node, path, {"path", "synchronous"})) return;
+        String(node, "path", path, s.path);
+        Bool(node, "synchronous", path, s.synchronous);
+        if (s.path.empty()) Error(At(path, "path"), "must not be empty");
+    }
+
+    void Worker(Node node, WorkerSettings& w) {
+        const std::string path = "worker";
+        if (!Object(node, path, {"concurrency", "maxAttempts", "maxAgeSeconds", "backoffInitialMs",
+                                 "backoffMaxMs", "leaseSeconds", "pollIntervalMs",
+                                 "shutdownGraceSeconds"})) {
+            return;
+        }
+        Number(node, "concurrency", path, w.concurrency, 1, 256);
+        Number(node, "maxAttempts", path, w.max_attempts, 1, 1000);
+        long long seconds = -1;
+        Number(node, "maxAgeSeconds", path, seconds, 1, 365.0 * 24 * 3600);
+        if (seconds > 0) w.max_age = std::chrono::seconds(seconds);
+        Millis(node, "backoffInitialMs", path, w.backoff_initial, 1, 3600 * 1000);
+        Millis(node, "backoffMaxMs", path, w.backoff_max, 1, 24.0 * 3600 * 1000);
+        seconds = -1;
+        Number(node, "leaseSeconds", path, seconds, 1, 3600);
+        if (seconds > 0) w.lease = std::chrono::seconds(seconds);
+        Millis(node, "pollIntervalMs", path, w.poll_interval, 1, 60 * 1000);
+        seconds = -1;
+        Number(node, "shutdownGraceSeconds", path, seconds, 0, 3600);
+        if (seconds >= 0) w.shutdown_grace = std::chrono::seconds(seconds);
+        if (w.backoff_initial > w.backoff_max) {
+            Error(At(path, "backoffInitialMs"), "must not exceed backoffMaxMs");
+        }
+    }
+
+    void Ehr(Node node, EhrSettings& e) {
+        const std::string path = "ehr";
+        if (!Object(node, path, {"baseUrl", "caFile", "clientCertificateFile", "clientKeyFile",
+                                 "connectTimeoutMs", "requestTimeoutMs", "maxResponseBytes", "auth"})) {
+            return;
+        }
+        String(node, "baseUrl", path, e.base_url);
+        if (!e.base_url.starts_with("http://") && !e.base_url.starts_with("https://")) {
+            Error(At(path, "baseUrl"), "must be an http:// or https:// URL of the EHR's FHIR base");
+        }
+        while (e.base_url.ends_with('/')) e.base_url.pop_back();
+        String(node, "caFile", path, e.ca_file);
+        String(node, "clientCertificateFile", path, e.client_certificate_file);
+        String(node, "clientKeyFile", path, e.client_key_file);
+        Millis(node, "connectTimeoutMs", path, e.connect_timeout, 10, 600 * 1000);
+        Millis(node, "requestTimeoutMs", path, e.request_timeout, 10, 3600 * 1000);
+        Number(node, "maxResponseBytes", path, e.max_response_bytes, 1024, 4.0 * 1024 * 1024 * 1024);
+        if (e.client_certificate_file.empty() != e.client_key_file.empty()) {
+            Error(path, "clientCertificateFile and clientKeyFile go together");
+        }
+        Node auth = node["auth"];
+        if (!auth.Exists()) return;
+        const std::string auth_path = At(path, "auth");
+        if (!Object(auth, auth_path, {"type", "token", "tokenFile", "clientId", "privateKey",
+                                      "privateKeyFile", "keyId", "algorithm", "scope",
+                                      "tokenEndpoint"})) {
+            return;
+        }
+        std::string type = "none";
+        String(auth, "type", auth_path, type);
+        AuthSettings& a = e.auth;
+        if (type == "none") {
+            a.kind = AuthSettings::Kind::kNone;
+        } else if (type == "bearer") {
+            a.kind = AuthSettings::Kind::kBearer;
+            Secret(auth, "token", "tokenFile", auth_path, a.bearer_token);
+            if (a.bearer_token.empty()) Error(At(auth_path, "token"), "required for bearer auth");
+        } else if (type == "smart-backend") {
+            a.kind = AuthSettings::Kind::kSmartBackend;
+            String(auth, "clientId", auth_path, a.client_id);
+            Secret(auth, "privateKey", "privateKeyFile", auth_path, a.private_key_pem);
+            String(auth, "keyId", auth_path, a.key_id);
+            String(auth, "algorithm", auth_path, a.algorithm);
+            String(auth, "scope", auth_path, a.scope);
+            String(auth, "tokenEndpoint", auth_path, a.token_endpoint);
+            if (a.client_id.empty()) Error(At(auth_path, "clientId"), "required for smart-backend");
+            if (a.private_key_pem.empty()) {
+                Error(At(auth_path, "privateKeyFile"), "required for smart-backend");
+            }
+            if (a.algorithm != "RS384" && a.algorithm != "ES384") {
+                Error(At(auth_path, "algorithm"), "must be RS384 or ES384");
+            }
+        } else {
+            Error(At(auth_path, "type"), "\"" + type + "\" is not none, bearer or smart-backend");
+        }
+    }
+
+    std::optional<ServiceConfig> Read(Node root) {
+        ServiceConfig config;
+        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log"})) return std::nullopt;
+        if (root["server"].Exists()) {
+            Server(root["server"], config.server);
+        } else {
+            Error("server", "missing");
+        }
+        if (root["store"].Exists()) Store(root["store"], config.store);
+        if (root["worker"].Exists()) Worker(root["worker"], config.worker);
+        if (root["ehr"].Exists()) {
+            Ehr(root["ehr"], config.ehr);
+        } else {
+            Error("ehr", "missing: the EHR's FHIR base URL is required");
+        }
+        if (root["rules"].Exists() && Object(root["rules"], "rules", {"path"})) {
+            String(root["rules"], "path", "rules", config.rules_path);
+        }
+        if (root["log"].Exists() && Object(root["log"], "log", {"level"})) {
+            String(root["log"], "level", "log", config.log_level);
+            if (config.log_level != "debug" && config.log_level != "info" &&
+                config.log_level != "warning" && config.log_level != "error") {
+                Error("log.level", "must be debug, info, warning or error");
+            }
+        }
+        if (issues_.HasErrors()) return std::nullopt;
+        return config;
+    }
+
+private:
+    std::optional<std::string> Substitute(std::string_view text, const std::string& path) {
+        std::string out;
+        std::size_t from = 0;
+        while (true) {
+            auto start = text.find("${", from);
+            if (start == std::string_view::npos) break;
+            auto end = text.find('}', start);
+            if (end == std::string_view::npos) {
+                Error(path, "unterminated ${...}");
+                return std::nullopt;
+            }
+            out.append(text, from, start - from);
+            std::string name(text.substr(start + 2, end - start - 2));
+            auto value = env_(name);
+            if (!value) {
+                // The name is safe to show; the value never is.
+                Error(path, "environment variable " + name + " is not set");
+                return std::nullopt;
+            }
+            out += *value;
+            from = end + 1;
+        }
+        out.append(text, from);
+        return out;
+    }
+
+    const EnvLookup& env_;
+    const FileReader& read_file_;
+    fhir::IssueList& issues_;
+};
+
+}  // namespace
+
+std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const EnvLookup& env,
+                                                const FileReader& read_file,
+                                                fhir::IssueList& issues) {
+    auto doc = fhir::JsonDocument::Parse(json, issues);
+    if (!doc) return std::nullopt;
+    return ConfigReader(env, read_file, issues).Read(doc->Root());
+}
+
+std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues) {
+    auto text = ReadFile(path);
+    if (!text) {
+        issues.Error("not-found", "", "cannot read the configuration " + path);
+        return std::nullopt;
+    }
+    EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());
+        if (value == nullptr) return std::nullopt;
+        return std::string(value);
+    };
+    FileReader files = [](const std::string& file) { return ReadFile(file); };
+    return ParseServiceConfig(*text, env, files, issues);
+}
+
+}  // namespace microcare::adapter

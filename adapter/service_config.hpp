@@ -1,0 +1,85 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapter/client/smart_auth.hpp"
+#include "fhir/issues.hpp"
+
+namespace microcare::adapter {
+
+struct TlsServerSettings {
+    std::string certificate_file;
+    std::string private_key_file;
+    std::string client_ca_file;  // set: client certificates are verified against it (mTLS)
+    bool require_client_certificate = false;
+};
+
+struct ServerSettings {
+    std::string listen = "127.0.0.1";
+    unsigned short port = 8080;  // 0: any free port (tests)
+    std::string base_path = "/fhir";
+    std::size_t max_body_bytes = 16 * 1024 * 1024;
+    std::size_t max_header_bytes = 16 * 1024;
+    std::chrono::milliseconds request_timeout{30000};
+    int threads = 2;
+    std::optional<TlsServerSettings> tls;
+    std::vector<std::string> bearer_tokens;  // EHRs allowed to call us
+    bool allow_anonymous = false;            // only for local demos and tests
+    std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
+};
+
+struct StoreSettings {
+    std::string path = "var/microcare.db";
+    bool synchronous = true;
+};
+
+struct WorkerSettings {
+    int concurrency = 4;
+    int max_attempts = 8;
+    std::chrono::seconds max_age{24 * 3600};
+    std::chrono::milliseconds backoff_initial{1000};
+    std::chrono::milliseconds backoff_max{5 * 60 * 1000};
+    std::chrono::seconds lease{120};
+    std::chrono::milliseconds poll_interval{200};
+    std::chrono::seconds shutdown_grace{10};
+};
+
+struct EhrSettings {
+    std::string base_url;
+    std::string ca_file;  // empty: the system's trust store
+    std::string client_certificate_file;
+    std::string client_key_file;
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds request_timeout{30000};
+    std::size_t max_response_bytes = 64 * 1024 * 1024;
+    AuthSettings auth;
+};
+
+// The whole configuration, validated before any socket opens.
+struct ServiceConfig {
+    ServerSettings server;
+    StoreSettings store;
+    WorkerSettings worker;
+    EhrSettings ehr;
+    std::string rules_path;  // empty: the shipped pack
+    std::string log_level = "info";
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+using FileReader = std::function<std::optional<std::string>(const std::string&)>;
+
+// Reads the JSON configuration. `${NAME}` in any string is replaced by the environment
+// variable NAME (a missing one is an error); secrets may also come from files
+// (`tokenFile`, `privateKeyFile`). Unknown keys and wrong types are errors, each with its path.
+std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const EnvLookup& env,
+                                                const FileReader& read_file,
+                                                fhir::IssueList& issues);
+
+// From a file, with the process environment.
+std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues);
+
+}  // namespace microcare::adapter

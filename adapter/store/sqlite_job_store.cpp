@@ -1,0 +1,836 @@
+#include "adapter/store/sqlite_job_store.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <exception>
+#include <future>
+#include <limits>
+#include <string_view>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>
+
+#include "adapter/store/sqlite_statement.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+using detail::ResetOnExit;
+using detail::SqliteStatement;
+
+// Schema migrations, in order: migration i takes user_version i to i + 1. A released migration
+// is never edited; a change is a new entry.
+//
+// States are stored as their names so that an admin with the sqlite3 shell can read them, and
+// the partial index names 'running' literally so that the planner can match it.
+constexpr std::array<std::string_view, 1> kMigrations = {
+    R"sql(
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    trigger_key TEXT NOT NULL UNIQUE,
+    encounter TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_due ON jobs (state, next_attempt_at);
+CREATE INDEX jobs_running_encounter ON jobs (encounter, lease_until) WHERE state = 'running';
+CREATE TABLE messages (
+    bundle_id TEXT PRIMARY KEY,
+    header_id TEXT NOT NULL,
+    response TEXT NOT NULL,
+    job_id INTEGER NOT NULL REFERENCES jobs (id)
+);
+CREATE TABLE subscriptions (
+    subscription TEXT PRIMARY KEY,
+    last_event_number INTEGER NOT NULL
+);
+)sql",
+};
+
+constexpr std::string_view kJobColumns =
+    "id, trigger_key, encounter, kind, payload, state, attempts, created_at, updated_at, "
+    "next_attempt_at, lease_until, last_error, outcome";
+
+std::int64_t Millis(TimePoint time) { return time.time_since_epoch().count(); }
+
+TimePoint FromMillis(std::int64_t millis) { return TimePoint(std::chrono::milliseconds(millis)); }
+
+std::optional<JobState> StateFromText(std::string_view text) {
+    for (JobState state :
+         {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kDead}) {
+        if (ToString(state) == text) {
+            return state;
+        }
+    }
+    return std::nullopt;
+}
+
+// Reads a row of kJobColumns.
+Result<Job> ReadJob(const SqliteStatement& row) {
+    Job job;
+    job.id = row.Int64(0);
+    job.trigger_key = row.Text(1);
+    job.encounter = row.Text(2);
+    job.kind = row.Text(3);
+    job.payload = row.Text(4);
+    auto state = StateFromText(row.Text(5));
+    if (!state) {
+        return Error::kStoreFailed;
+    }
+    job.state = *state;
+    job.attempts = static_cast<int>(row.Int64(6));
+    job.created_at = FromMillis(row.Int64(7));
+    job.updated_at = FromMillis(row.Int64(8));
+    job.next_attempt_at = FromMillis(row.Int64(9));
+    if (auto lease_until = row.OptionalInt64(10)) {
+        job.lease_until = FromMillis(*lease_until);
+    }
+    job.last_error = row.Text(11);
+    job.outcome = row.Text(12);
+    return job;
+}
+
+Result<void> Exec(sqlite3* db, const std::string& sql) {
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return Error::kStoreFailed;
+    }
+    return {};
+}
+
+// The first column of the first row of a one-off query (pragmas).
+template <typename T>
+Result<T> QueryValue(sqlite3* db, std::string_view sql) {
+    auto statement = SqliteStatement::Prepare(db, sql);
+    if (!statement) {
+        return statement.error();
+    }
+    auto row = statement->Next();
+    if (!row) {
+        return row.error();
+    }
+    if (!*row) {
+        return Error::kStoreFailed;
+    }
+    if constexpr (std::is_same_v<T, std::string>) {
+        return statement->Text(0);
+    } else {
+        return statement->Int64(0);
+    }
+}
+
+Result<void> Migrate(sqlite3* db) {
+    // IMMEDIATE: two processes opening a new database at once must not both create it.
+    if (auto begun = Exec(db, "BEGIN IMMEDIATE"); !begun) {
+        return begun;
+    }
+    auto migrate = [db]() -> Result<void> {
+        auto version = QueryValue<std::int64_t>(db, "PRAGMA user_version");
+        if (!version) {
+            return version.error();
+        }
+        if (*version < 0 || static_cast<std::size_t>(*version) > kMigrations.size()) {
+            // Written by a newer release (or not by us): this one would misread it.
+            return Error::kStoreFailed;
+        }
+        for (auto step = static_cast<std::size_t>(*version); step < kMigrations.size(); ++step) {
+            if (auto done = Exec(db, std::string(kMigrations[step])); !done) {
+                return done;
+            }
+        }
+        return Exec(db, "PRAGMA user_version = " + std::to_string(kMigrations.size()));
+    };
+    if (auto migrated = migrate(); !migrated) {
+        // The migration's own error is the one worth reporting; a failed rollback changes
+        // nothing, as closing the connection rolls back anyway.
+        static_cast<void>(Exec(db, "ROLLBACK"));
+        return migrated;
+    }
+    return Exec(db, "COMMIT");
+}
+
+}  // namespace
+
+// A unit of work on the store's thread.
+class SqliteJobStore::Task {
+  public:
+    explicit Task(bool writes) : writes_(writes) {}
+    virtual ~Task() = default;
+
+    bool writes() const { return writes_; }
+    // Runs the task's statements; false when it failed and whatever it wrote must be undone.
+    virtual bool Execute() = 0;
+    // Hands the result of Execute to the caller: for a write, only once it is committed.
+    virtual void Deliver() = 0;
+    // Tells the caller that the task did not (durably) happen.
+    virtual void Fail(Error error) = 0;
+
+  private:
+    const bool writes_;
+};
+
+template <typename T>
+class SqliteJobStore::Call final : public Task {
+  public:
+    Call(bool writes, std::function<Result<T>()> body, std::function<void(Result<T>)> done)
+        : Task(writes), body_(std::move(body)), done_(std::move(done)) {}
+
+    bool Execute() override {
+        try {
+            result_ = body_();
+        } catch (const std::exception&) {
+            // Only allocation can throw here; the task fails alone, the store goes on.
+            result_ = make_error_code(Error::kStoreFailed);
+        }
+        return result_.has_value();
+    }
+    void Deliver() override { done_(std::move(result_)); }
+    void Fail(Error error) override { done_(make_error_code(error)); }
+
+  private:
+    std::function<Result<T>()> body_;
+    std::function<void(Result<T>)> done_;
+    Result<T> result_{make_error_code(Error::kStoreFailed)};
+};
+
+struct SqliteJobStore::Statements {
+    SqliteStatement begin;
+    SqliteStatement commit;
+    SqliteStatement rollback;
+    SqliteStatement savepoint;
+    SqliteStatement rollback_to_savepoint;
+    SqliteStatement release_savepoint;
+
+    SqliteStatement find_message;
+    SqliteStatement find_trigger;
+    SqliteStatement insert_job;
+    SqliteStatement insert_message;
+    SqliteStatement upsert_subscription;
+    SqliteStatement last_event_number;
+
+    SqliteStatement lease_candidates;
+    SqliteStatement lease_job;
+    SqliteStatement requeue_expired;
+    SqliteStatement complete;
+    SqliteStatement retry_later;
+    SqliteStatement dead_letter;
+    SqliteStatement retry;
+    SqliteStatement job_exists;
+
+    SqliteStatement get_job;
+    SqliteStatement list_jobs;
+    SqliteStatement list_jobs_in_state;
+    SqliteStatement count_in_state;
+
+    static Result<std::unique_ptr<Statements>> Prepare(sqlite3* db);
+};
+
+Result<std::unique_ptr<SqliteJobStore::Statements>> SqliteJobStore::Statements::Prepare(
+    sqlite3* db) {
+    auto statements = std::make_unique<Statements>();
+    const std::string columns(kJobColumns);
+    const std::pair<SqliteStatement Statements::*, std::string> sql[] = {
+        {&Statements::begin, "BEGIN IMMEDIATE"},
+        {&Statements::commit, "COMMIT"},
+        {&Statements::rollback, "ROLLBACK"},
+        {&Statements::savepoint, "SAVEPOINT task"},
+        {&Statements::rollback_to_savepoint, "ROLLBACK TO task"},
+        {&Statements::release_savepoint, "RELEASE task"},
+
+        {&Statements::find_message,
+         "SELECT header_id, response, job_id FROM messages WHERE bundle_id = ?1"},
+        {&Statements::find_trigger, "SELECT id FROM jobs WHERE trigger_key = ?1"},
+        {&Statements::insert_job,
+         "INSERT INTO jobs (trigger_key, encounter, kind, payload, state, attempts, created_at, "
+         "updated_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5, ?5)"},
+        {&Statements::insert_message,
+         "INSERT INTO messages (bundle_id, header_id, response, job_id) VALUES (?1, ?2, ?3, ?4)"},
+        {&Statements::upsert_subscription,
+         "INSERT INTO subscriptions (subscription, last_event_number) VALUES (?1, ?2) "
+         "ON CONFLICT (subscription) DO UPDATE SET "
+         "last_event_number = max(last_event_number, excluded.last_event_number)"},
+        {&Statements::last_event_number,
+         "SELECT last_event_number FROM subscriptions WHERE subscription = ?1"},
+
+        // Due queued jobs, longest due first, whose encounter has no job running under a live
+        // lease. Walks jobs_due in order; the NOT EXISTS is a probe of the small partial index.
+        {&Statements::lease_candidates,
+         "SELECT q.id, q.encounter FROM jobs AS q "
+         "WHERE q.state = 'queued' AND q.next_attempt_at <= ?1 AND NOT EXISTS ("
+         "SELECT 1 FROM jobs AS r WHERE r.state = 'running' AND r.encounter = q.encounter "
+         "AND r.lease_until >= ?1) "
+         "ORDER BY q.next_attempt_at, q.id"},
+        {&Statements::lease_job,
+         "UPDATE jobs SET state = 'running', lease_until = ?2, attempts = attempts + 1, "
+         "updated_at = ?3 WHERE id = ?1 AND state = 'queued' RETURNING " +
+             columns},
+        {&Statements::requeue_expired,
+         "UPDATE jobs SET state = 'queued', next_attempt_at = ?1, lease_until = NULL, "
+         "updated_at = ?1 WHERE state = 'running' AND lease_until < ?1"},
+        {&Statements::complete,
+         "UPDATE jobs SET state = 'done', outcome = ?2, lease_until = NULL, updated_at = ?3 "
+         "WHERE id = ?1 AND state = 'running'"},
+        {&Statements::retry_later,
+         "UPDATE jobs SET state = 'queued', next_attempt_at = ?2, last_error = ?3, "
+         "lease_until = NULL, updated_at = ?4 WHERE id = ?1 AND state = 'running'"},
+        {&Statements::dead_letter,
+         "UPDATE jobs SET state = 'dead', last_error = ?2, outcome = ?3, lease_until = NULL, "
+         "updated_at = ?4 WHERE id = ?1 AND state = 'running'"},
+        {&Statements::retry,
+         "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?2, "
+         "lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND state IN ('done', 'dead')"},
+        {&Statements::job_exists, "SELECT 1 FROM jobs WHERE id = ?1"},
+
+        {&Statements::get_job, "SELECT " + columns + " FROM jobs WHERE id = ?1"},
+        {&Statements::list_jobs, "SELECT " + columns + " FROM jobs ORDER BY id LIMIT ?1"},
+        {&Statements::list_jobs_in_state,
+         "SELECT " + columns + " FROM jobs WHERE state = ?1 ORDER BY id LIMIT ?2"},
+        {&Statements::count_in_state, "SELECT count(*) FROM jobs WHERE state = ?1"},
+    };
+    for (const auto& [member, text] : sql) {
+        auto prepared = SqliteStatement::Prepare(db, text);
+        if (!prepared) {
+            return prepared.error();
+        }
+        (*statements).*member = std::move(*prepared);
+    }
+    return statements;
+}
+
+void SqliteJobStore::ConnectionCloser::operator()(sqlite3* db) const {
+    // close_v2: should a statement still be alive, the connection closes once it is finalized
+    // instead of leaking.
+    sqlite3_close_v2(db);
+}
+
+Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path,
+                                                             const StoreOptions& options) {
+    sqlite3* raw = nullptr;
+    // NOMUTEX: one thread at a time uses the connection (this one, then the store's thread), so
+    // SQLite's own locking would only cost.
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    Connection db(raw);  // a failed open still returns a handle that must be closed
+    if (rc != SQLITE_OK) {
+        return Error::kStoreFailed;
+    }
+    sqlite3_extended_result_codes(db.get(), 1);
+    sqlite3_busy_timeout(db.get(),
+                         static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(),
+                                                                 std::numeric_limits<int>::max())));
+
+    // Some file systems (network mounts) cannot do WAL and SQLite then quietly keeps the old
+    // journal; group commit and concurrent readers rely on WAL, so refuse rather than degrade.
+    auto mode = QueryValue<std::string>(db.get(), "PRAGMA journal_mode = WAL");
+    if (!mode || *mode != "wal") {
+        return Error::kStoreFailed;
+    }
+    // In WAL mode NORMAL survives a crash of the process but may lose the last commits on a
+    // power cut; FULL syncs the WAL on every commit, which is what "acknowledged" promises.
+    const std::string synchronous = options.synchronous_full ? "FULL" : "NORMAL";
+    if (auto set = Exec(db.get(), "PRAGMA synchronous = " + synchronous); !set) {
+        return set.error();
+    }
+    if (auto set = Exec(db.get(), "PRAGMA foreign_keys = ON"); !set) {
+        return set.error();
+    }
+    if (auto migrated = Migrate(db.get()); !migrated) {
+        return migrated.error();
+    }
+    auto statements = Statements::Prepare(db.get());
+    if (!statements) {
+        return statements.error();
+    }
+    return std::unique_ptr<SqliteJobStore>(
+        new SqliteJobStore(std::move(db), std::move(*statements), options));
+}
+
+SqliteJobStore::SqliteJobStore(Connection db, std::unique_ptr<Statements> statements,
+                               const StoreOptions& options)
+    : options_(options), db_(std::move(db)), statements_(std::move(statements)) {
+    thread_ = std::thread([this] { Run(); });
+    thread_id_ = thread_.get_id();
+}
+
+SqliteJobStore::~SqliteJobStore() { Close(); }
+
+void SqliteJobStore::Close() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_one();
+    if (std::this_thread::get_id() == thread_id_) {
+        // Called from a callback: the thread drains the queue and ends after it returns.
+        return;
+    }
+    std::lock_guard lock(join_mutex_);
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+SqliteJobStore::Stats SqliteJobStore::stats() const {
+    return {commits_.load(std::memory_order_relaxed), write_tasks_.load(std::memory_order_relaxed)};
+}
+
+template <typename T>
+void SqliteJobStore::Submit(bool writes, std::function<Result<T>()> body,
+                            std::function<void(Result<T>)> done) {
+    if (!done) {
+        done = [](Result<T>) {};
+    }
+    auto task = std::make_unique<Call<T>>(writes, std::move(body), std::move(done));
+    {
+        std::lock_guard lock(mutex_);
+        if (!stopping_) {
+            queue_.push_back(std::move(task));
+            queued_writes_ += writes ? 1 : 0;
+        }
+    }
+    if (task) {
+        task->Fail(Error::kShuttingDown);
+        return;
+    }
+    wake_.notify_one();
+}
+
+template <typename T>
+Result<T> SqliteJobStore::SubmitAndWait(bool writes, std::function<Result<T>()> body) {
+    std::promise<Result<T>> promise;
+    auto future = promise.get_future();
+    Submit<T>(writes, std::move(body),
+              [&promise](Result<T> result) { promise.set_value(std::move(result)); });
+    return future.get();
+}
+
+void SqliteJobStore::Run() {
+    const std::size_t max_batch = std::max<std::size_t>(options_.max_batch_size, 1);
+    std::vector<std::unique_ptr<Task>> batch;
+    batch.reserve(max_batch);
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+            if (queue_.empty()) {
+                break;  // stopping, and everything accepted has been done
+            }
+            if (queued_writes_ > 0 && queue_.size() < max_batch && !stopping_ &&
+                options_.max_batch_delay.count() > 0) {
+                // A commit costs one fsync however much it carries: a short wait lets writers
+                // arriving now share it. Writers arriving during a commit need no wait, they
+                // are all taken by the next one.
+                const auto deadline = std::chrono::steady_clock::now() + options_.max_batch_delay;
+                wake_.wait_until(lock, deadline, [this, max_batch] {
+                    return queue_.size() >= max_batch || stopping_;
+                });
+            }
+            while (!queue_.empty() && batch.size() < max_batch) {
+                queued_writes_ -= queue_.front()->writes() ? 1 : 0;
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+        }
+        RunBatch(batch);
+        batch.clear();
+    }
+    // The thread owns the connection to the end: statements first, then the connection (which
+    // checkpoints the WAL into the database file).
+    statements_.reset();
+    db_.reset();
+}
+
+bool SqliteJobStore::InTransaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
+
+void SqliteJobStore::RunBatch(std::vector<std::unique_ptr<Task>>& batch) {
+    const bool writes =
+        std::any_of(batch.begin(), batch.end(), [](const auto& task) { return task->writes(); });
+    if (!writes) {
+        for (auto& task : batch) {
+            task->Execute();
+            task->Deliver();
+        }
+        return;
+    }
+    auto& st = *statements_;
+    auto exec = [](SqliteStatement& statement) {
+        ResetOnExit reset(statement);
+        return statement.Run().has_value();
+    };
+    if (!exec(st.begin)) {
+        AbortBatch(batch);
+        return;
+    }
+    for (auto& task : batch) {
+        if (!task->writes()) {
+            // Reads share the transaction: they see the batch's earlier writes, as the caller
+            // who queued them after those writes expects.
+            task->Execute();
+        } else {
+            if (!exec(st.savepoint)) {
+                AbortBatch(batch);
+                return;
+            }
+            if (!task->Execute() && !exec(st.rollback_to_savepoint)) {
+                AbortBatch(batch);
+                return;
+            }
+            if (!exec(st.release_savepoint)) {
+                AbortBatch(batch);
+                return;
+            }
+        }
+        // Some errors (disk full, I/O) make SQLite roll back the whole transaction by itself;
+        // the tasks before this one are then lost and must not be acknowledged.
+        if (!InTransaction()) {
+            AbortBatch(batch);
+            return;
+        }
+    }
+    if (!exec(st.commit)) {
+        AbortBatch(batch);
+        return;
+    }
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    write_tasks_.fetch_add(
+        std::count_if(batch.begin(), batch.end(), [](const auto& task) { return task->writes(); }),
+        std::memory_order_relaxed);
+    for (auto& task : batch) {
+        task->Deliver();
+    }
+}
+
+void SqliteJobStore::AbortBatch(std::vector<std::unique_ptr<Task>>& batch) {
+    if (InTransaction()) {
+        ResetOnExit reset(statements_->rollback);
+        // Should the rollback fail, the transaction stays open: the next batch's BEGIN then
+        // fails and comes here again, so nothing ever commits on top of half a batch.
+        static_cast<void>(statements_->rollback.Run());
+    }
+    // Nothing in the batch is on disk: no task of it may be reported as done.
+    for (auto& task : batch) {
+        task->Fail(Error::kStoreFailed);
+    }
+}
+
+// ---- The calls: each one a task on the store's thread.
+
+void SqliteJobStore::EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) {
+    Submit<Enqueued>(
+        true, [this, job = std::move(job)] { return DoEnqueue(job); }, std::move(done));
+}
+
+Result<std::int64_t> SqliteJobStore::LastEventNumber(const std::string& subscription) {
+    return SubmitAndWait<std::int64_t>(false, [&] { return DoLastEventNumber(subscription); });
+}
+
+Result<std::vector<Job>> SqliteJobStore::Lease(TimePoint now, std::chrono::milliseconds lease,
+                                               std::size_t max) {
+    return SubmitAndWait<std::vector<Job>>(true, [&] { return DoLease(now, lease, max); });
+}
+
+Result<std::size_t> SqliteJobStore::RequeueExpired(TimePoint now) {
+    return SubmitAndWait<std::size_t>(true, [&] { return DoRequeueExpired(now); });
+}
+
+Result<void> SqliteJobStore::Complete(std::int64_t id, const std::string& outcome) {
+    return SubmitAndWait<void>(true, [&] { return DoComplete(id, outcome); });
+}
+
+Result<void> SqliteJobStore::RetryLater(std::int64_t id, TimePoint next_attempt,
+                                        const std::string& error) {
+    return SubmitAndWait<void>(true, [&] { return DoRetryLater(id, next_attempt, error); });
+}
+
+Result<void> SqliteJobStore::DeadLetter(std::int64_t id, const std::string& reason,
+                                        const std::string& outcome) {
+    return SubmitAndWait<void>(true, [&] { return DoDeadLetter(id, reason, outcome); });
+}
+
+Result<void> SqliteJobStore::Retry(std::int64_t id, TimePoint now) {
+    return SubmitAndWait<void>(true, [&] { return DoRetry(id, now); });
+}
+
+Result<Job> SqliteJobStore::Get(std::int64_t id) {
+    return SubmitAndWait<Job>(false, [&] { return DoGet(id); });
+}
+
+Result<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
+    return SubmitAndWait<std::vector<Job>>(false, [&] { return DoList(filter); });
+}
+
+Result<std::size_t> SqliteJobStore::CountByState(JobState state) {
+    return SubmitAndWait<std::size_t>(false, [&] { return DoCountByState(state); });
+}
+
+// ---- Task bodies, on the store's thread.
+
+Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
+    auto& st = *statements_;
+    if (job.message) {
+        ResetOnExit reset(st.find_message);
+        st.find_message.Bind(1, job.message->bundle_id);
+        auto row = st.find_message.Next();
+        if (!row) {
+            return row.error();
+        }
+        if (*row) {
+            if (st.find_message.Text(0) != job.message->header_id) {
+                // A Bundle id reused for another message: answering with the first message's
+                // response would acknowledge something never recorded.
+                return Error::kConflict;
+            }
+            return Enqueued{st.find_message.Int64(2), false, st.find_message.Text(1)};
+        }
+    }
+
+    Enqueued enqueued;
+    {
+        ResetOnExit reset(st.find_trigger);
+        st.find_trigger.Bind(1, job.trigger_key);
+        auto row = st.find_trigger.Next();
+        if (!row) {
+            return row.error();
+        }
+        if (*row) {
+            enqueued.job_id = st.find_trigger.Int64(0);
+        }
+    }
+    if (enqueued.job_id == 0) {
+        ResetOnExit reset(st.insert_job);
+        st.insert_job.Bind(1, job.trigger_key);
+        st.insert_job.Bind(2, job.encounter);
+        st.insert_job.Bind(3, job.kind);
+        st.insert_job.Bind(4, job.payload);
+        st.insert_job.Bind(5, Millis(options_.now()));
+        if (auto inserted = st.insert_job.Run(); !inserted) {
+            return inserted.error();
+        }
+        enqueued.job_id = sqlite3_last_insert_rowid(db_.get());
+        enqueued.created = true;
+    }
+
+    if (job.message) {
+        // Also for a known trigger: a later re-send of this message is then recognised by its
+        // Bundle id without depending on how the trigger key was derived.
+        ResetOnExit reset(st.insert_message);
+        st.insert_message.Bind(1, job.message->bundle_id);
+        st.insert_message.Bind(2, job.message->header_id);
+        st.insert_message.Bind(3, job.message->response);
+        st.insert_message.Bind(4, enqueued.job_id);
+        if (auto inserted = st.insert_message.Run(); !inserted) {
+            return inserted.error();
+        }
+    }
+    if (job.subscription_event) {
+        // max(): notifications may arrive out of order, and a late one must not move the
+        // number back and make a gap look like it was filled.
+        ResetOnExit reset(st.upsert_subscription);
+        st.upsert_subscription.Bind(1, job.subscription_event->subscription);
+        st.upsert_subscription.Bind(2, job.subscription_event->event_number);
+        if (auto upserted = st.upsert_subscription.Run(); !upserted) {
+            return upserted.error();
+        }
+    }
+    return enqueued;
+}
+
+Result<std::int64_t> SqliteJobStore::DoLastEventNumber(const std::string& subscription) {
+    auto& statement = statements_->last_event_number;
+    ResetOnExit reset(statement);
+    statement.Bind(1, subscription);
+    auto row = statement.Next();
+    if (!row) {
+        return row.error();
+    }
+    return *row ? statement.Int64(0) : 0;
+}
+
+Result<std::vector<Job>> SqliteJobStore::DoLease(TimePoint now, std::chrono::milliseconds lease,
+                                                 std::size_t max) {
+    auto& st = *statements_;
+    // Choose first, update after: changing rows under a running SELECT on the same table
+    // would let the scan meet its own updates.
+    std::vector<std::int64_t> ids;
+    {
+        ResetOnExit reset(st.lease_candidates);
+        st.lease_candidates.Bind(1, Millis(now));
+        std::unordered_set<std::string> encounters;
+        while (ids.size() < max) {
+            auto row = st.lease_candidates.Next();
+            if (!row) {
+                return row.error();
+            }
+            if (!*row) {
+                break;
+            }
+            // One job per encounter per call: the candidates query only sees jobs already
+            // running, not the ones this call is about to start.
+            if (encounters.insert(st.lease_candidates.Text(1)).second) {
+                ids.push_back(st.lease_candidates.Int64(0));
+            }
+        }
+    }
+    std::vector<Job> jobs;
+    jobs.reserve(ids.size());
+    for (std::int64_t id : ids) {
+        ResetOnExit reset(st.lease_job);
+        st.lease_job.Bind(1, id);
+        st.lease_job.Bind(2, Millis(now + lease));
+        st.lease_job.Bind(3, Millis(now));
+        auto row = st.lease_job.Next();
+        if (!row) {
+            return row.error();
+        }
+        if (!*row) {
+            return Error::kStoreFailed;  // chosen in this transaction, so it must still be queued
+        }
+        auto job = ReadJob(st.lease_job);
+        if (!job) {
+            return job.error();
+        }
+        jobs.push_back(std::move(*job));
+    }
+    return jobs;
+}
+
+Result<std::size_t> SqliteJobStore::DoRequeueExpired(TimePoint now) {
+    auto& statement = statements_->requeue_expired;
+    ResetOnExit reset(statement);
+    statement.Bind(1, Millis(now));
+    if (auto updated = statement.Run(); !updated) {
+        return updated.error();
+    }
+    return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+}
+
+Result<void> SqliteJobStore::MissingOrConflict(std::int64_t id) {
+    auto& statement = statements_->job_exists;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    auto row = statement.Next();
+    if (!row) {
+        return row.error();
+    }
+    return *row ? Error::kConflict : Error::kNotFound;
+}
+
+Result<void> SqliteJobStore::DoComplete(std::int64_t id, const std::string& outcome) {
+    auto& statement = statements_->complete;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    statement.Bind(2, outcome);
+    statement.Bind(3, Millis(options_.now()));
+    if (auto updated = statement.Run(); !updated) {
+        return updated;
+    }
+    return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
+}
+
+Result<void> SqliteJobStore::DoRetryLater(std::int64_t id, TimePoint next_attempt,
+                                          const std::string& error) {
+    auto& statement = statements_->retry_later;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    statement.Bind(2, Millis(next_attempt));
+    statement.Bind(3, error);
+    statement.Bind(4, Millis(options_.now()));
+    if (auto updated = statement.Run(); !updated) {
+        return updated;
+    }
+    return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
+}
+
+Result<void> SqliteJobStore::DoDeadLetter(std::int64_t id, const std::string& reason,
+                                          const std::string& outcome) {
+    auto& statement = statements_->dead_letter;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    statement.Bind(2, reason);
+    statement.Bind(3, outcome);
+    statement.Bind(4, Millis(options_.now()));
+    if (auto updated = statement.Run(); !updated) {
+        return updated;
+    }
+    return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
+}
+
+Result<void> SqliteJobStore::DoRetry(std::int64_t id, TimePoint now) {
+    auto& statement = statements_->retry;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    statement.Bind(2, Millis(now));
+    if (auto updated = statement.Run(); !updated) {
+        return updated;
+    }
+    return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
+}
+
+Result<Job> SqliteJobStore::DoGet(std::int64_t id) {
+    auto& statement = statements_->get_job;
+    ResetOnExit reset(statement);
+    statement.Bind(1, id);
+    auto row = statement.Next();
+    if (!row) {
+        return row.error();
+    }
+    if (!*row) {
+        return Error::kNotFound;
+    }
+    return ReadJob(statement);
+}
+
+Result<std::vector<Job>> SqliteJobStore::DoList(const JobFilter& filter) {
+    const auto limit = static_cast<std::int64_t>(
+        std::min<std::size_t>(filter.limit, std::numeric_limits<std::int64_t>::max()));
+    auto& statement = filter.state ? statements_->list_jobs_in_state : statements_->list_jobs;
+    ResetOnExit reset(statement);
+    if (filter.state) {
+        statement.Bind(1, ToString(*filter.state));
+        statement.Bind(2, limit);
+    } else {
+        statement.Bind(1, limit);
+    }
+    std::vector<Job> jobs;
+    for (;;) {
+        auto row = statement.Next();
+        if (!row) {
+            return row.error();
+        }
+        if (!*row) {
+            return jobs;
+        }
+        auto job = ReadJob(statement);
+        if (!job) {
+            return job.error();
+        }
+        jobs.push_back(std::move(*job));
+    }
+}
+
+Result<std::size_t> SqliteJobStore::DoCountByState(JobState state) {
+    auto& statement = statements_->count_in_state;
+    ResetOnExit reset(statement);
+    statement.Bind(1, ToString(state));
+    auto row = statement.Next();
+    if (!row) {
+        return row.error();
+    }
+    if (!*row) {
+        return Error::kStoreFailed;
+    }
+    return static_cast<std::size_t>(statement.Int64(0));
+}
+
+}  // namespace microcare::adapter

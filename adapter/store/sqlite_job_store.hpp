@@ -1,0 +1,123 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapter/store/job_store.hpp"
+
+struct sqlite3;
+
+namespace microcare::adapter {
+
+// JobStore on one SQLite database in WAL mode.
+//
+// One thread owns the connection and runs every call, reads included, as a task from its queue
+// in arrival order. Writes are group-committed: the thread takes what is queued (up to
+// max_batch_size; once a write is pending it waits up to max_batch_delay for company), runs it
+// in one BEGIN IMMEDIATE ... COMMIT, each write inside a SAVEPOINT of its own so that a failing
+// task is undone alone, and only after COMMIT has returned does it call back. With
+// synchronous=FULL that is one fsync for the whole batch, and nothing is acknowledged that is
+// not on disk.
+class SqliteJobStore final : public JobStore {
+  public:
+    // What group commit achieved so far (for metrics and tests).
+    struct Stats {
+        std::uint64_t commits = 0;      // write transactions committed
+        std::uint64_t write_tasks = 0;  // write calls those commits carried
+    };
+
+    // Opens (or creates) the database, brings its schema up to date and starts the store's
+    // thread. A database written by a newer schema version is refused.
+    static Result<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
+                                                        const StoreOptions& options = {});
+    ~SqliteJobStore() override;
+
+    void EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) override;
+    Result<std::int64_t> LastEventNumber(const std::string& subscription) override;
+    Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
+                                   std::size_t max) override;
+    Result<std::size_t> RequeueExpired(TimePoint now) override;
+    Result<void> Complete(std::int64_t id, const std::string& outcome) override;
+    Result<void> RetryLater(std::int64_t id, TimePoint next_attempt,
+                            const std::string& error) override;
+    Result<void> DeadLetter(std::int64_t id, const std::string& reason,
+                            const std::string& outcome) override;
+    Result<void> Retry(std::int64_t id, TimePoint now) override;
+    Result<Job> Get(std::int64_t id) override;
+    Result<std::vector<Job>> List(const JobFilter& filter) override;
+    Result<std::size_t> CountByState(JobState state) override;
+    // Also safe from a callback (it then stops the thread without waiting for it); the store
+    // must still not be destroyed from one of its own callbacks.
+    void Close() override;
+
+    Stats stats() const;
+
+  private:
+    class Task;
+    template <typename T>
+    class Call;
+    struct Statements;
+    struct ConnectionCloser {
+        void operator()(sqlite3* db) const;
+    };
+    using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+
+    SqliteJobStore(Connection db, std::unique_ptr<Statements> statements,
+                   const StoreOptions& options);
+
+    template <typename T>
+    void Submit(bool writes, std::function<Result<T>()> body, std::function<void(Result<T>)> done);
+    template <typename T>
+    Result<T> SubmitAndWait(bool writes, std::function<Result<T>()> body);
+
+    // The store's thread.
+    void Run();
+    void RunBatch(std::vector<std::unique_ptr<Task>>& batch);
+    void AbortBatch(std::vector<std::unique_ptr<Task>>& batch);
+    bool InTransaction() const;
+
+    // Task bodies: they run on the store's thread only.
+    Result<Enqueued> DoEnqueue(const NewJob& job);
+    Result<std::int64_t> DoLastEventNumber(const std::string& subscription);
+    Result<std::vector<Job>> DoLease(TimePoint now, std::chrono::milliseconds lease,
+                                     std::size_t max);
+    Result<std::size_t> DoRequeueExpired(TimePoint now);
+    Result<void> DoComplete(std::int64_t id, const std::string& outcome);
+    Result<void> DoRetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error);
+    Result<void> DoDeadLetter(std::int64_t id, const std::string& reason,
+                              const std::string& outcome);
+    Result<void> DoRetry(std::int64_t id, TimePoint now);
+    Result<Job> DoGet(std::int64_t id);
+    Result<std::vector<Job>> DoList(const JobFilter& filter);
+    Result<std::size_t> DoCountByState(JobState state);
+    // After an UPDATE guarded by the job's state changed nothing: tells a missing job
+    // (kNotFound) from one in the wrong state (kConflict).
+    Result<void> MissingOrConflict(std::int64_t id);
+
+    const StoreOptions options_;
+    Connection db_;
+    std::unique_ptr<Statements> statements_;
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::unique_ptr<Task>> queue_;  // guarded by mutex_
+    std::size_t queued_writes_ = 0;            // guarded by mutex_
+    bool stopping_ = false;                    // guarded by mutex_
+
+    std::atomic<std::uint64_t> commits_{0};
+    std::atomic<std::uint64_t> write_tasks_{0};
+
+    std::mutex join_mutex_;  // two threads closing at once: one joins, the other waits for it
+    std::thread thread_;     // declared last: it starts once everything it uses exists
+    std::thread::id thread_id_;
+};
+
+}  // namespace microcare::adapter

@@ -1,0 +1,358 @@
+// MicroCare as the EHR drives it, in process: triggers in over HTTP, jobs through the durable
+// store, the record read from and the result written to a fake EHR that fails on demand. Each
+// test checks what the EHR ends up holding (exactly one CarePlan per encounter) and how the job
+// ended.
+#include <gtest/gtest.h>
+
+#include "adapter/service/service.hpp"
+#include "adapter/store/job_store.hpp"
+#include "fhir/json.hpp"
+#include "service_harness.hpp"
+
+namespace microcare::testing {
+namespace {
+
+constexpr const char* kEncounter = "Encounter/enc-mn-20261120";
+
+class ServiceTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ehr_ = std::make_unique<FakeEhr>();
+        ehr_->Load(ReadSource("config/examples/absolute-isotretinoin.json"));
+        dir_ = FreshDirectory("service");
+    }
+    void TearDown() override {
+        if (service_) service_->Stop();
+        service_.reset();
+        ehr_->Stop();
+        std::filesystem::remove_all(dir_);
+    }
+
+    void Start(const std::function<void(adapter::ServiceConfig&)>& adjust = {}) {
+        adapter::ServiceConfig config = TestConfig(ehr_->BaseUrl(), dir_);
+        if (adjust) adjust(config);
+        auto service = adapter::Service::Create(config);
+        ASSERT_TRUE(service) << service.error().message();
+        service_ = std::move(*service);
+        service_->Start();
+        base_ = "http://127.0.0.1:" + std::to_string(service_->port()) + "/fhir";
+    }
+
+    std::vector<adapter::Job> Jobs(std::optional<adapter::JobState> state = std::nullopt) {
+        adapter::JobFilter filter;
+        filter.state = state;
+        filter.limit = 1000;
+        auto jobs = service_->store().List(filter);
+        return jobs ? *jobs : std::vector<adapter::Job>{};
+    }
+
+    bool AllJobsSettled() {
+        for (const adapter::Job& job : Jobs()) {
+            if (job.state == adapter::JobState::kQueued || job.state == adapter::JobState::kRunning) {
+                return false;
+            }
+        }
+        return !Jobs().empty();
+    }
+
+    Reply Message(const std::string& bundle_id, const std::string& header_id,
+                  const std::string& encounter = kEncounter) {
+        return PostJson(base_ + "/$process-message", MessageBundle(bundle_id, header_id, encounter));
+    }
+
+    std::unique_ptr<FakeEhr> ehr_;
+    std::unique_ptr<adapter::Service> service_;
+    std::filesystem::path dir_;
+    std::string base_;
+};
+
+std::string ResponseCode(const std::string& body) {
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(body, issues);
+    if (!doc) return "(not JSON)";
+    return std::string(doc->Root()["entry"][0]["resource"]["response"]["code"].String());
+}
+
+TEST_F(ServiceTest, AMessageBecomesOneCarePlanWithItsIssuesAndTask) {
+    Start();
+    Reply reply = Message("msg-1", "hdr-1");
+    ASSERT_EQ(reply.status, 200u) << reply.error << reply.body;
+    EXPECT_EQ(ResponseCode(reply.body), "ok");
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);  // A8, current isotretinoin
+    EXPECT_EQ(ehr_->Count("Task"), 1u);
+}
+
+TEST_F(ServiceTest, AReSentMessageGetsTheSameAnswerAndNoSecondJob) {
+    Start();
+    Reply first = Message("msg-2", "hdr-2");
+    Reply again = Message("msg-2", "hdr-2");
+    ASSERT_EQ(first.status, 200u);
+    ASSERT_EQ(again.status, 200u);
+    EXPECT_EQ(first.body, again.body);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(Jobs().size(), 1u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    // The same Bundle id with another MessageHeader id is a different message reusing an id.
+    Reply reused = Message("msg-2", "hdr-other");
+    EXPECT_EQ(reused.status, 409u) << reused.body;
+    EXPECT_NE(reused.body.find("OperationOutcome"), std::string::npos);
+}
+
+TEST_F(ServiceTest, ReplayingADoneJobWritesNothingNew) {
+    Start();
+    ASSERT_EQ(Message("msg-3", "hdr-3").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    const auto done = Jobs(adapter::JobState::kDone);
+    ASSERT_EQ(done.size(), 1u);
+    auto now = std::chrono::floor<std::chrono::milliseconds>(adapter::Clock::now());
+    ASSERT_TRUE(service_->store().Retry(done[0].id, now));
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);
+    EXPECT_EQ(ehr_->Count("Task"), 1u);
+}
+
+struct FaultCase {
+    const char* name;
+    const char* method;
+    const char* path;
+    Fault fault;
+    std::size_t times;
+};
+
+class ServiceFaultTest : public ServiceTest, public ::testing::WithParamInterface<FaultCase> {};
+
+TEST_P(ServiceFaultTest, TransientFaultsEndInExactlyOneCarePlan) {
+    const FaultCase& c = GetParam();
+    ehr_->InjectFault(c.method, c.path, c.fault, c.times);
+    Start();
+    ASSERT_EQ(Message(std::string("msg-") + c.name, std::string("hdr-") + c.name).status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    auto done = Jobs(adapter::JobState::kDone);
+    ASSERT_EQ(done.size(), 1u) << "job not done; last error: "
+                               << (Jobs().empty() ? "" : Jobs()[0].last_error);
+    EXPECT_GE(done[0].attempts, 2) << "the fault was not hit";
+    EXPECT_EQ(ehr_->PendingFaults(), 0u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, ServiceFaultTest,
+    ::testing::Values(
+        FaultCase{"server-error", "POST", "", Fault::ServerError(), 2},
+        FaultCase{"throttled", "POST", "", Fault::TooManyRequests(1), 1},
+        FaultCase{"reset-read", "GET", "Encounter/enc-mn-20261120", Fault::Reset(), 1},
+        FaultCase{"reset-write", "POST", "", Fault::Reset(), 1},
+        FaultCase{"stall", "GET", "Condition", Fault::Stall(), 1},
+        FaultCase{"committed-then-reset", "POST", "", Fault::CommitThenReset(), 1},
+        FaultCase{"unavailable-search", "GET", "Observation", Fault::Unavailable(), 2}),
+    [](const ::testing::TestParamInfo<FaultCase>& info) {
+        std::string name = info.param.name;
+        for (char& ch : name) ch = ch == '-' ? '_' : ch;
+        return name;
+    });
+
+TEST_F(ServiceTest, RetryAfterIsHonoured) {
+    ehr_->InjectFault("POST", "", Fault::TooManyRequests(1), 1);
+    Start();
+    ASSERT_EQ(Message("msg-ra", "hdr-ra").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    auto requests = ehr_->Requests();
+    std::size_t transactions = 0;
+    for (const ReceivedRequest& r : requests) transactions += r.kind == RequestKind::kTransaction;
+    EXPECT_EQ(transactions, 2u);
+    auto done = Jobs(adapter::JobState::kDone);
+    ASSERT_EQ(done.size(), 1u);
+    // The retry came no sooner than the EHR asked for: a second after the first attempt.
+    EXPECT_GE(done[0].updated_at - done[0].created_at, std::chrono::milliseconds(1000));
+}
+
+TEST_F(ServiceTest, AValidationRefusalDeadLettersTheJobWithTheEhrOutcome) {
+    ehr_->InjectFault("POST", "", Fault::Outcome(422, "invariant", "cpl-3 failed"), 1);
+    Start();
+    ASSERT_EQ(Message("msg-422", "hdr-422").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    auto dead = Jobs(adapter::JobState::kDead);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].attempts, 1);  // a 4xx is not retried
+    EXPECT_NE(dead[0].last_error.find("422"), std::string::npos) << dead[0].last_error;
+    EXPECT_NE(dead[0].outcome.find("cpl-3 failed"), std::string::npos) << dead[0].outcome;
+    EXPECT_EQ(ehr_->Count("CarePlan"), 0u);
+}
+
+TEST_F(ServiceTest, PersistentFailureIsDeadLetteredAfterMaxAttempts) {
+    ehr_->InjectFault("GET", "Encounter", Fault::ServerError(), 100);
+    Start([](adapter::ServiceConfig& c) { c.worker.max_attempts = 3; });
+    ASSERT_EQ(Message("msg-500", "hdr-500").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    auto dead = Jobs(adapter::JobState::kDead);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].attempts, 3);
+    EXPECT_NE(dead[0].last_error.find("gave up after 3 attempts"), std::string::npos)
+        << dead[0].last_error;
+}
+
+TEST_F(ServiceTest, AnEncounterUnknownToTheEhrIsDeadLettered) {
+    Start();
+    ASSERT_EQ(Message("msg-404", "hdr-404", "Encounter/nope").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    auto dead = Jobs(adapter::JobState::kDead);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_NE(dead[0].last_error.find("404"), std::string::npos) << dead[0].last_error;
+}
+
+TEST_F(ServiceTest, JobsOfOneEncounterNeverRunAtOnceEvenOnARacyServer) {
+    ehr_->SetRaceMode(true, std::chrono::milliseconds(100));
+    Start();
+    // Two triggers for the same encounter at once: a message and an R4 notification.
+    std::thread a([&] { Message("msg-race", "hdr-race"); });
+    std::thread b([&] {
+        PostJson(base_ + "/notifications", ehr_->Get("Encounter", "enc-mn-20261120").value_or(""));
+    });
+    a.join();
+    b.join();
+    ASSERT_TRUE(WaitFor([&] { return Jobs().size() == 2 && AllJobsSettled(); }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 2u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->MaxConcurrentTransactions(), 1u);
+}
+
+// ---- bad input -------------------------------------------------------------------------
+
+struct BadInput {
+    const char* name;
+    const char* method;
+    const char* path;
+    std::string body;
+    std::string content_type;
+    std::string token;
+    unsigned status;
+};
+
+class ServiceBadInputTest : public ServiceTest, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(ServiceBadInputTest, IsRefusedWithAnOperationOutcomeAndNoJob) {
+    const BadInput& c = GetParam();
+    Start();
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!c.content_type.empty()) headers.emplace_back("Content-Type", c.content_type);
+    if (!c.token.empty()) headers.emplace_back("Authorization", "Bearer " + c.token);
+    Reply reply = Send(c.method, base_ + c.path, c.body, headers);
+    EXPECT_EQ(reply.status, c.status) << reply.error << reply.body;
+    EXPECT_NE(reply.body.find("\"resourceType\":\"OperationOutcome\""), std::string::npos) << reply.body;
+    EXPECT_TRUE(Jobs().empty());
+}
+
+const std::string kJson = "application/fhir+json";
+
+INSTANTIATE_TEST_SUITE_P(
+    Refusals, ServiceBadInputTest,
+    ::testing::Values(
+        BadInput{"malformed_json", "POST", "/$process-message", "{\"resourceType\": \"Bundle\",", kJson, kToken, 400},
+        BadInput{"wrong_resource_type", "POST", "/$process-message", R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
+        BadInput{"missing_message_header", "POST", "/$process-message",
+                 R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"Encounter","id":"e"}}]})", kJson, kToken, 422},
+        BadInput{"missing_focus", "POST", "/$process-message",
+                 R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"MessageHeader","id":"h","eventUri":"x"}}]})", kJson, kToken, 422},
+        BadInput{"oversized_body", "POST", "/$process-message", std::string(300 * 1024, ' '), kJson, kToken, 413},
+        BadInput{"missing_token", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), kJson, "", 401},
+        BadInput{"wrong_token", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), kJson, "not-the-right-token-at-all", 401},
+        BadInput{"wrong_content_type", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), "text/plain", kToken, 415},
+        BadInput{"wrong_method", "GET", "/$process-message", "", "", kToken, 405},
+        BadInput{"unknown_path", "GET", "/Patient/1", "", "", kToken, 404},
+        BadInput{"notification_malformed", "POST", "/notifications", "[1,", kJson, kToken, 400},
+        BadInput{"notification_wrong_type", "POST", "/notifications", R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
+        BadInput{"notification_missing_token", "POST", "/notifications", R"({"resourceType":"Encounter","id":"e"})", kJson, "", 401},
+        BadInput{"notification_empty_unnamed", "POST", "/notifications", "", "", kToken, 422}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
+
+TEST_F(ServiceTest, MetadataAndHealthEndpoints) {
+    Start();
+    Reply metadata = Send("GET", base_ + "/metadata", "", {});
+    EXPECT_EQ(metadata.status, 200u);
+    EXPECT_NE(metadata.body.find("\"reliableCache\""), std::string::npos);
+    const std::string root = "http://127.0.0.1:" + std::to_string(service_->port());
+    EXPECT_EQ(Send("GET", root + "/healthz", "", {}).status, 200u);
+    EXPECT_EQ(Send("GET", root + "/readyz", "", {}).status, 200u);
+    Reply metrics = Send("GET", root + "/metrics", "", {});
+    EXPECT_EQ(metrics.status, 200u);
+    EXPECT_NE(metrics.body.find("microcare_jobs_queued"), std::string::npos);
+}
+
+// ---- subscriptions ---------------------------------------------------------------------
+
+std::string Notification(const std::string& type, std::vector<std::pair<int, std::string>> events,
+                         int since) {
+    std::string status = R"({"resourceType":"SubscriptionStatus","status":"active","type":")" + type +
+                         R"(","eventsSinceSubscriptionStart":")" + std::to_string(since) +
+                         R"(","subscription":{"reference":"Subscription/sub-1"},"topic":"https://microcare.example/topic","notificationEvent":[)";
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        status += (i ? "," : "") + std::string(R"({"eventNumber":")") + std::to_string(events[i].first) + "\"" +
+                  (events[i].second.empty() ? "" : R"(,"focus":{"reference":")" + events[i].second + "\"}") + "}";
+    }
+    status += "]}";
+    return R"({"resourceType":"Bundle","type":"history","entry":[{"fullUrl":"urn:uuid:2f1e0d9c-8b7a-4654-8321-0fedcba98765","resource":)" +
+           status + "}]}";
+}
+
+TEST_F(ServiceTest, SubscriptionEventsAreTrackedDuplicatesIgnoredAndGapsRecovered) {
+    ehr_->Put(MicroneedlingEncounter("enc-s2", "pat-iso-001", "2026-11-21T10:00:00+01:00"));
+    Start();
+    Reply handshake = PostJson(base_ + "/notifications", Notification("handshake", {}, 0));
+    EXPECT_EQ(handshake.status, 200u) << handshake.body;
+    Reply first = PostJson(base_ + "/notifications",
+                           Notification("event-notification", {{1, kEncounter}, {2, "Encounter/enc-s2"}}, 2));
+    ASSERT_EQ(first.status, 200u) << first.body;
+    EXPECT_NE(first.body.find("OperationOutcome"), std::string::npos);
+    // Event 2 again: a duplicate, no job.
+    PostJson(base_ + "/notifications", Notification("event-notification", {{2, "Encounter/enc-s2"}}, 2));
+    // Event 5: events 3 and 4 were never delivered.
+    PostJson(base_ + "/notifications", Notification("event-notification", {{5, kEncounter}}, 5));
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    std::size_t assess = 0;
+    std::size_t recover = 0;
+    for (const adapter::Job& job : Jobs()) {
+        assess += job.kind == "assess";
+        recover += job.kind == "recover";
+    }
+    EXPECT_EQ(assess, 3u);   // events 1, 2, 5
+    EXPECT_EQ(recover, 1u);  // events 3-4
+    // The fake EHR has no $events: the gap is dead-lettered with a reason an admin can act on.
+    auto dead = Jobs(adapter::JobState::kDead);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_NE(dead[0].last_error.find("3-4"), std::string::npos) << dead[0].last_error;
+    EXPECT_EQ(ehr_->Count("CarePlan"), 2u);  // one per encounter
+}
+
+TEST_F(ServiceTest, R4NotificationWithAnEmptyBodyNamesTheEncounterInThePath) {
+    Start();
+    Reply reply = Send("POST", base_ + "/notifications/" + std::string(kEncounter), "",
+                       {{"Authorization", std::string("Bearer ") + kToken}});
+    ASSERT_EQ(reply.status, 200u) << reply.body;
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+}
+
+TEST_F(ServiceTest, AsyncMessagesAreAcknowledgedAtOnceAndAnsweredLater) {
+    Start();
+    FakeEhr callback;
+    const std::string url = base_ + "/$process-message?async=true&response-url=" +
+                            callback.BaseUrl() + "/messaging";
+    Reply reply = PostJson(url, MessageBundle("msg-async", "hdr-async", kEncounter));
+    EXPECT_EQ(reply.status, 202u) << reply.body;
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    bool delivered = false;
+    for (const ReceivedRequest& r : callback.Requests()) {
+        delivered = delivered || (r.method == "POST" && r.body.find("\"hdr-async\"") != std::string::npos);
+    }
+    EXPECT_TRUE(delivered);
+    callback.Stop();
+}
+
+}  // namespace
+}  // namespace microcare::testing

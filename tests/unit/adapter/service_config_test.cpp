@@ -1,0 +1,116 @@
+#include "adapter/service_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace microcare::adapter {
+namespace {
+
+const std::string kMinimal = R"({
+  "server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+  "ehr": {"baseUrl": "https://ehr.example/fhir/"}
+})";
+
+struct Parsed {
+    std::optional<ServiceConfig> config;
+    fhir::IssueList issues;
+};
+
+Parsed Parse(const std::string& json, std::map<std::string, std::string> env = {
+                                          {"EHR_TOKEN", "a-long-enough-secret-token"}}) {
+    Parsed p;
+    EnvLookup lookup = [env](const std::string& name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        if (it == env.end()) return std::nullopt;
+        return it->second;
+    };
+    FileReader files = [](const std::string& path) -> std::optional<std::string> {
+        if (path == "/secrets/key.pem") return std::string("-----BEGIN PRIVATE KEY-----\n...\n");
+        return std::nullopt;
+    };
+    p.config = ParseServiceConfig(json, lookup, files, p.issues);
+    return p;
+}
+
+bool HasIssue(const Parsed& p, const std::string& path, const std::string& words) {
+    for (const fhir::Issue& issue : p.issues) {
+        if (issue.path == path && issue.message.find(words) != std::string::npos) return true;
+    }
+    return false;
+}
+
+std::string All(const Parsed& p) {
+    std::string all;
+    for (const fhir::Issue& issue : p.issues) all += fhir::FormatIssue(issue) + "\n";
+    return all;
+}
+
+TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {
+    Parsed p = Parse(kMinimal);
+    ASSERT_TRUE(p.config) << All(p);
+    EXPECT_EQ(p.config->server.bearer_tokens.at(0), "a-long-enough-secret-token");
+    EXPECT_EQ(p.config->ehr.base_url, "https://ehr.example/fhir");  // trailing slash dropped
+    EXPECT_EQ(p.config->server.base_path, "/fhir");
+    EXPECT_EQ(p.config->worker.max_attempts, 8);
+    EXPECT_EQ(p.config->ehr.auth.kind, AuthSettings::Kind::kNone);
+}
+
+TEST(ServiceConfig, MissingEnvironmentVariableIsNamedButNoValueIsShown) {
+    Parsed p = Parse(kMinimal, {});
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "server.auth.bearerTokens[0]", "EHR_TOKEN is not set")) << All(p);
+}
+
+TEST(ServiceConfig, EveryMistakeIsReportedWithItsPath) {
+    Parsed p = Parse(R"({
+      "server": {"port": 70000, "basePath": "fhir/", "auth": {"bearerTokens": ["short"]}, "tsl": {}},
+      "worker": {"concurrency": 0, "backoffInitialMs": 5000, "backoffMaxMs": 1000},
+      "ehr": {"baseUrl": "ftp://x", "auth": {"type": "smart-backend", "algorithm": "HS256"}},
+      "log": {"level": "loud"}
+    })");
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "server.port", "from 0 to 65535")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "server.basePath", "must start with /")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "server.auth.bearerTokens[0]", "too short")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "server.tsl", "unknown key")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "worker.concurrency", "from 1")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "worker.backoffInitialMs", "must not exceed")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "ehr.baseUrl", "http:// or https://")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "ehr.auth.clientId", "required")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "ehr.auth.algorithm", "RS384 or ES384")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "log.level", "must be")) << All(p);
+}
+
+TEST(ServiceConfig, SmartBackendKeyComesFromAFile) {
+    Parsed p = Parse(R"({
+      "server": {"auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir",
+              "auth": {"type": "smart-backend", "clientId": "microcare", "privateKeyFile": "/secrets/key.pem",
+                       "algorithm": "ES384", "keyId": "k1"}}
+    })");
+    ASSERT_TRUE(p.config) << All(p);
+    EXPECT_EQ(p.config->ehr.auth.kind, AuthSettings::Kind::kSmartBackend);
+    EXPECT_NE(p.config->ehr.auth.private_key_pem.find("BEGIN PRIVATE KEY"), std::string::npos);
+    Parsed missing = Parse(R"({"server": {"auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://x/fhir", "auth": {"type": "bearer", "tokenFile": "/nope"}}})");
+    EXPECT_TRUE(HasIssue(missing, "ehr.auth.tokenFile", "cannot read")) << All(missing);
+}
+
+TEST(ServiceConfig, NoInboundAuthenticationIsRefused) {
+    Parsed p = Parse(R"({"server": {"auth": {}}, "ehr": {"baseUrl": "https://x/fhir"}})");
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "server.auth", "every request would be refused")) << All(p);
+}
+
+TEST(ServiceConfig, TlsNeedsItsFiles) {
+    Parsed p = Parse(R"({"server": {"auth": {"allowAnonymous": true},
+      "tls": {"certificateFile": "c.pem", "requireClientCertificate": true}},
+      "ehr": {"baseUrl": "https://x/fhir"}})");
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "server.tls", "privateKeyFile are required")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "server.tls.clientCaFile", "required when")) << All(p);
+}
+
+}  // namespace
+}  // namespace microcare::adapter

@@ -1,0 +1,707 @@
+// The job store's contract: schema and reopening, Enqueue's duplicate and conflict rules,
+// subscription event numbers, Lease exclusivity per encounter, lease expiry, the job state
+// transitions, group commit with per-task savepoints, many threads at once, and Close.
+#include "adapter/store/sqlite_job_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/unit/adapter/store/store_test_support.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using test_support::ErrorOf;
+using test_support::MakeJob;
+using test_support::TempDirectory;
+using test_support::ValueOf;
+
+constexpr std::int64_t kStartMillis = 1'800'000'000'000;  // 2027-01-15, any fixed instant does
+
+// SQL on the database file behind the store's back, as an admin's sqlite3 shell would.
+std::string RawQuery(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    std::string value;
+    if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+        sqlite3_stmt* statement = nullptr;
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK &&
+            sqlite3_step(statement) == SQLITE_ROW) {
+            value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+        }
+        sqlite3_finalize(statement);
+    }
+    sqlite3_close(db);
+    return value;
+}
+
+void RawExec(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+    EXPECT_EQ(rc, SQLITE_OK) << (message != nullptr ? message : "");
+    sqlite3_free(message);
+    sqlite3_close(db);
+}
+
+NewJob MessageJob(std::string trigger_key, std::string bundle_id, std::string header_id,
+                  std::string response) {
+    NewJob job = MakeJob(std::move(trigger_key));
+    job.message = MessageRecord{std::move(bundle_id), std::move(header_id), std::move(response)};
+    return job;
+}
+
+NewJob SubscriptionJob(std::string trigger_key, std::string subscription,
+                       std::int64_t event_number) {
+    NewJob job = MakeJob(std::move(trigger_key));
+    job.kind = "subscription";
+    job.subscription_event = SubscriptionEvent{std::move(subscription), event_number};
+    return job;
+}
+
+// Starts an Enqueue whose result is collected later.
+std::future<Result<Enqueued>> StartEnqueue(JobStore& store, NewJob job) {
+    auto promise = std::make_shared<std::promise<Result<Enqueued>>>();
+    auto future = promise->get_future();
+    store.EnqueueAsync(std::move(job), [promise](Result<Enqueued> result) {
+        promise->set_value(std::move(result));
+    });
+    return future;
+}
+
+// Holds the store's thread inside a callback until released, so that every call made meanwhile
+// is queued and the next batch takes them all: batching becomes deterministic, with no sleeps.
+// The gate itself is a job ("gate").
+class StoreThreadGate {
+  public:
+    explicit StoreThreadGate(JobStore& store) {
+        store.EnqueueAsync(MakeJob("gate", "Encounter/gate"),
+                           [this, released = released_](Result<Enqueued>) {
+                               entered_.set_value();
+                               released.wait();
+                           });
+        entered_.get_future().wait();
+    }
+    ~StoreThreadGate() { Release(); }
+
+    void Release() {
+        if (!released_flag_) {
+            released_flag_ = true;
+            release_.set_value();
+        }
+    }
+
+  private:
+    std::promise<void> entered_;
+    std::promise<void> release_;
+    std::shared_future<void> released_ = release_.get_future().share();
+    bool released_flag_ = false;
+};
+
+class SqliteJobStoreTest : public ::testing::Test {
+  protected:
+    SqliteJobStoreTest() {
+        // Durability has a test of its own (a killed process); here fsyncs would only slow
+        // the semantics down.
+        options_.synchronous_full = false;
+        options_.now = [this] { return Now(); };
+    }
+
+    void SetUp() override {
+        store_ = Open();
+        ASSERT_NE(store_, nullptr);
+    }
+
+    std::unique_ptr<SqliteJobStore> Open() {
+        auto store = SqliteJobStore::Open(path_, options_);
+        if (!store) {
+            ADD_FAILURE() << "open failed: " << store.error().message();
+            return nullptr;
+        }
+        return std::move(*store);
+    }
+
+    void Reopen() {
+        store_.reset();
+        store_ = Open();
+        ASSERT_NE(store_, nullptr);
+    }
+
+    TimePoint Now() const { return TimePoint(milliseconds(now_millis_.load())); }
+    void Advance(milliseconds by) { now_millis_ += by.count(); }
+
+    std::int64_t Create(NewJob job) {
+        auto enqueued = ValueOf(store_->Enqueue(std::move(job)));
+        EXPECT_TRUE(enqueued.created);
+        return enqueued.job_id;
+    }
+
+    std::set<std::string> TriggerKeys() {
+        std::set<std::string> keys;
+        for (const Job& job : ValueOf(store_->List({.state = std::nullopt, .limit = 1000}))) {
+            keys.insert(job.trigger_key);
+        }
+        return keys;
+    }
+
+    TempDirectory dir_;
+    const std::string path_ = dir_.File("jobs.db");
+    std::atomic<std::int64_t> now_millis_{kStartMillis};
+    StoreOptions options_;
+    std::unique_ptr<SqliteJobStore> store_;
+};
+
+// ---- Opening
+
+TEST_F(SqliteJobStoreTest, CreatesWalDatabaseAtCurrentSchemaVersion) {
+    EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "1");
+    EXPECT_EQ(RawQuery(path_,
+                       "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                       "('jobs', 'messages', 'subscriptions', 'jobs_due', "
+                       "'jobs_running_encounter')"),
+              "5");
+}
+
+TEST_F(SqliteJobStoreTest, KeepsJobsAcrossReopen) {
+    const auto id = Create(MakeJob("trigger-1"));
+    Reopen();
+    const Job job = ValueOf(store_->Get(id));
+    EXPECT_EQ(job.trigger_key, "trigger-1");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "1");
+}
+
+TEST_F(SqliteJobStoreTest, RefusesDatabaseOfNewerSchema) {
+    store_.reset();
+    RawExec(path_, "PRAGMA user_version = 99");
+    auto store = SqliteJobStore::Open(path_, options_);
+    EXPECT_EQ(ErrorOf(store), Error::kStoreFailed);
+}
+
+TEST_F(SqliteJobStoreTest, OpenInMissingDirectoryFails) {
+    auto store = JobStore::Open(dir_.File("no/such/dir/jobs.db"), options_);
+    EXPECT_EQ(ErrorOf(store), Error::kStoreFailed);
+}
+
+// ---- Enqueue
+
+TEST_F(SqliteJobStoreTest, EnqueueCreatesQueuedJobDueNow) {
+    NewJob job = MakeJob("trigger-1", "Encounter/42");
+    job.payload = R"({"a":1})";
+    const Enqueued enqueued = ValueOf(store_->Enqueue(job));
+    EXPECT_TRUE(enqueued.created);
+    EXPECT_GT(enqueued.job_id, 0);
+    EXPECT_EQ(enqueued.stored_response, "");
+
+    const Job stored = ValueOf(store_->Get(enqueued.job_id));
+    EXPECT_EQ(stored.trigger_key, "trigger-1");
+    EXPECT_EQ(stored.encounter, "Encounter/42");
+    EXPECT_EQ(stored.kind, "process-message");
+    EXPECT_EQ(stored.payload, R"({"a":1})");
+    EXPECT_EQ(stored.state, JobState::kQueued);
+    EXPECT_EQ(stored.attempts, 0);
+    EXPECT_EQ(stored.created_at, Now());
+    EXPECT_EQ(stored.updated_at, Now());
+    EXPECT_EQ(stored.next_attempt_at, Now());
+    EXPECT_FALSE(stored.lease_until.has_value());
+}
+
+TEST_F(SqliteJobStoreTest, KnownTriggerKeyReturnsExistingJob) {
+    const auto id = Create(MakeJob("trigger-1"));
+    NewJob again = MakeJob("trigger-1", "Encounter/other");
+    again.payload = "{}";
+    const Enqueued enqueued = ValueOf(store_->Enqueue(again));
+    EXPECT_FALSE(enqueued.created);
+    EXPECT_EQ(enqueued.job_id, id);
+    EXPECT_EQ(ValueOf(store_->Get(id)).encounter, "Encounter/1");  // the first one stays
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), 1u);
+}
+
+TEST_F(SqliteJobStoreTest, ResentMessageReturnsStoredResponseAndNoSecondJob) {
+    const auto id = Create(MessageJob("message-1", "bundle-1", "header-1", "first response"));
+    // Found by its Bundle and MessageHeader ids, whatever trigger key the re-send carries.
+    const Enqueued resent =
+        ValueOf(store_->Enqueue(MessageJob("message-2", "bundle-1", "header-1", "new response")));
+    EXPECT_FALSE(resent.created);
+    EXPECT_EQ(resent.job_id, id);
+    EXPECT_EQ(resent.stored_response, "first response");
+    EXPECT_EQ(TriggerKeys(), (std::set<std::string>{"message-1"}));
+}
+
+TEST_F(SqliteJobStoreTest, SameBundleWithOtherHeaderIsConflictAndWritesNothing) {
+    Create(MessageJob("message-1", "bundle-1", "header-1", "response"));
+    NewJob reused = MessageJob("message-2", "bundle-1", "header-2", "response");
+    reused.subscription_event = SubscriptionEvent{"Subscription/s", 7};
+
+    EXPECT_EQ(ErrorOf(store_->Enqueue(reused)), Error::kConflict);
+    EXPECT_EQ(TriggerKeys(), (std::set<std::string>{"message-1"}));
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 0);
+}
+
+TEST_F(SqliteJobStoreTest, KnownTriggerRecordsANewMessageForLaterResends) {
+    const auto id = Create(MakeJob("trigger-1"));
+    const Enqueued first =
+        ValueOf(store_->Enqueue(MessageJob("trigger-1", "bundle-1", "header-1", "response")));
+    EXPECT_FALSE(first.created);
+    EXPECT_EQ(first.job_id, id);
+    const Enqueued resent =
+        ValueOf(store_->Enqueue(MessageJob("trigger-2", "bundle-1", "header-1", "other")));
+    EXPECT_FALSE(resent.created);
+    EXPECT_EQ(resent.job_id, id);
+    EXPECT_EQ(resent.stored_response, "response");
+}
+
+TEST_F(SqliteJobStoreTest, SubscriptionKeepsItsHighestEventNumber) {
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 0);
+    Create(SubscriptionJob("event-5", "Subscription/s", 5));
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 5);
+    Create(SubscriptionJob("event-3", "Subscription/s", 3));  // late, out of order
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 5);
+    Create(SubscriptionJob("event-9", "Subscription/s", 9));
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 9);
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/other")), 0);
+}
+
+// ---- Lease
+
+TEST_F(SqliteJobStoreTest, LeaseTakesDueJobsLongestDueFirst) {
+    const auto first = Create(MakeJob("a", "Encounter/1"));
+    Advance(seconds(1));
+    const auto second = Create(MakeJob("b", "Encounter/2"));
+    Advance(seconds(1));
+    const auto third = Create(MakeJob("c", "Encounter/3"));
+
+    const TimePoint lease_at = Now() - seconds(1);  // the third is not due yet
+    const auto leased = ValueOf(store_->Lease(lease_at, seconds(30), 10));
+    ASSERT_EQ(leased.size(), 2u);
+    EXPECT_EQ(leased[0].id, first);
+    EXPECT_EQ(leased[1].id, second);
+    for (const Job& job : leased) {
+        EXPECT_EQ(job.state, JobState::kRunning);
+        EXPECT_EQ(job.attempts, 1);
+        EXPECT_EQ(job.lease_until, lease_at + seconds(30));
+        EXPECT_EQ(job.updated_at, lease_at);
+    }
+    EXPECT_EQ(ValueOf(store_->Get(first)).state, JobState::kRunning);
+
+    const auto later = ValueOf(store_->Lease(Now(), seconds(30), 10));
+    ASSERT_EQ(later.size(), 1u);
+    EXPECT_EQ(later[0].id, third);
+}
+
+TEST_F(SqliteJobStoreTest, LeaseTakesAtMostMax) {
+    for (int i = 0; i < 5; ++i) {
+        Create(MakeJob("job-" + std::to_string(i), "Encounter/" + std::to_string(i)));
+    }
+    EXPECT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 2)).size(), 2u);
+    EXPECT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 0)).size(), 0u);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), 3u);
+}
+
+TEST_F(SqliteJobStoreTest, LeaseNeverRunsTwoJobsOfOneEncounter) {
+    const auto a1 = Create(MakeJob("a1", "Encounter/a"));
+    const auto a2 = Create(MakeJob("a2", "Encounter/a"));
+    const auto b1 = Create(MakeJob("b1", "Encounter/b"));
+
+    // Not two of one encounter in the same call...
+    const auto leased = ValueOf(store_->Lease(Now(), minutes(1), 10));
+    ASSERT_EQ(leased.size(), 2u);
+    EXPECT_EQ(leased[0].id, a1);
+    EXPECT_EQ(leased[1].id, b1);
+    // ...nor while one of them runs...
+    EXPECT_TRUE(ValueOf(store_->Lease(Now(), minutes(1), 10)).empty());
+    // ...but as soon as it is finished.
+    ASSERT_TRUE(store_->Complete(a1, "ok"));
+    const auto next = ValueOf(store_->Lease(Now(), minutes(1), 10));
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].id, a2);
+}
+
+TEST_F(SqliteJobStoreTest, ExpiredLeaseNoLongerBlocksItsEncounter) {
+    const auto first = Create(MakeJob("a1", "Encounter/a"));
+    const auto second = Create(MakeJob("a2", "Encounter/a"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(10), 10)).size(), 1u);
+
+    EXPECT_TRUE(ValueOf(store_->Lease(Now() + seconds(10), seconds(10), 10)).empty());
+    const auto after_expiry = ValueOf(store_->Lease(Now() + seconds(11), seconds(10), 10));
+    ASSERT_EQ(after_expiry.size(), 1u);
+    EXPECT_EQ(after_expiry[0].id, second);
+    EXPECT_EQ(ValueOf(store_->Get(first)).state, JobState::kRunning);  // until requeued
+}
+
+TEST_F(SqliteJobStoreTest, RequeueExpiredRequeuesOnlyExpiredLeases) {
+    const auto short_lease = Create(MakeJob("a", "Encounter/a"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(10), 1)).size(), 1u);
+    const auto long_lease = Create(MakeJob("b", "Encounter/b"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), minutes(10), 1)).size(), 1u);
+
+    const TimePoint later = Now() + seconds(30);
+    EXPECT_EQ(ValueOf(store_->RequeueExpired(later)), 1u);
+    const Job requeued = ValueOf(store_->Get(short_lease));
+    EXPECT_EQ(requeued.state, JobState::kQueued);
+    EXPECT_EQ(requeued.next_attempt_at, later);
+    EXPECT_FALSE(requeued.lease_until.has_value());
+    EXPECT_EQ(requeued.attempts, 1);
+    EXPECT_EQ(ValueOf(store_->Get(long_lease)).state, JobState::kRunning);
+    EXPECT_EQ(ValueOf(store_->RequeueExpired(later)), 0u);
+
+    const auto again = ValueOf(store_->Lease(later, seconds(10), 10));
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].id, short_lease);
+    EXPECT_EQ(again[0].attempts, 2);
+}
+
+// ---- Finishing a job
+
+TEST_F(SqliteJobStoreTest, CompleteMarksRunningJobDone) {
+    const auto id = Create(MakeJob("a"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 1)).size(), 1u);
+    Advance(seconds(5));
+    ASSERT_TRUE(store_->Complete(id, "CarePlan/7 written"));
+    const Job job = ValueOf(store_->Get(id));
+    EXPECT_EQ(job.state, JobState::kDone);
+    EXPECT_EQ(job.outcome, "CarePlan/7 written");
+    EXPECT_EQ(job.updated_at, Now());
+    EXPECT_FALSE(job.lease_until.has_value());
+}
+
+TEST_F(SqliteJobStoreTest, FinishingAJobThatIsNotRunningIsRefused) {
+    const auto id = Create(MakeJob("a"));
+    EXPECT_EQ(ErrorOf(store_->Complete(id, "ok")), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->RetryLater(id, Now(), "e")), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->DeadLetter(id, "r", "o")), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->Complete(id + 100, "ok")), Error::kNotFound);
+    EXPECT_EQ(ErrorOf(store_->RetryLater(id + 100, Now(), "e")), Error::kNotFound);
+    EXPECT_EQ(ErrorOf(store_->DeadLetter(id + 100, "r", "o")), Error::kNotFound);
+    EXPECT_EQ(ValueOf(store_->Get(id)).state, JobState::kQueued);
+}
+
+TEST_F(SqliteJobStoreTest, RetryLaterQueuesJobUntilItsNextAttempt) {
+    const auto id = Create(MakeJob("a"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 1)).size(), 1u);
+    const TimePoint next_attempt = Now() + minutes(1);
+    ASSERT_TRUE(store_->RetryLater(id, next_attempt, "EHR unreachable"));
+
+    const Job job = ValueOf(store_->Get(id));
+    EXPECT_EQ(job.state, JobState::kQueued);
+    EXPECT_EQ(job.next_attempt_at, next_attempt);
+    EXPECT_EQ(job.last_error, "EHR unreachable");
+    EXPECT_FALSE(job.lease_until.has_value());
+
+    EXPECT_TRUE(ValueOf(store_->Lease(next_attempt - milliseconds(1), seconds(30), 1)).empty());
+    const auto leased = ValueOf(store_->Lease(next_attempt, seconds(30), 1));
+    ASSERT_EQ(leased.size(), 1u);
+    EXPECT_EQ(leased[0].attempts, 2);
+}
+
+TEST_F(SqliteJobStoreTest, DeadLetterKeepsReasonAndOutcome) {
+    const auto id = Create(MakeJob("a"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 1)).size(), 1u);
+    ASSERT_TRUE(store_->DeadLetter(id, "EHR refused the transaction", R"({"issue":[]})"));
+
+    const Job job = ValueOf(store_->Get(id));
+    EXPECT_EQ(job.state, JobState::kDead);
+    EXPECT_EQ(job.last_error, "EHR refused the transaction");
+    EXPECT_EQ(job.outcome, R"({"issue":[]})");
+    EXPECT_TRUE(ValueOf(store_->Lease(Now() + hours(1), seconds(30), 1)).empty());
+}
+
+TEST_F(SqliteJobStoreTest, RetryRequeuesDoneAndDeadJobsWithAttemptsReset) {
+    const auto done = Create(MakeJob("a", "Encounter/a"));
+    const auto dead = Create(MakeJob("b", "Encounter/b"));
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 2)).size(), 2u);
+    ASSERT_TRUE(store_->Complete(done, "ok"));
+    ASSERT_TRUE(store_->DeadLetter(dead, "gave up", ""));
+
+    const TimePoint retry_at = Now() + hours(2);
+    for (const auto id : {done, dead}) {
+        ASSERT_TRUE(store_->Retry(id, retry_at));
+        const Job job = ValueOf(store_->Get(id));
+        EXPECT_EQ(job.state, JobState::kQueued);
+        EXPECT_EQ(job.attempts, 0);
+        EXPECT_EQ(job.next_attempt_at, retry_at);
+        EXPECT_EQ(job.updated_at, retry_at);
+    }
+    EXPECT_EQ(ValueOf(store_->Lease(retry_at, seconds(30), 10)).size(), 2u);
+}
+
+TEST_F(SqliteJobStoreTest, RetryOfQueuedOrRunningJobIsConflict) {
+    const auto queued = Create(MakeJob("a", "Encounter/a"));
+    EXPECT_EQ(ErrorOf(store_->Retry(queued, Now())), Error::kConflict);
+    ASSERT_EQ(ValueOf(store_->Lease(Now(), seconds(30), 1)).size(), 1u);
+    EXPECT_EQ(ErrorOf(store_->Retry(queued, Now())), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->Retry(queued + 1, Now())), Error::kNotFound);
+}
+
+// ---- Queries
+
+TEST_F(SqliteJobStoreTest, GetOfUnknownJobIsNotFound) {
+    EXPECT_EQ(ErrorOf(store_->Get(12345)), Error::kNotFound);
+}
+
+TEST_F(SqliteJobStoreTest, ListAndCountByState) {
+    for (int i = 0; i < 6; ++i) {
+        Create(MakeJob("job-" + std::to_string(i), "Encounter/" + std::to_string(i)));
+    }
+    const auto leased = ValueOf(store_->Lease(Now(), seconds(30), 3));
+    ASSERT_EQ(leased.size(), 3u);
+    ASSERT_TRUE(store_->Complete(leased[0].id, "ok"));
+    ASSERT_TRUE(store_->DeadLetter(leased[1].id, "gave up", ""));
+
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), 3u);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kRunning)), 1u);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDone)), 1u);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDead)), 1u);
+
+    const auto queued = ValueOf(store_->List({.state = JobState::kQueued, .limit = 2}));
+    ASSERT_EQ(queued.size(), 2u);
+    EXPECT_LT(queued[0].id, queued[1].id);
+    for (const Job& job : queued) {
+        EXPECT_EQ(job.state, JobState::kQueued);
+    }
+    const auto dead = ValueOf(store_->List({.state = JobState::kDead, .limit = 10}));
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].id, leased[1].id);
+    EXPECT_EQ(ValueOf(store_->List({.state = std::nullopt, .limit = 100})).size(), 6u);
+}
+
+// ---- Group commit
+
+TEST_F(SqliteJobStoreTest, WritesQueuedTogetherShareOneCommit) {
+    StoreThreadGate gate(*store_);
+    const auto commits_before = store_->stats().commits;
+    std::vector<std::future<Result<Enqueued>>> results;
+    for (int i = 0; i < 50; ++i) {
+        results.push_back(StartEnqueue(*store_, MakeJob("job-" + std::to_string(i))));
+    }
+    gate.Release();
+    for (auto& result : results) {
+        EXPECT_TRUE(ValueOf(result.get()).created);
+    }
+    EXPECT_EQ(store_->stats().commits, commits_before + 1);
+}
+
+TEST_F(SqliteJobStoreTest, BatchTakesAtMostMaxBatchSize) {
+    options_.max_batch_size = 4;
+    Reopen();
+    StoreThreadGate gate(*store_);
+    const auto commits_before = store_->stats().commits;
+    std::vector<std::future<Result<Enqueued>>> results;
+    for (int i = 0; i < 10; ++i) {
+        results.push_back(StartEnqueue(*store_, MakeJob("job-" + std::to_string(i))));
+    }
+    gate.Release();
+    for (auto& result : results) {
+        EXPECT_TRUE(ValueOf(result.get()).created);
+    }
+    EXPECT_EQ(store_->stats().commits, commits_before + 3);  // 4 + 4 + 2
+}
+
+TEST_F(SqliteJobStoreTest, FailingTaskInABatchIsUndoneAloneAndOthersCommit) {
+    Create(MessageJob("message-1", "bundle-1", "header-1", "response"));
+    // A fault the store cannot tell from a real one: the message insert fails after the task
+    // has already inserted its job, so only the task's savepoint can take that job back out.
+    store_.reset();
+    RawExec(path_,
+            "CREATE TRIGGER inject_fault AFTER INSERT ON messages WHEN NEW.bundle_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'injected fault'); END");
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+
+    StoreThreadGate gate(*store_);
+    const auto commits_before = store_->stats().commits;
+    auto good_first = StartEnqueue(*store_, MakeJob("good-1"));
+    auto poisoned = StartEnqueue(*store_, MessageJob("poisoned", "poison", "header", "r"));
+    auto conflict = StartEnqueue(*store_, MessageJob("conflict", "bundle-1", "header-2", "r"));
+    auto good_second = StartEnqueue(*store_, SubscriptionJob("good-2", "Subscription/s", 3));
+    gate.Release();
+
+    EXPECT_TRUE(ValueOf(good_first.get()).created);
+    EXPECT_EQ(ErrorOf(poisoned.get()), Error::kStoreFailed);
+    EXPECT_EQ(ErrorOf(conflict.get()), Error::kConflict);
+    EXPECT_TRUE(ValueOf(good_second.get()).created);
+    EXPECT_EQ(store_->stats().commits, commits_before + 1);
+
+    EXPECT_EQ(TriggerKeys(), (std::set<std::string>{"message-1", "gate", "good-1", "good-2"}));
+    EXPECT_EQ(ValueOf(store_->LastEventNumber("Subscription/s")), 3);
+}
+
+// ---- Many threads
+
+TEST_F(SqliteJobStoreTest, ManyThreadsEnqueueEveryTriggerExactlyOnce) {
+    constexpr int kThreads = 16;
+    constexpr int kOwnTriggers = 50;
+    constexpr int kSharedTriggers = 20;  // every thread sends these: re-sends racing each other
+
+    std::mutex mutex;
+    std::map<std::string, std::set<std::int64_t>> ids_by_trigger;
+    std::atomic<int> created{0};
+    std::atomic<int> failed{0};
+    auto record = [&](const std::string& trigger, Result<Enqueued> result) {
+        if (!result) {
+            ++failed;
+            return;
+        }
+        created += result->created ? 1 : 0;
+        std::lock_guard lock(mutex);
+        ids_by_trigger[trigger].insert(result->job_id);
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kOwnTriggers; ++i) {
+                const std::string own = "own-" + std::to_string(t) + "-" + std::to_string(i);
+                record(own, store_->Enqueue(MakeJob(own, "Encounter/" + std::to_string(t))));
+                if (i < kSharedTriggers) {
+                    const std::string shared = "shared-" + std::to_string(i);
+                    record(shared, store_->Enqueue(MakeJob(shared)));
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_EQ(created.load(), kThreads * kOwnTriggers + kSharedTriggers);
+    EXPECT_EQ(ids_by_trigger.size(),
+              static_cast<std::size_t>(kThreads * kOwnTriggers + kSharedTriggers));
+    for (const auto& [trigger, ids] : ids_by_trigger) {
+        EXPECT_EQ(ids.size(), 1u) << trigger;
+    }
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)),
+              static_cast<std::size_t>(kThreads * kOwnTriggers + kSharedTriggers));
+}
+
+TEST_F(SqliteJobStoreTest, ConcurrentWorkersNeverHoldTwoJobsOfOneEncounter) {
+    constexpr int kEncounters = 10;
+    constexpr int kJobsPerEncounter = 8;
+    constexpr int kWorkers = 6;
+    constexpr int kTotal = kEncounters * kJobsPerEncounter;
+    for (int j = 0; j < kJobsPerEncounter; ++j) {
+        for (int e = 0; e < kEncounters; ++e) {
+            Create(MakeJob("job-" + std::to_string(e) + "-" + std::to_string(j),
+                           "Encounter/" + std::to_string(e)));
+        }
+    }
+
+    std::mutex mutex;
+    std::set<std::string> held;  // encounters some worker holds a job of
+    std::atomic<int> completed{0};
+    std::atomic<bool> overlap{false};
+    std::atomic<bool> failed{false};
+    auto work = [&] {
+        while (completed.load() < kTotal && !failed.load()) {
+            auto leased = store_->Lease(Now(), hours(1), 3);
+            if (!leased) {
+                failed = true;
+                return;
+            }
+            if (leased->empty()) {
+                std::this_thread::yield();  // the rest is held by other workers
+                continue;
+            }
+            {
+                std::lock_guard lock(mutex);
+                for (const Job& job : *leased) {
+                    overlap = overlap || !held.insert(job.encounter).second;
+                }
+            }
+            for (const Job& job : *leased) {
+                // Let go before completing: once Complete commits, another worker may take the
+                // encounter's next job at once.
+                {
+                    std::lock_guard lock(mutex);
+                    held.erase(job.encounter);
+                }
+                if (!store_->Complete(job.id, "ok")) {
+                    failed = true;
+                }
+                ++completed;
+            }
+        }
+    };
+    std::vector<std::thread> workers;
+    for (int w = 0; w < kWorkers; ++w) {
+        workers.emplace_back(work);
+    }
+    for (auto& worker : workers) {
+        worker.join();
+    }
+
+    EXPECT_FALSE(failed.load());
+    EXPECT_FALSE(overlap.load());
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDone)), static_cast<std::size_t>(kTotal));
+    for (const Job& job : ValueOf(store_->List({.state = JobState::kDone, .limit = 1000}))) {
+        EXPECT_EQ(job.attempts, 1) << job.trigger_key;
+    }
+}
+
+// ---- Close
+
+TEST_F(SqliteJobStoreTest, CloseFinishesAcceptedWritesThenRefusesCalls) {
+    constexpr int kJobs = 300;
+    std::atomic<int> succeeded{0};
+    for (int i = 0; i < kJobs; ++i) {
+        store_->EnqueueAsync(MakeJob("job-" + std::to_string(i)),
+                             [&](Result<Enqueued> result) { succeeded += result ? 1 : 0; });
+    }
+    store_->Close();
+    EXPECT_EQ(succeeded.load(), kJobs);
+
+    EXPECT_EQ(ErrorOf(store_->Get(1)), Error::kShuttingDown);
+    EXPECT_EQ(ErrorOf(store_->Enqueue(MakeJob("late"))), Error::kShuttingDown);
+    EXPECT_EQ(ErrorOf(store_->Lease(Now(), seconds(1), 1)), Error::kShuttingDown);
+    EXPECT_EQ(ErrorOf(store_->CountByState(JobState::kQueued)), Error::kShuttingDown);
+    std::optional<Error> async_error;
+    store_->EnqueueAsync(MakeJob("late"),
+                         [&](Result<Enqueued> result) { async_error = ErrorOf(result); });
+    EXPECT_EQ(async_error, Error::kShuttingDown);
+    store_->Close();  // twice is harmless
+
+    Reopen();
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), static_cast<std::size_t>(kJobs));
+}
+
+TEST_F(SqliteJobStoreTest, DestructorFinishesAcceptedWrites) {
+    std::atomic<int> succeeded{0};
+    for (int i = 0; i < 100; ++i) {
+        store_->EnqueueAsync(MakeJob("job-" + std::to_string(i)),
+                             [&](Result<Enqueued> result) { succeeded += result ? 1 : 0; });
+    }
+    store_.reset();
+    EXPECT_EQ(succeeded.load(), 100);
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), 100u);
+}
+
+TEST_F(SqliteJobStoreTest, CloseFromACallbackStopsTheStore) {
+    std::promise<void> closed;
+    store_->EnqueueAsync(MakeJob("a"), [&](Result<Enqueued>) {
+        store_->Close();
+        closed.set_value();
+    });
+    closed.get_future().wait();
+    EXPECT_EQ(ErrorOf(store_->Get(1)), Error::kShuttingDown);
+    store_.reset();  // joins the thread, which ends on its own
+}
+
+}  // namespace
+}  // namespace microcare::adapter
