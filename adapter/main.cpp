@@ -42,8 +42,6 @@ int main(int argc, char** argv) {
     JobsArgs jobs;
     CLI::App* jobs_cmd = app.add_subcommand("jobs", "Inspect and retry the service's jobs");
     jobs_cmd->require_subcommand(1);
-    jobs_cmd->add_option("--config", jobs.config_path, "Service configuration naming the store");
-    jobs_cmd->add_option("--store", jobs.store_path, "The store's SQLite file");
     CLI::App* jobs_list = jobs_cmd->add_subcommand("list", "List jobs, newest first");
     jobs_list->add_option("--state", jobs.state, "queued, running, done or dead");
     jobs_list->add_option("--limit", jobs.limit, "At most this many");
@@ -51,6 +49,10 @@ int main(int argc, char** argv) {
     jobs_show->add_option("ID", jobs.id)->required();
     CLI::App* jobs_retry = jobs_cmd->add_subcommand("retry", "Queue a done or dead job again");
     jobs_retry->add_option("ID", jobs.id)->required();
+    for (CLI::App* command : {jobs_list, jobs_show, jobs_retry}) {
+        command->add_option("--config", jobs.config_path, "Service configuration naming the store");
+        command->add_option("--store", jobs.store_path, "The store's SQLite file");
+    }
 
     try {
         app.parse(argc, argv);

@@ -9,6 +9,7 @@ build_dir="${MICROCARE_BUILD_DIR:-build}"
 
 # Test-time tools from the npm registry: the FHIR validator and HL7's R4 examples.
 (cd tests/validator && { [ -d node_modules/@medplum/core ] || npm ci --no-audit --no-fund --loglevel=error; })
+(cd tests/ehr && { [ -d node_modules/@medplum/fhir-router ] || npm ci --no-audit --no-fund --loglevel=error; })
 export MICROCARE_R4_EXAMPLES
 MICROCARE_R4_EXAMPLES="$(realpath "$(tests/r4examples/fetch.sh "$build_dir/r4examples" | tail -n 1)")"
 export MICROCARE_VALIDATOR="$PWD/tests/validator/validate.mjs"

@@ -171,7 +171,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             Log::Warning("TLS handshake refused", {{"error", ec.message()}});
             co_return;
         }
-        const bool verified = SSL_get_peer_certificate(secure.native_handle()) != nullptr &&
+        const bool verified = SSL_get0_peer_certificate(secure.native_handle()) != nullptr &&
                               SSL_get_verify_result(secure.native_handle()) == X509_V_OK;
         co_await Serve(secure, connection, verified);
         stream.expires_after(std::chrono::seconds(5));

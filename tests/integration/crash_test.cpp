@@ -74,7 +74,7 @@ protected:
         ehr_->Load(ReadSource("config/examples/absolute-isotretinoin.json"));
         dir_ = FreshDirectory("crash");
         for (int i = 0; i < kEncounters; ++i) {
-            ehr_->Put(MicroneedlingEncounter("enc-c" + std::to_string(i), "pat-iso-001",
+            ehr_->Put(MicroneedlingEncounter("enc-c" + std::to_string(i), "pat-chloe-besson",
                                              "2026-11-20T10:00:00+01:00"));
         }
         config_ = (dir_ / "microcare.json").string();

@@ -123,6 +123,9 @@ struct FaultCase {
     std::size_t times;
 };
 
+// gtest names the case instead of dumping its bytes.
+void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name; }
+
 class ServiceFaultTest : public ServiceTest, public ::testing::WithParamInterface<FaultCase> {};
 
 TEST_P(ServiceFaultTest, TransientFaultsEndInExactlyOneCarePlan) {
@@ -233,6 +236,8 @@ struct BadInput {
     unsigned status;
 };
 
+void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
+
 class ServiceBadInputTest : public ServiceTest, public ::testing::WithParamInterface<BadInput> {};
 
 TEST_P(ServiceBadInputTest, IsRefusedWithAnOperationOutcomeAndNoJob) {
@@ -300,7 +305,7 @@ std::string Notification(const std::string& type, std::vector<std::pair<int, std
 }
 
 TEST_F(ServiceTest, SubscriptionEventsAreTrackedDuplicatesIgnoredAndGapsRecovered) {
-    ehr_->Put(MicroneedlingEncounter("enc-s2", "pat-iso-001", "2026-11-21T10:00:00+01:00"));
+    ehr_->Put(MicroneedlingEncounter("enc-s2", "pat-chloe-besson", "2026-11-21T10:00:00+01:00"));
     Start();
     Reply handshake = PostJson(base_ + "/notifications", Notification("handshake", {}, 0));
     EXPECT_EQ(handshake.status, 200u) << handshake.body;
@@ -339,7 +344,8 @@ TEST_F(ServiceTest, R4NotificationWithAnEmptyBodyNamesTheEncounterInThePath) {
 
 TEST_F(ServiceTest, AsyncMessagesAreAcknowledgedAtOnceAndAnsweredLater) {
     Start();
-    FakeEhr callback;
+    FakeEhr callback;  // the sender's messaging endpoint: records what it gets and answers 200
+    callback.InjectFault("POST", "messaging", Fault::Status(200, R"({"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]})"), 1);
     const std::string url = base_ + "/$process-message?async=true&response-url=" +
                             callback.BaseUrl() + "/messaging";
     Reply reply = PostJson(url, MessageBundle("msg-async", "hdr-async", kEncounter));
