@@ -25,6 +25,8 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -955,8 +957,17 @@ struct FakeEhr::Impl {
         std::vector<std::pair<std::string_view, const Stored*>> matches;
         auto by_type = store.find(type);
         if (by_type == store.end()) return matches;
-        for (const auto& [id, stored] : by_type->second) {
-            if (Matches(stored.doc.Root(), filters)) matches.emplace_back(id, &stored);
+        if (auto candidates = CandidatesLocked(type, filters)) {
+            for (const std::string& id : *candidates) {
+                auto it = by_type->second.find(id);
+                if (it != by_type->second.end() && Matches(it->second.doc.Root(), filters)) {
+                    matches.emplace_back(it->first, &it->second);
+                }
+            }
+        } else {
+            for (const auto& [id, stored] : by_type->second) {
+                if (Matches(stored.doc.Root(), filters)) matches.emplace_back(id, &stored);
+            }
         }
         std::sort(matches.begin(), matches.end(), [](const auto& a, const auto& b) {
             return a.second->sequence < b.second->sequence;
@@ -1064,6 +1075,7 @@ struct FakeEhr::Impl {
         }
         stored.sequence = ++next_sequence;
         const int stored_version = stored.version;
+        IndexLocked(type, id, existing == by_type.end() ? nullptr : &existing->second, stored);
         by_type.insert_or_assign(std::string(id), std::move(stored));
         return stored_version;
     }
@@ -1358,6 +1370,52 @@ struct FakeEhr::Impl {
     bool stopping = false;
     std::map<std::size_t, std::function<void()>> closers;
     std::map<std::string, TypeStore, std::less<>> store;
+    // Search keys -> ids per type, so that a search by patient or identifier (the searches
+    // MicroCare makes) touches only its candidates: "the fast fake EHR" of the load driver.
+    // Candidates are still checked with Matches(); the index only narrows.
+    std::map<std::string, std::unordered_map<std::string, std::set<std::string>>, std::less<>> keys;
+
+    static std::vector<std::string> KeysOf(fhir::Node resource) {
+        std::vector<std::string> out;
+        for (const std::string& ref : ReferencesOf(resource, {"subject", "patient", "for", "beneficiary"})) {
+            out.push_back("ref:" + ref.substr(ref.rfind('/') + 1));
+        }
+        const fhir::Node identifiers = resource["identifier"];
+        for (std::size_t i = 0; i < identifiers.Size(); ++i) {
+            out.push_back("identifier:" + std::string(identifiers[i]["value"].String()));
+        }
+        return out;
+    }
+
+    void IndexLocked(std::string_view type, std::string_view id, const Stored* old, const Stored& now) {
+        auto& by_key = keys[std::string(type)];
+        if (old != nullptr) {
+            for (const std::string& key : KeysOf(old->doc.Root())) by_key[key].erase(std::string(id));
+        }
+        for (const std::string& key : KeysOf(now.doc.Root())) by_key[key].insert(std::string(id));
+    }
+
+    // The ids a search could match, when one filter narrows it; nullopt to scan everything.
+    std::optional<std::vector<std::string>> CandidatesLocked(std::string_view type, const Params& filters) const {
+        for (const auto& [name, value] : filters) {
+            std::string key;
+            if ((name == "patient" || name == "subject") && value.find(',') == std::string::npos) {
+                key = "ref:" + NormaliseReference(value).substr(NormaliseReference(value).rfind('/') + 1);
+            } else if (name == "identifier" && value.find(',') == std::string::npos) {
+                key = "identifier:" + value.substr(value.find('|') == std::string::npos ? 0 : value.find('|') + 1);
+            } else {
+                continue;
+            }
+            std::vector<std::string> ids;
+            auto by_key = keys.find(type);
+            if (by_key != keys.end()) {
+                auto it = by_key->second.find(key);
+                if (it != by_key->second.end()) ids.assign(it->second.begin(), it->second.end());
+            }
+            return ids;
+        }
+        return std::nullopt;
+    }
     std::uint64_t next_id = 0;
     std::uint64_t next_sequence = 0;
     std::vector<ReceivedRequest> requests;
@@ -1451,6 +1509,7 @@ std::size_t FakeEhr::Count(std::string_view type) const {
 void FakeEhr::Clear() {
     std::lock_guard lock(impl_->mutex);
     impl_->store.clear();
+    impl_->keys.clear();
 }
 
 std::vector<ReceivedRequest> FakeEhr::Requests() const {

@@ -1,0 +1,280 @@
+// MicroCare's load driver (run by hand, not in CI):
+//   build/tests/microcare_load [--requests N] [--connections C] [--jobs J]
+// In one run it measures, on this machine:
+//  1. the ceiling: a bare Boost.Beast server that answers 200 and does nothing;
+//  2. triggers acknowledged per second by `microcare serve` (durability on: every answer waits
+//     for its fsync'd group commit), with C concurrent keep-alive connections;
+//  3. end-to-end encounters per second against the in-process fake EHR (read the record,
+//     evaluate, write the transaction, check it) and the trigger-to-done latency;
+//  4. peak resident memory with J jobs queued.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "adapter/service/service.hpp"
+#include "adapter/store/job_store.hpp"
+#include "../integration/fake_ehr.hpp"
+#include "../integration/service_harness.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using namespace microcare;
+
+namespace {
+
+struct Figures {
+    double per_second = 0;
+    double p50_ms = 0;
+    double p99_ms = 0;
+    std::size_t ok = 0;
+    std::size_t failed = 0;
+};
+
+double Percentile(std::vector<double>& v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+
+// C connections, each sending its share of N requests back to back on one keep-alive socket.
+Figures Drive(unsigned short port, std::size_t requests, std::size_t connections,
+              const std::function<std::string(std::size_t)>& body, const std::string& target) {
+    asio::io_context io;
+    std::atomic<std::size_t> next{0};
+    std::vector<double> latencies;
+    std::mutex mutex;
+    std::atomic<std::size_t> ok{0}, failed{0};
+    auto client = [&]() -> asio::awaitable<void> {
+        beast::tcp_stream stream(co_await asio::this_coro::executor);
+        co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                      asio::use_awaitable);
+        beast::flat_buffer buffer;
+        std::vector<double> mine;
+        for (std::size_t i = next++; i < requests; i = next++) {
+            bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
+            req.set(bhttp::field::host, "127.0.0.1");
+            req.set(bhttp::field::content_type, "application/fhir+json");
+            req.set(bhttp::field::authorization, std::string("Bearer ") + testing::kToken);
+            req.body() = body(i);
+            req.prepare_payload();
+            const auto start = Clock::now();
+            co_await bhttp::async_write(stream, req, asio::use_awaitable);
+            bhttp::response<bhttp::string_body> res;
+            co_await bhttp::async_read(stream, buffer, res, asio::use_awaitable);
+            mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+            (res.result_int() == 200 ? ok : failed)++;
+        }
+        std::lock_guard lock(mutex);
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+    };
+    for (std::size_t c = 0; c < connections; ++c) {
+        asio::co_spawn(io, client(), [&](std::exception_ptr e) {
+            if (e) ++failed;
+        });
+    }
+    const auto start = Clock::now();
+    std::thread helper([&] { io.run(); });
+    io.run();
+    helper.join();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    Figures f;
+    f.ok = ok;
+    f.failed = failed;
+    f.per_second = static_cast<double>(ok) / seconds;
+    f.p50_ms = Percentile(latencies, 0.50);
+    f.p99_ms = Percentile(latencies, 0.99);
+    return f;
+}
+
+// The ceiling: Beast answering 200 with nothing behind it, on 2 threads like MicroCare.
+class BareServer {
+public:
+    BareServer() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+        asio::co_spawn(io_, Accept(), asio::detached);
+        for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+    }
+    ~BareServer() {
+        io_.stop();
+        for (auto& t : threads_) t.join();
+    }
+    unsigned short port() const { return acceptor_.local_endpoint().port(); }
+
+private:
+    asio::awaitable<void> Accept() {
+        for (;;) {
+            tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_), asio::use_awaitable);
+            asio::co_spawn(socket.get_executor(), Session(std::move(socket)), asio::detached);
+        }
+    }
+    static asio::awaitable<void> Session(tcp::socket socket) {
+        beast::tcp_stream stream(std::move(socket));
+        beast::flat_buffer buffer;
+        for (;;) {
+            bhttp::request<bhttp::string_body> req;
+            auto [ec, n] = co_await bhttp::async_read(stream, buffer, req, asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        }
+    }
+    asio::io_context io_;
+    tcp::acceptor acceptor_;
+    std::vector<std::thread> threads_;
+};
+
+long PeakRssMb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss / 1024;
+}
+
+void Print(const char* what, const Figures& f) {
+    std::printf("%-46s %9.0f /s   p50 %7.2f ms   p99 %7.2f ms   (%zu ok, %zu failed)\n", what,
+                f.per_second, f.p50_ms, f.p99_ms, f.ok, f.failed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::size_t requests = 20000, connections = 64, jobs = 10000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string name = argv[i];
+        std::size_t value = std::stoul(argv[i + 1]);
+        if (name == "--requests") requests = value;
+        if (name == "--connections") connections = value;
+        if (name == "--jobs") jobs = value;
+    }
+    std::printf("load driver: %zu requests over %zu connections; 2 server threads; %u cores\n\n",
+                requests, connections, std::thread::hardware_concurrency());
+    const auto message = [](const std::string& prefix) {
+        return [prefix](std::size_t i) {
+            return testing::MessageBundle(prefix + std::to_string(i), "h" + std::to_string(i),
+                                          "Encounter/enc-load-" + std::to_string(i));
+        };
+    };
+
+    const auto dir = testing::FreshDirectory("load");
+    // Memory first, so that the peak is this phase's: J jobs queued (the EHR unreachable, so
+    // they stay queued).
+    {
+        auto config = testing::TestConfig("http://127.0.0.1:9/fhir", dir / "mem");
+        std::filesystem::create_directories(dir / "mem");
+        config.store.path = (dir / "mem" / "microcare.db").string();
+        config.worker.backoff_initial = std::chrono::minutes(10);
+        config.worker.backoff_max = std::chrono::minutes(10);
+        config.log_level = "error";
+        auto service = adapter::Service::Create(config);
+        if (!service) return 1;
+        (*service)->Start();
+        Figures queued = Drive((*service)->port(), jobs, connections, message("mem-"), "/fhir/$process-message");
+        auto count = (*service)->store().CountByState(adapter::JobState::kQueued);
+        std::printf("%-46s %9zu\n", "jobs journaled", queued.ok);
+        std::printf("%-46s %9zu\n", "  of which queued", count ? *count : 0);
+        std::printf("%-46s %9ld MB (whole process: the driver and its servers)\n",
+                    "peak resident memory", PeakRssMb());
+        (*service)->Stop();
+    }
+    std::printf("\n");
+
+    Figures ceiling;
+    {
+        BareServer bare;
+        ceiling = Drive(bare.port(), requests, connections, message("ceiling-"), "/fhir/$process-message");
+        Print("ceiling: bare Beast server answering 200", ceiling);
+    }
+
+    // 2. Acknowledgements, durability on. The worker is held off (the EHR is unreachable and
+    // the backoff long) so that only the trigger path is measured.
+    {
+        auto config = testing::TestConfig("http://127.0.0.1:9/fhir", dir / "ack");
+        std::filesystem::create_directories(dir / "ack");
+        config.store.path = (dir / "ack" / "microcare.db").string();
+        config.store.synchronous = true;
+        config.server.max_body_bytes = 1 << 20;
+        config.worker.concurrency = 1;
+        config.worker.backoff_initial = std::chrono::minutes(10);
+        config.worker.backoff_max = std::chrono::minutes(10);
+        config.log_level = "error";
+        auto service = adapter::Service::Create(config);
+        if (!service) return 1;
+        (*service)->Start();
+        Figures ack = Drive((*service)->port(), requests, connections, message("ack-"), "/fhir/$process-message");
+        Print("microcare: triggers acknowledged (fsync on)", ack);
+        std::printf("%-46s %9.2f\n\n", "  ratio to the ceiling", ack.per_second / ceiling.per_second);
+        (*service)->Stop();
+    }
+
+    // 3. End to end against the fake EHR: one patient per encounter, each with a small record
+    // (a condition, a current isotretinoin prescription, an HbA1c), so every job writes a
+    // CarePlan, a DetectedIssue and a Task.
+    {
+        testing::FakeEhr ehr;
+        const std::size_t encounters = std::min<std::size_t>(requests, 5000);
+        for (std::size_t i = 0; i < encounters; ++i) {
+            const std::string n = std::to_string(i);
+            const std::string patient = "pat-load-" + n;
+            ehr.Put(R"({"resourceType":"Patient","id":")" + patient + R"(","birthDate":"1990-04-12"})");
+            ehr.Put(testing::MicroneedlingEncounter("enc-load-" + n, patient, "2026-11-20T10:00:00+01:00"));
+            ehr.Put(R"({"resourceType":"Condition","id":"cond-load-)" + n + R"(","subject":{"reference":"Patient/)" + patient +
+                    R"("},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}})");
+            ehr.Put(R"({"resourceType":"MedicationRequest","id":"mr-load-)" + n + R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
+                    R"("},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}})");
+            ehr.Put(R"({"resourceType":"Observation","id":"obs-load-)" + n + R"(","status":"final","subject":{"reference":"Patient/)" + patient +
+                    R"("},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}})");
+        }
+        auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
+        std::filesystem::create_directories(dir / "e2e");
+        config.store.path = (dir / "e2e" / "microcare.db").string();
+        config.worker.concurrency = 32;
+        config.ehr.request_timeout = std::chrono::seconds(30);
+        config.log_level = "error";
+        auto service = adapter::Service::Create(config);
+        if (!service) return 1;
+        (*service)->Start();
+        const auto start = Clock::now();
+        Figures sent = Drive((*service)->port(), encounters, connections, message("e2e-"), "/fhir/$process-message");
+        adapter::JobStore& store = (*service)->store();
+        testing::WaitFor([&] {
+            auto done = store.CountByState(adapter::JobState::kDone);
+            auto dead = store.CountByState(adapter::JobState::kDead);
+            return done && dead && *done + *dead >= sent.ok;
+        }, std::chrono::minutes(10));
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        adapter::JobFilter filter;
+        filter.limit = encounters;
+        auto all = store.List(filter);
+        std::vector<double> latencies;
+        std::size_t done = 0;
+        for (const adapter::Job& job : all ? *all : std::vector<adapter::Job>{}) {
+            if (job.state != adapter::JobState::kDone) continue;
+            ++done;
+            latencies.push_back(static_cast<double>((job.updated_at - job.created_at).count()));
+        }
+        Figures e2e;
+        e2e.ok = done;
+        e2e.failed = sent.ok - done;
+        e2e.per_second = static_cast<double>(done) / seconds;
+        e2e.p50_ms = Percentile(latencies, 0.50);
+        e2e.p99_ms = Percentile(latencies, 0.99);
+        Print("end to end: encounters written to the EHR", e2e);
+        std::printf("%-46s %9zu\n\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
+        (*service)->Stop();
+        ehr.Stop();
+    }
+
+    std::filesystem::remove_all(dir);
+    return 0;
+}
