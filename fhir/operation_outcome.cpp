@@ -2,9 +2,10 @@
 
 namespace microcare::fhir {
 
-void WriteOperationOutcome(JsonWriter& out, const IssueList& issues) {
+void WriteOperationOutcome(JsonWriter& out, const IssueList& issues, std::string_view id) {
     out.StartObject();
     out.Field("resourceType", "OperationOutcome");
+    if (!id.empty()) out.Field("id", id);
     out.Key("issue");
     out.StartArray();
     for (const Issue& issue : issues) {

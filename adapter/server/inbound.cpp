@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "fhir/bundle.hpp"
+#include "fhir/operation_outcome.hpp"
 #include "fhir/transaction_builder.hpp"
 
 namespace microcare::adapter {
@@ -104,27 +105,7 @@ std::string ResponseMessage(Node request_bundle, Node header, const MessageOptio
         out.StartObject();
         out.Field("fullUrl", "urn:uuid:" + outcome_id);
         out.Key("resource");
-        // The OperationOutcome of a response message carries an id like any entry.
-        out.StartObject();
-        out.Field("resourceType", "OperationOutcome");
-        out.Field("id", outcome_id);
-        out.Key("issue");
-        out.StartArray();
-        for (const fhir::Issue& issue : *outcome) {
-            out.StartObject();
-            out.Field("severity", fhir::ToString(issue.severity));
-            out.Field("code", issue.code);
-            out.Field("diagnostics", issue.message);
-            if (!issue.path.empty()) {
-                out.Key("expression");
-                out.StartArray();
-                out.String(issue.path);
-                out.EndArray();
-            }
-            out.EndObject();
-        }
-        out.EndArray();
-        out.EndObject();
+        fhir::WriteOperationOutcome(out, *outcome, outcome_id);
         out.EndObject();
     }
     out.EndArray();
