@@ -13,7 +13,8 @@ namespace microcare::adapter {
 namespace {
 
 void Report(std::ostream& err, const std::string& source, const fhir::IssueList& issues) {
-    for (const fhir::Issue& issue : issues) err << source << ": " << fhir::FormatIssue(issue) << "\n";
+    for (const fhir::Issue& issue : issues)
+        err << source << ": " << fhir::FormatIssue(issue) << "\n";
 }
 
 std::string Time(TimePoint t) { return fhir::FormatInstant(t, 0); }
@@ -82,7 +83,8 @@ int RunJobsList(const JobsArgs& args, std::ostream& out, std::ostream& err) {
     JobFilter filter;
     filter.limit = args.limit;
     if (args.state) {
-        for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kDead}) {
+        for (JobState s :
+             {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kDead}) {
             if (ToString(s) == *args.state) filter.state = s;
         }
         if (!filter.state) {
@@ -98,8 +100,8 @@ int RunJobsList(const JobsArgs& args, std::ostream& out, std::ostream& err) {
     out << "id\tstate\tattempts\tkind\tencounter\tupdated\tlast error\n";
     for (const Job& job : *jobs) {
         out << job.id << "\t" << ToString(job.state) << "\t" << job.attempts << "\t" << job.kind
-            << "\t" << (job.encounter.empty() ? "-" : job.encounter) << "\t"
-            << Time(job.updated_at) << "\t" << job.last_error << "\n";
+            << "\t" << (job.encounter.empty() ? "-" : job.encounter) << "\t" << Time(job.updated_at)
+            << "\t" << job.last_error << "\n";
     }
     return 0;
 }
@@ -142,7 +144,8 @@ int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err) {
     auto retried = store->Retry(args.id, now);
     if (!retried) {
         err << "job " << args.id << ": " << retried.error().message()
-            << (retried.error() == Error::kConflict ? " (only done or dead jobs can be retried)" : "")
+            << (retried.error() == Error::kConflict ? " (only done or dead jobs can be retried)"
+                                                    : "")
             << "\n";
         return 2;
     }

@@ -20,7 +20,7 @@ struct JobsArgs {
     std::string store_path;
     std::optional<std::string> state;  // list: queued | running | done | dead
     std::size_t limit = 50;
-    std::int64_t id = 0;               // show, retry
+    std::int64_t id = 0;  // show, retry
 };
 int RunJobsList(const JobsArgs& args, std::ostream& out, std::ostream& err);
 int RunJobsShow(const JobsArgs& args, std::ostream& out, std::ostream& err);

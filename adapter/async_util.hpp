@@ -19,7 +19,8 @@ template <typename R, typename Handler>
 void Complete(std::shared_ptr<Handler> handler, R value) {
     auto executor = boost::asio::get_associated_executor(*handler);
     auto result = std::make_shared<std::optional<R>>(std::move(value));
-    boost::asio::post(executor, [handler, result]() mutable { std::move (*handler)(std::move(**result)); });
+    boost::asio::post(executor,
+                      [handler, result]() mutable { std::move (*handler)(std::move(**result)); });
 }
 
 }  // namespace detail

@@ -8,17 +8,28 @@ public:
     const char* name() const noexcept override { return "microcare"; }
     std::string message(int value) const override {
         switch (static_cast<Error>(value)) {
-            case Error::kTimeout: return "timed out";
-            case Error::kConnectionFailed: return "connection failed";
-            case Error::kTlsFailed: return "TLS handshake or certificate verification failed";
-            case Error::kResponseTooLarge: return "response too large";
-            case Error::kBadResponse: return "malformed response";
-            case Error::kAuthFailed: return "authorisation failed";
-            case Error::kStoreFailed: return "store operation failed";
-            case Error::kNotFound: return "not found";
-            case Error::kConflict: return "conflict";
-            case Error::kInvalidConfig: return "invalid configuration";
-            case Error::kShuttingDown: return "shutting down";
+            case Error::kTimeout:
+                return "timed out";
+            case Error::kConnectionFailed:
+                return "connection failed";
+            case Error::kTlsFailed:
+                return "TLS handshake or certificate verification failed";
+            case Error::kResponseTooLarge:
+                return "response too large";
+            case Error::kBadResponse:
+                return "malformed response";
+            case Error::kAuthFailed:
+                return "authorisation failed";
+            case Error::kStoreFailed:
+                return "store operation failed";
+            case Error::kNotFound:
+                return "not found";
+            case Error::kConflict:
+                return "conflict";
+            case Error::kInvalidConfig:
+                return "invalid configuration";
+            case Error::kShuttingDown:
+                return "shutting down";
         }
         return "unknown error";
     }

@@ -8,17 +8,17 @@ namespace microcare::adapter {
 // "Could not run" conditions of the service, carried as values (the pattern of Beast's
 // http/error.hpp). HTTP statuses from a peer are not errors: they come back as responses.
 enum class Error {
-    kTimeout = 1,          // a connect, handshake, read or write passed its deadline
-    kConnectionFailed,     // refused, reset, closed early, name not resolved
-    kTlsFailed,            // handshake or certificate verification failed
-    kResponseTooLarge,     // a peer's response exceeded the configured limit
-    kBadResponse,          // a peer's response was not the HTTP/FHIR it should be
-    kAuthFailed,           // the token endpoint refused us, or a key could not sign
-    kStoreFailed,          // SQLite refused a read or write
-    kNotFound,             // no such job / record
-    kConflict,             // e.g. a reused Bundle id with a new MessageHeader id
-    kInvalidConfig,        // a setting is missing or wrong
-    kShuttingDown,         // the service is stopping and takes no new work
+    kTimeout = 1,       // a connect, handshake, read or write passed its deadline
+    kConnectionFailed,  // refused, reset, closed early, name not resolved
+    kTlsFailed,         // handshake or certificate verification failed
+    kResponseTooLarge,  // a peer's response exceeded the configured limit
+    kBadResponse,       // a peer's response was not the HTTP/FHIR it should be
+    kAuthFailed,        // the token endpoint refused us, or a key could not sign
+    kStoreFailed,       // SQLite refused a read or write
+    kNotFound,          // no such job / record
+    kConflict,          // e.g. a reused Bundle id with a new MessageHeader id
+    kInvalidConfig,     // a setting is missing or wrong
+    kShuttingDown,      // the service is stopping and takes no new work
 };
 
 const boost::system::error_category& ErrorCategory();

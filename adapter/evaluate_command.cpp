@@ -18,7 +18,8 @@ namespace {
 constexpr int kBadInput = 2;
 
 int Report(std::ostream& err, const std::string& source, const fhir::IssueList& issues) {
-    for (const fhir::Issue& issue : issues) err << source << ": " << fhir::FormatIssue(issue) << "\n";
+    for (const fhir::Issue& issue : issues)
+        err << source << ": " << fhir::FormatIssue(issue) << "\n";
     return issues.HasErrors() ? kBadInput : 0;
 }
 
@@ -46,7 +47,8 @@ const fhir::ClinicalResource* LatestEncounter(const fhir::PatientRecord& record)
 }  // namespace
 
 int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) {
-    const std::string rules_path = args.rules_path.empty() ? DefaultRulePackPath() : args.rules_path;
+    const std::string rules_path =
+        args.rules_path.empty() ? DefaultRulePackPath() : args.rules_path;
     fhir::IssueList pack_issues;
     auto rule_set = LoadRulePackFile(rules_path, pack_issues);
     if (!rule_set) {
@@ -54,8 +56,8 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
         return kBadInput;
     }
 
-    fhir::Instant now = std::chrono::floor<std::chrono::milliseconds>(
-        std::chrono::system_clock::now());
+    fhir::Instant now =
+        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     if (args.now) {
         auto parsed = ParseNow(*args.now);
         if (!parsed) {
@@ -92,7 +94,8 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
     } else {
         auto candidates = rules::FindMicroneedlingEncounters(*rule_set, record);
         encounter = candidates.empty() ? LatestEncounter(record) : candidates.front();
-        if (encounter == nullptr) issues.Error("required", "Bundle.entry", "the record holds no Encounter");
+        if (encounter == nullptr)
+            issues.Error("required", "Bundle.entry", "the record holds no Encounter");
     }
     if (encounter != nullptr && encounter->subject.empty()) {
         issues.Error("required", encounter->entry->Path() + ".subject",
@@ -117,8 +120,8 @@ int RunRulesCheck(const std::string& path, std::ostream& out, std::ostream& err)
             << (issues.size() == 1 ? "" : "s") << ")\n";
         return kBadInput;
     }
-    out << path << ": rule pack " << rule_set->id << " " << rule_set->version << " is valid: "
-        << rule_set->value_sets.size() << " value sets, " << rule_set->rules.size()
+    out << path << ": rule pack " << rule_set->id << " " << rule_set->version
+        << " is valid: " << rule_set->value_sets.size() << " value sets, " << rule_set->rules.size()
         << " contraindication rules, " << rule_set->aftercare.instructions.size()
         << " patient instructions\n";
     return 0;

@@ -16,10 +16,14 @@ std::mutex g_mutex;
 
 std::string_view Name(LogLevel level) {
     switch (level) {
-        case LogLevel::kDebug: return "debug";
-        case LogLevel::kInfo: return "info";
-        case LogLevel::kWarning: return "warning";
-        case LogLevel::kError: return "error";
+        case LogLevel::kDebug:
+            return "debug";
+        case LogLevel::kInfo:
+            return "info";
+        case LogLevel::kWarning:
+            return "warning";
+        case LogLevel::kError:
+            return "error";
     }
     return "info";
 }
@@ -32,7 +36,8 @@ bool Log::Enabled(LogLevel level) { return static_cast<int>(level) >= g_level.lo
 
 void Log::Write(LogLevel level, std::string_view message, std::initializer_list<Field> fields) {
     if (!Enabled(level)) return;
-    const auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    const auto now =
+        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     fhir::JsonWriter line;
     line.StartObject();
     line.Field("ts", fhir::FormatInstant(now, 0));
@@ -47,7 +52,8 @@ void Log::Write(LogLevel level, std::string_view message, std::initializer_list<
 }
 
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {
-    for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+    for (LogLevel level :
+         {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
         if (Name(level) == name) return level;
     }
     return std::nullopt;

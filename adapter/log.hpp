@@ -24,7 +24,8 @@ public:
 
     static void SetLevel(LogLevel level);
     static bool Enabled(LogLevel level);
-    static void Write(LogLevel level, std::string_view message, std::initializer_list<Field> fields);
+    static void Write(LogLevel level, std::string_view message,
+                      std::initializer_list<Field> fields);
 
     static void Info(std::string_view message, std::initializer_list<Field> fields = {}) {
         Write(LogLevel::kInfo, message, fields);

@@ -1,6 +1,5 @@
 // The one place that wires MicroCare's command line to its modules.
 #include <CLI/CLI.hpp>
-
 #include <exception>
 #include <iostream>
 
@@ -9,19 +8,23 @@
 
 int main(int argc, char** argv) {
     using namespace microcare::adapter;
-    CLI::App app{"MicroCare: microneedling contraindication checks and aftercare plans over FHIR R4"};
+    CLI::App app{
+        "MicroCare: microneedling contraindication checks and aftercare plans over FHIR R4"};
     app.require_subcommand(1);
 
     EvaluateArgs evaluate;
-    CLI::App* evaluate_cmd = app.add_subcommand(
-        "evaluate", "Assess one microneedling encounter of a FHIR Bundle offline; print the "
-                    "transaction Bundle MicroCare would write");
-    evaluate_cmd->add_option("--rules", evaluate.rules_path, "Rule pack (default: the shipped pack)");
+    CLI::App* evaluate_cmd =
+        app.add_subcommand("evaluate",
+                           "Assess one microneedling encounter of a FHIR Bundle offline; print the "
+                           "transaction Bundle MicroCare would write");
+    evaluate_cmd->add_option("--rules", evaluate.rules_path,
+                             "Rule pack (default: the shipped pack)");
     evaluate_cmd->add_option("--now", evaluate.now, "Evaluation time, a FHIR instant");
     evaluate_cmd->add_option("--encounter", evaluate.encounter,
                              "Encounter id or reference (default: the latest microneedling one)");
     evaluate_cmd->add_flag("--compact", evaluate.compact, "Print the Bundle on one line");
-    evaluate_cmd->add_option("RECORD", evaluate.record_path, "FHIR Bundle with the patient's record")
+    evaluate_cmd
+        ->add_option("RECORD", evaluate.record_path, "FHIR Bundle with the patient's record")
         ->required();
 
     std::string pack_path;

@@ -12,8 +12,8 @@ std::string DefaultRulePackPath() {
     if (const char* env = std::getenv("MICROCARE_RULES"); env != nullptr && *env != '\0') {
         return env;
     }
-    for (const char* candidate : {"/etc/microcare/rules/microneedling.json",
-                                  "config/rules/microneedling.json"}) {
+    for (const char* candidate :
+         {"/etc/microcare/rules/microneedling.json", "config/rules/microneedling.json"}) {
         if (std::filesystem::exists(candidate)) return candidate;
     }
     return MICROCARE_DEFAULT_RULES;

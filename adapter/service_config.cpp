@@ -34,7 +34,8 @@ public:
         node.ForEachMember([&](std::string_view name, Node) {
             if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
                 std::string allowed;
-                for (std::string_view k : keys) allowed += (allowed.empty() ? "" : ", ") + std::string(k);
+                for (std::string_view k : keys)
+                    allowed += (allowed.empty() ? "" : ", ") + std::string(k);
                 Error(At(path, name), "unknown key; allowed here: " + allowed);
             }
         });
@@ -67,7 +68,8 @@ public:
                 Error(At(path, file_key), "cannot read " + *file);
                 return;
             }
-            while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+            while (!text->empty() && (text->back() == '\n' || text->back() == '\r'))
+                text->pop_back();
             out = *text;
         }
     }
@@ -79,8 +81,8 @@ public:
         if (!node.Exists()) return;
         auto value = node.Number();
         std::string at = At(path, key);
-        if (!value || *value != static_cast<double>(static_cast<long long>(*value)) || *value < min ||
-            *value > max) {
+        if (!value || *value != static_cast<double>(static_cast<long long>(*value)) ||
+            *value < min || *value > max) {
             Error(at, "must be a whole number from " + std::to_string(static_cast<long long>(min)) +
                           " to " + std::to_string(static_cast<long long>(max)));
             return;
@@ -93,7 +95,8 @@ public:
                 double min, double max) {
         long long value = -1;
         Number(object, key, path, value, min, max);
-        if (value >= 0) out = std::chrono::duration_cast<Duration>(std::chrono::milliseconds(value));
+        if (value >= 0)
+            out = std::chrono::duration_cast<Duration>(std::chrono::milliseconds(value));
     }
 
     void Bool(Node object, std::string_view key, const std::string& path, bool& out) {
@@ -108,8 +111,9 @@ public:
 
     void Server(Node node, ServerSettings& s) {
         const std::string path = "server";
-        if (!Object(node, path, {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
-                                 "requestTimeoutMs", "threads", "tls", "auth", "endpointName"})) {
+        if (!Object(node, path,
+                    {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
+                     "requestTimeoutMs", "threads", "tls", "auth", "endpointName"})) {
             return;
         }
         String(node, "listen", path, s.listen);
@@ -126,8 +130,9 @@ public:
         if (node["tls"].Exists()) {
             const std::string tls_path = At(path, "tls");
             Node tls = node["tls"];
-            if (Object(tls, tls_path, {"certificateFile", "privateKeyFile", "clientCaFile",
-                                       "requireClientCertificate"})) {
+            if (Object(tls, tls_path,
+                       {"certificateFile", "privateKeyFile", "clientCaFile",
+                        "requireClientCertificate"})) {
                 TlsServerSettings t;
                 String(tls, "certificateFile", tls_path, t.certificate_file);
                 String(tls, "privateKeyFile", tls_path, t.private_key_file);
@@ -150,7 +155,8 @@ public:
         } else if (Object(auth, auth_path, {"bearerTokens", "allowAnonymous"})) {
             Bool(auth, "allowAnonymous", auth_path, s.allow_anonymous);
             Node tokens = auth["bearerTokens"];
-            if (tokens.Exists() && !tokens.IsArray()) Error(At(auth_path, "bearerTokens"), "must be an array");
+            if (tokens.Exists() && !tokens.IsArray())
+                Error(At(auth_path, "bearerTokens"), "must be an array");
             for (std::size_t i = 0; i < tokens.Size(); ++i) {
                 std::string at = At(auth_path, "bearerTokens") + "[" + std::to_string(i) + "]";
                 if (!tokens[i].IsString()) {
@@ -181,9 +187,9 @@ public:
 
     void Worker(Node node, WorkerSettings& w) {
         const std::string path = "worker";
-        if (!Object(node, path, {"concurrency", "maxAttempts", "maxAgeSeconds", "backoffInitialMs",
-                                 "backoffMaxMs", "leaseSeconds", "pollIntervalMs",
-                                 "shutdownGraceSeconds"})) {
+        if (!Object(node, path,
+                    {"concurrency", "maxAttempts", "maxAgeSeconds", "backoffInitialMs",
+                     "backoffMaxMs", "leaseSeconds", "pollIntervalMs", "shutdownGraceSeconds"})) {
             return;
         }
         Number(node, "concurrency", path, w.concurrency, 1, 256);
@@ -207,8 +213,9 @@ public:
 
     void Ehr(Node node, EhrSettings& e) {
         const std::string path = "ehr";
-        if (!Object(node, path, {"baseUrl", "caFile", "clientCertificateFile", "clientKeyFile",
-                                 "connectTimeoutMs", "requestTimeoutMs", "maxResponseBytes", "auth"})) {
+        if (!Object(node, path,
+                    {"baseUrl", "caFile", "clientCertificateFile", "clientKeyFile",
+                     "connectTimeoutMs", "requestTimeoutMs", "maxResponseBytes", "auth"})) {
             return;
         }
         String(node, "baseUrl", path, e.base_url);
@@ -221,16 +228,17 @@ public:
         String(node, "clientKeyFile", path, e.client_key_file);
         Millis(node, "connectTimeoutMs", path, e.connect_timeout, 10, 600 * 1000);
         Millis(node, "requestTimeoutMs", path, e.request_timeout, 10, 3600 * 1000);
-        Number(node, "maxResponseBytes", path, e.max_response_bytes, 1024, 4.0 * 1024 * 1024 * 1024);
+        Number(node, "maxResponseBytes", path, e.max_response_bytes, 1024,
+               4.0 * 1024 * 1024 * 1024);
         if (e.client_certificate_file.empty() != e.client_key_file.empty()) {
             Error(path, "clientCertificateFile and clientKeyFile go together");
         }
         Node auth = node["auth"];
         if (!auth.Exists()) return;
         const std::string auth_path = At(path, "auth");
-        if (!Object(auth, auth_path, {"type", "token", "tokenFile", "clientId", "privateKey",
-                                      "privateKeyFile", "keyId", "algorithm", "scope",
-                                      "tokenEndpoint"})) {
+        if (!Object(auth, auth_path,
+                    {"type", "token", "tokenFile", "clientId", "privateKey", "privateKeyFile",
+                     "keyId", "algorithm", "scope", "tokenEndpoint"})) {
             return;
         }
         std::string type = "none";
@@ -264,7 +272,8 @@ public:
 
     std::optional<ServiceConfig> Read(Node root) {
         ServiceConfig config;
-        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log"})) return std::nullopt;
+        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log"}))
+            return std::nullopt;
         if (root["server"].Exists()) {
             Server(root["server"], config.server);
         } else {

@@ -27,8 +27,8 @@ struct ServerSettings {
     std::chrono::milliseconds request_timeout{30000};
     int threads = 2;
     std::optional<TlsServerSettings> tls;
-    std::vector<std::string> bearer_tokens;  // EHRs allowed to call us
-    bool allow_anonymous = false;            // only for local demos and tests
+    std::vector<std::string> bearer_tokens;       // EHRs allowed to call us
+    bool allow_anonymous = false;                 // only for local demos and tests
     std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
 };
 

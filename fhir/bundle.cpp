@@ -41,7 +41,8 @@ std::pair<std::string_view, std::string_view> SplitTypeId(std::string_view refer
     std::string_view id = reference.substr(slash + 1);
     std::string_view head = reference.substr(0, slash);
     auto type_start = head.rfind('/');
-    std::string_view type = type_start == std::string_view::npos ? head : head.substr(type_start + 1);
+    std::string_view type =
+        type_start == std::string_view::npos ? head : head.substr(type_start + 1);
     if (!IsResourceTypeName(type) || !IsId(id)) return {};
     return {type, id};
 }
@@ -60,8 +61,9 @@ std::string BundleEntry::Path() const {
 BundleIndex::BundleIndex(Node root, IssueList& issues) {
     std::string_view type = root["resourceType"].String();
     if (!root.IsObject()) {
-        issues.Error("structure", "", "expected a FHIR resource (a JSON object), found " +
-                                          std::string(root.TypeName()));
+        issues.Error(
+            "structure", "",
+            "expected a FHIR resource (a JSON object), found " + std::string(root.TypeName()));
         return;
     }
     if (type.empty()) {
@@ -79,8 +81,8 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
         if (full_url.find("://") != std::string_view::npos) {
             auto [url_type, url_id] = SplitTypeId(full_url);
             if (!url_type.empty()) {
-                entry.base = full_url.substr(
-                    0, static_cast<std::size_t>(url_type.data() - full_url.data()));
+                entry.base =
+                    full_url.substr(0, static_cast<std::size_t>(url_type.data() - full_url.data()));
             }
         }
         const std::size_t position = entries_.size();

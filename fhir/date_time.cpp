@@ -1,6 +1,5 @@
 #include "fhir/date_time.hpp"
 
-
 namespace microcare::fhir {
 namespace {
 
@@ -183,7 +182,8 @@ Instant DateTime::Latest(int default_offset_minutes) const {
     int offset = offset_minutes_.value_or(default_offset_minutes);
     if (precision_ == DatePrecision::kSecond) return Earliest(offset);
     int month = precision_ == DatePrecision::kYear ? 12 : month_;
-    int day = precision_ == DatePrecision::kDay ? day_ : static_cast<int>(LastDayOfMonth(year_, month));
+    int day =
+        precision_ == DatePrecision::kDay ? day_ : static_cast<int>(LastDayOfMonth(year_, month));
     auto local = std::chrono::sys_days{Ymd(year_, month, day)} + days(1) - milliseconds(1);
     return Instant{local - minutes(offset)};
 }
@@ -239,14 +239,29 @@ std::optional<CalendarDuration> CalendarDuration::Parse(std::string_view text) {
         next = at + 1;
         any = true;
         switch (time_part ? designator + 128 : designator) {
-            case 'Y': d.years = value; break;
-            case 'M': d.months = value; break;
-            case 'W': d.weeks = value; break;
-            case 'D': d.days = value; break;
-            case 'H' + 128: d.hours = value; break;
-            case 'M' + 128: d.minutes = value; break;
-            case 'S' + 128: d.seconds = value; break;
-            default: return std::nullopt;
+            case 'Y':
+                d.years = value;
+                break;
+            case 'M':
+                d.months = value;
+                break;
+            case 'W':
+                d.weeks = value;
+                break;
+            case 'D':
+                d.days = value;
+                break;
+            case 'H' + 128:
+                d.hours = value;
+                break;
+            case 'M' + 128:
+                d.minutes = value;
+                break;
+            case 'S' + 128:
+                d.seconds = value;
+                break;
+            default:
+                return std::nullopt;
         }
     }
     if (!any) return std::nullopt;

@@ -37,7 +37,8 @@ std::size_t FirstInvalidByte(std::string_view text) {
             std::memcpy(&block, p + i, 8);
             // All ASCII and no zero byte: the whole block is fine.
             const bool ascii = (block & 0x8080808080808080ULL) == 0;
-            const bool has_zero = ((block - 0x0101010101010101ULL) & ~block & 0x8080808080808080ULL) != 0;
+            const bool has_zero =
+                ((block - 0x0101010101010101ULL) & ~block & 0x8080808080808080ULL) != 0;
             if (ascii && !has_zero) {
                 i += 8;
                 continue;
@@ -371,9 +372,7 @@ void JsonWriter::Int(long long value) {
     impl_->With([&](auto& w) { w.Int64(value); });
 }
 void JsonWriter::RawNumber(std::string_view text) {
-    impl_->With([&](auto& w) {
-        w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
-    });
+    impl_->With([&](auto& w) { w.RawValue(text.data(), text.size(), rapidjson::kNumberType); });
 }
 
 void JsonWriter::Value(Node node) {

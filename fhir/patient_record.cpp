@@ -9,10 +9,16 @@ namespace {
 constexpr std::string_view kBadDate =
     "not a valid FHIR date/dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff]+hh:mm)";
 
-constexpr std::array<std::string_view, kResourceTypeCount> kTypeNames = {
-    "Patient",           "Encounter",  "Condition",   "AllergyIntolerance",
-    "MedicationRequest", "MedicationStatement", "MedicationAdministration",
-    "Procedure",         "Observation", "Immunization"};
+constexpr std::array<std::string_view, kResourceTypeCount> kTypeNames = {"Patient",
+                                                                         "Encounter",
+                                                                         "Condition",
+                                                                         "AllergyIntolerance",
+                                                                         "MedicationRequest",
+                                                                         "MedicationStatement",
+                                                                         "MedicationAdministration",
+                                                                         "Procedure",
+                                                                         "Observation",
+                                                                         "Immunization"};
 
 template <typename PathFn>
 Concept ReadConceptAt(Node node, const PathFn& path, IssueList& issues) {
@@ -96,7 +102,8 @@ public:
     }
 
     Concept ConceptAt(std::string_view element) {
-        return ReadConceptAt(Get(element), [&] { return PathOf(element); }, issues_);
+        return ReadConceptAt(
+            Get(element), [&] { return PathOf(element); }, issues_);
     }
 
     std::vector<Concept> ConceptList(std::string_view element) {
@@ -169,7 +176,8 @@ public:
     // medicationCodeableConcept, or the code of the Medication that medicationReference names
     // (contained or in the record).
     Concept Medication() {
-        if (Get("medicationCodeableConcept").Exists()) return ConceptAt("medicationCodeableConcept");
+        if (Get("medicationCodeableConcept").Exists())
+            return ConceptAt("medicationCodeableConcept");
         Node reference = Get("medicationReference");
         std::string_view target = reference["reference"].String();
         Node medication = BundleIndex::ResolveContained(entry_, target);
@@ -218,10 +226,10 @@ public:
         std::string_view unit = node["code"].String();
         if (unit.empty()) unit = node["unit"].String();
         static constexpr std::pair<std::string_view, double> kUnits[] = {
-            {"s", 1.0 / 86400},    {"min", 1.0 / 1440}, {"h", 1.0 / 24},  {"d", 1},
-            {"day", 1},            {"days", 1},         {"wk", 7},        {"week", 7},
-            {"weeks", 7},          {"mo", 30},          {"month", 30},    {"months", 30},
-            {"a", 365},            {"year", 365},       {"years", 365}};
+            {"s", 1.0 / 86400}, {"min", 1.0 / 1440}, {"h", 1.0 / 24}, {"d", 1},
+            {"day", 1},         {"days", 1},         {"wk", 7},       {"week", 7},
+            {"weeks", 7},       {"mo", 30},          {"month", 30},   {"months", 30},
+            {"a", 365},         {"year", 365},       {"years", 365}};
         for (const auto& [name, day_count] : kUnits) {
             if (value && unit == name && *value >= 0) {
                 return std::chrono::milliseconds(
@@ -237,8 +245,9 @@ public:
     }
 
     void TypeError(const std::string& path, std::string_view expected, Node found) {
-        issues_.Error("structure", path,
-                      "expected " + std::string(expected) + ", found " + std::string(found.TypeName()));
+        issues_.Error(
+            "structure", path,
+            "expected " + std::string(expected) + ", found " + std::string(found.TypeName()));
     }
 
     const BundleEntry& entry() const { return entry_; }
@@ -260,11 +269,14 @@ void ReadCondition(ResourceReader& in, ClinicalResource& out) {
     out.subject = in.Reference("subject");
     out.verification_status = in.StatusConcept("verificationStatus");
     out.has_body_site = in.Get("bodySite").Size() > 0;
-    auto onset = FirstOf(in.Date("onsetDateTime"), in.PeriodPart("onsetPeriod", "start", "onsetPeriod.start"));
+    auto onset = FirstOf(in.Date("onsetDateTime"),
+                         in.PeriodPart("onsetPeriod", "start", "onsetPeriod.start"));
     auto recorded = in.Date("recordedDate");
     out.start = FirstOf(onset, recorded);
-    auto abatement = FirstOf(in.Date("abatementDateTime"), in.PeriodPart("abatementPeriod", "end", "abatementPeriod.end"));
-    abatement = FirstOf(abatement, in.PeriodPart("abatementPeriod", "start", "abatementPeriod.start"));
+    auto abatement = FirstOf(in.Date("abatementDateTime"),
+                             in.PeriodPart("abatementPeriod", "end", "abatementPeriod.end"));
+    abatement =
+        FirstOf(abatement, in.PeriodPart("abatementPeriod", "start", "abatementPeriod.start"));
     bool abated = abatement.has_value() || in.Get("abatementAge").Exists() ||
                   in.Get("abatementRange").Exists() || in.Get("abatementString").Exists() ||
                   in.Get("abatementBoolean").Bool().value_or(false);
@@ -322,8 +334,12 @@ void ReadMedicationStatement(ResourceReader& in, ClinicalResource& out) {
     out.status = in.Code("status");
     auto effective = in.Date("effectiveDateTime");
     auto asserted = in.Date("dateAsserted");
-    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective), asserted);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), asserted);
+    out.start = FirstOf(
+        FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective),
+        asserted);
+    out.end =
+        FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective),
+                asserted);
     if (!out.end) out.end = out.start;
 }
 
@@ -332,8 +348,11 @@ void ReadMedicationAdministration(ResourceReader& in, ClinicalResource& out) {
     out.subject = in.Reference("subject");
     out.status = in.Code("status");
     auto effective = in.Date("effectiveDateTime");
-    out.start = FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), out.start);
+    out.start =
+        FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective);
+    out.end =
+        FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective),
+                out.start);
 }
 
 void ReadProcedure(ResourceReader& in, ClinicalResource& out) {
@@ -344,8 +363,11 @@ void ReadProcedure(ResourceReader& in, ClinicalResource& out) {
     out.reasons = in.ConceptList("reasonCode");
     out.has_body_site = in.Get("bodySite").Size() > 0;
     auto performed = in.Date("performedDateTime");
-    out.start = FirstOf(in.PeriodPart("performedPeriod", "start", "performedPeriod.start"), performed);
-    out.end = FirstOf(FirstOf(in.PeriodPart("performedPeriod", "end", "performedPeriod.end"), performed), out.start);
+    out.start =
+        FirstOf(in.PeriodPart("performedPeriod", "start", "performedPeriod.start"), performed);
+    out.end =
+        FirstOf(FirstOf(in.PeriodPart("performedPeriod", "end", "performedPeriod.end"), performed),
+                out.start);
 }
 
 void ReadObservation(ResourceReader& in, ClinicalResource& out) {
@@ -354,9 +376,14 @@ void ReadObservation(ResourceReader& in, ClinicalResource& out) {
     out.status = in.Code("status");
     auto effective = FirstOf(in.Date("effectiveDateTime"), in.Date("effectiveInstant"));
     auto issued = in.Date("issued");
-    out.start = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective), issued);
-    out.end = FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective), out.start);
-    if (in.Get("valueCodeableConcept").Exists()) out.value_concept = in.ConceptAt("valueCodeableConcept");
+    out.start = FirstOf(
+        FirstOf(in.PeriodPart("effectivePeriod", "start", "effectivePeriod.start"), effective),
+        issued);
+    out.end =
+        FirstOf(FirstOf(in.PeriodPart("effectivePeriod", "end", "effectivePeriod.end"), effective),
+                out.start);
+    if (in.Get("valueCodeableConcept").Exists())
+        out.value_concept = in.ConceptAt("valueCodeableConcept");
     out.interpretation = in.ConceptList("interpretation");
     out.quantity = in.QuantityAt("valueQuantity");
 }
@@ -401,7 +428,8 @@ std::optional<ResourceType> ParseResourceType(std::string_view name) {
 std::string_view ToString(ResourceType type) { return kTypeNames[static_cast<std::size_t>(type)]; }
 
 Concept ReadConcept(Node node, const std::string& path, IssueList& issues) {
-    return ReadConceptAt(node, [&] { return path; }, issues);
+    return ReadConceptAt(
+        node, [&] { return path; }, issues);
 }
 
 PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues) {
@@ -417,18 +445,36 @@ PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues) {
         resource.reference = record.strings.emplace_back(BundleIndex::ReferenceTo(entry));
         ResourceReader in(index, identities, entry, issues);
         switch (*type) {
-            case ResourceType::kPatient: ReadPatient(in, resource); break;
-            case ResourceType::kEncounter: ReadEncounter(in, resource); break;
-            case ResourceType::kCondition: ReadCondition(in, resource); break;
-            case ResourceType::kAllergyIntolerance: ReadAllergy(in, resource); break;
-            case ResourceType::kMedicationRequest: ReadMedicationRequest(in, resource); break;
-            case ResourceType::kMedicationStatement: ReadMedicationStatement(in, resource); break;
+            case ResourceType::kPatient:
+                ReadPatient(in, resource);
+                break;
+            case ResourceType::kEncounter:
+                ReadEncounter(in, resource);
+                break;
+            case ResourceType::kCondition:
+                ReadCondition(in, resource);
+                break;
+            case ResourceType::kAllergyIntolerance:
+                ReadAllergy(in, resource);
+                break;
+            case ResourceType::kMedicationRequest:
+                ReadMedicationRequest(in, resource);
+                break;
+            case ResourceType::kMedicationStatement:
+                ReadMedicationStatement(in, resource);
+                break;
             case ResourceType::kMedicationAdministration:
                 ReadMedicationAdministration(in, resource);
                 break;
-            case ResourceType::kProcedure: ReadProcedure(in, resource); break;
-            case ResourceType::kObservation: ReadObservation(in, resource); break;
-            case ResourceType::kImmunization: ReadImmunization(in, resource); break;
+            case ResourceType::kProcedure:
+                ReadProcedure(in, resource);
+                break;
+            case ResourceType::kObservation:
+                ReadObservation(in, resource);
+                break;
+            case ResourceType::kImmunization:
+                ReadImmunization(in, resource);
+                break;
         }
         record.resources.push_back(std::move(resource));
     }

@@ -76,7 +76,7 @@ struct ClinicalResource {
     // Views into the PatientRecord's own strings or the parsed document.
     std::string_view reference;  // how the record refers to it: "Condition/12" or "urn:uuid:..."
     std::string_view subject;    // identity of the patient it is about; empty when it names none
-    Concept code;           // Condition/Procedure/Observation code, medication, vaccine
+    Concept code;                // Condition/Procedure/Observation code, medication, vaccine
     std::string_view status;
     bool status_defaulted = false;  // a missing clinicalStatus read as active/resolved
     std::string_view verification_status;

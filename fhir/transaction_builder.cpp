@@ -53,8 +53,8 @@ void WriteNarrative(JsonWriter& out, std::string_view html_body) {
     out.Key("text");
     out.StartObject();
     out.Field("status", "generated");
-    out.Field("div", "<div xmlns=\"http://www.w3.org/1999/xhtml\">" + std::string(html_body) +
-                         "</div>");
+    out.Field("div",
+              "<div xmlns=\"http://www.w3.org/1999/xhtml\">" + std::string(html_body) + "</div>");
     out.EndObject();
 }
 
@@ -66,7 +66,8 @@ struct EntryUrls {
 
     explicit EntryUrls(const TransactionValue& value) {
         if (value.care_plan) care_plan = FullUrl(value.care_plan->identifier);
-        for (const DetectedIssueValue& issue : value.issues) issues.push_back(FullUrl(issue.identifier));
+        for (const DetectedIssueValue& issue : value.issues)
+            issues.push_back(FullUrl(issue.identifier));
         if (value.task) task = FullUrl(value.task->identifier);
     }
 };
@@ -190,8 +191,8 @@ void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
 void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls) {
     const TaskValue& task = *value.task;
     BeginEntry(out, value.provenance, "Task", task.identifier, urls.task);
-    WriteNarrative(out, "<p>" + EscapeXhtml(task.description) + "</p><p>" +
-                            EscapeXhtml(task.reason) + "</p>");
+    WriteNarrative(
+        out, "<p>" + EscapeXhtml(task.description) + "</p><p>" + EscapeXhtml(task.reason) + "</p>");
     out.Field("status", "requested");
     out.Field("intent", "order");
     out.Field("priority", task.priority);

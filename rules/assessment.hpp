@@ -15,11 +15,11 @@ struct Evidence {
     enum class Match { kCode, kText, kAge };
     const fhir::ClinicalResource* resource = nullptr;
     Match match = Match::kCode;
-    fhir::Coding coding;   // the coding that matched, for Match::kCode
-    bool ongoing = false;  // counted by its status alone, not by a window
+    fhir::Coding coding;                     // the coding that matched, for Match::kCode
+    bool ongoing = false;                    // counted by its status alone, not by a window
     const fhir::DatedValue* date = nullptr;  // the date the window was applied to, if any
-    std::optional<Severity> cap;  // the most this evidence supports, when a cap applies
-    std::vector<std::string_view> notes;  // literals and the pack's own texts
+    std::optional<Severity> cap;             // the most this evidence supports, when a cap applies
+    std::vector<std::string_view> notes;     // literals and the pack's own texts
 };
 
 struct Finding {
@@ -41,8 +41,8 @@ struct PlannedActivity {
 
 // What the rules concluded about one encounter. Pure data: plan_writer turns it into FHIR.
 struct Assessment {
-    bool applies = false;      // a microneedling encounter that took place
-    std::string explanation;   // why it does not apply, when it does not
+    bool applies = false;     // a microneedling encounter that took place
+    std::string explanation;  // why it does not apply, when it does not
     const fhir::ClinicalResource* encounter = nullptr;
     const fhir::ClinicalResource* procedure = nullptr;  // the microneedling Procedure, if any
     std::string patient;

@@ -21,7 +21,8 @@ template <typename T>
 using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
 
 bool IsIcd10(std::string_view system) {
-    return system == "http://hl7.org/fhir/sid/icd-10-cm" || system == "http://hl7.org/fhir/sid/icd-10";
+    return system == "http://hl7.org/fhir/sid/icd-10-cm" ||
+           system == "http://hl7.org/fhir/sid/icd-10";
 }
 
 bool IsWordChar(unsigned char c) {
@@ -188,7 +189,8 @@ private:
     static constexpr std::size_t kLongBuckets = 4096;
     static std::size_t Bucket3(char a, char b, char c) {
         const auto key = static_cast<std::uint32_t>(
-            Bucket2(a, b) * kClasses + static_cast<std::size_t>(ClassOf(static_cast<unsigned char>(c))));
+            Bucket2(a, b) * kClasses +
+            static_cast<std::size_t>(ClassOf(static_cast<unsigned char>(c))));
         return (key * 2654435761u) >> 20;  // 12 bits: kLongBuckets
     }
 
@@ -222,8 +224,8 @@ public:
                 previous_is_word = false;
                 continue;
             }
-            const std::size_t pair =
-                static_cast<std::size_t>(first * kClasses + ClassOf(static_cast<unsigned char>(s[i + 1])));
+            const std::size_t pair = static_cast<std::size_t>(
+                first * kClasses + ClassOf(static_cast<unsigned char>(s[i + 1])));
             if (!previous_is_word && anchored_.MayStart(pair)) anchored_.MatchAt(s, i, pair, out);
             if (infix_.MayStart(pair)) infix_.MatchAt(s, i, pair, out);
             previous_is_word = true;
@@ -293,7 +295,8 @@ void CodeIndex::AddCode(std::size_t value_set, std::string_view system, std::str
 void CodeIndex::AddPrefix(std::size_t value_set, std::string_view system, std::string_view prefix) {
     SystemCodes& codes = impl_->System(system);
     std::string key = NormalizeCode(system, prefix);
-    if (key.empty() || key.size() >= codes.prefix_lengths.size()) return;  // the loader refuses these
+    if (key.empty() || key.size() >= codes.prefix_lengths.size())
+        return;  // the loader refuses these
     codes.prefix_lengths.set(key.size());
     codes.prefixes[key].set(value_set);
 }
@@ -324,7 +327,6 @@ ValueSetMask CodeIndex::MatchCoding(const fhir::Coding& coding) const {
     CodeKey key(coding.system, coding.code);
     return MatchCode(*system, key.view());
 }
-
 
 ValueSetMask CodeIndex::MatchText(std::string_view text) const {
     TextMatch result;

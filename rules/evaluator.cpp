@@ -77,10 +77,9 @@ Classified Classify(const RuleSet& rules, const fhir::PatientRecord& record, boo
                 return IsMicroneedlingConcept(rules, c);
             });
         };
-        out.microneedling[i] =
-            named(r.kinds) || named(r.reasons) ||
-            std::find(treated_encounters.begin(), treated_encounters.end(), r.reference) !=
-                treated_encounters.end();
+        out.microneedling[i] = named(r.kinds) || named(r.reasons) ||
+                               std::find(treated_encounters.begin(), treated_encounters.end(),
+                                         r.reference) != treated_encounters.end();
     }
     return out;
 }
@@ -88,8 +87,8 @@ Classified Classify(const RuleSet& rules, const fhir::PatientRecord& record, boo
 // Runs every index-selected criterion over the patient's resources once.
 class Evaluation {
 public:
-    Evaluation(const RuleSet& rules, const fhir::PatientRecord& record, const Classified& classified,
-               Assessment& out)
+    Evaluation(const RuleSet& rules, const fhir::PatientRecord& record,
+               const Classified& classified, Assessment& out)
         : rules_(rules),
           record_(record),
           classified_(classified),
@@ -199,10 +198,12 @@ private:
         // a month): its latest possible day gives the youngest possible age, so that when in
         // doubt the rule is found.
         const fhir::DateTime& born = *r.birth_date;
-        Instant birth = born.precision() == fhir::DatePrecision::kDay
-                            ? born.Earliest(Offset())
-                            : born.Latest(Offset()) - std::chrono::days(1) + std::chrono::milliseconds(1);
-        if (fhir::AddCalendar(birth, *criterion.age_under, 1, Offset()) <= out_.origin) return false;
+        Instant birth =
+            born.precision() == fhir::DatePrecision::kDay
+                ? born.Earliest(Offset())
+                : born.Latest(Offset()) - std::chrono::days(1) + std::chrono::milliseconds(1);
+        if (fhir::AddCalendar(birth, *criterion.age_under, 1, Offset()) <= out_.origin)
+            return false;
         evidence.match = Evidence::Match::kAge;
         evidence.ongoing = true;
         return true;
@@ -210,8 +211,9 @@ private:
 
     bool ValueMatches(const ClinicalResource& r, std::size_t value_set) const {
         if (r.value_concept && rules_.codes.Match(*r.value_concept).test(value_set)) return true;
-        return std::any_of(r.interpretation.begin(), r.interpretation.end(),
-                           [&](const fhir::Concept& c) { return rules_.codes.Match(c).test(value_set); });
+        return std::any_of(
+            r.interpretation.begin(), r.interpretation.end(),
+            [&](const fhir::Concept& c) { return rules_.codes.Match(c).test(value_set); });
     }
 
     static bool QuantityMatches(const ClinicalResource& r, const QuantityTest& test) {
@@ -257,7 +259,8 @@ private:
         if (!criterion.unless_later || !e.resource->start) return false;
         const Instant evidence_time = e.resource->start->Latest(Offset());
         for (const Evidence& later : matches_[*criterion.unless_later]) {
-            if (later.resource->start && later.resource->start->Earliest(Offset()) > evidence_time) {
+            if (later.resource->start &&
+                later.resource->start->Earliest(Offset()) > evidence_time) {
                 return true;
             }
         }
@@ -280,8 +283,9 @@ private:
             for (std::size_t c : rule.evidence) {
                 for (Evidence& e : matches_[c]) {
                     if (Overtaken(c, e)) continue;
-                    bool seen = std::any_of(finding.evidence.begin(), finding.evidence.end(),
-                                            [&](const Evidence& x) { return x.resource == e.resource; });
+                    bool seen =
+                        std::any_of(finding.evidence.begin(), finding.evidence.end(),
+                                    [&](const Evidence& x) { return x.resource == e.resource; });
                     if (!seen) finding.evidence.push_back(std::move(e));
                 }
             }
@@ -296,8 +300,9 @@ private:
                                           [&](std::size_t s) { return found[s].has_value(); });
             if (!suppressed) out_.findings.push_back(std::move(*found[i]));
         }
-        std::stable_sort(out_.findings.begin(), out_.findings.end(),
-                         [](const Finding& a, const Finding& b) { return a.severity > b.severity; });
+        std::stable_sort(
+            out_.findings.begin(), out_.findings.end(),
+            [](const Finding& a, const Finding& b) { return a.severity > b.severity; });
     }
 
     void Grade(const Rule& rule, Finding& finding) {
@@ -421,8 +426,8 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
     check.status = "scheduled";
     check.start = at(care.check_earliest);
     check.end = at(care.check_latest);
-    check.description = care.check_description + " Due " +
-                        fhir::FormatInstant(at(care.check_due), offset) + ".";
+    check.description =
+        care.check_description + " Due " + fhir::FormatInstant(at(care.check_due), offset) + ".";
     out.activities.push_back(std::move(check));
 
     PlannedActivity next;
@@ -435,18 +440,17 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
         next.description = "Session " + std::to_string(out.session_number + 1) + " of " +
                            std::to_string(length) +
                            (out.indication.empty() ? "" : " (" + out.indication + ")") + ", " +
-                           earliest.ToString() + " to " + latest.ToString() +
-                           " after this one. " + care.series_description + hold_note;
+                           earliest.ToString() + " to " + latest.ToString() + " after this one. " +
+                           care.series_description + hold_note;
     } else {
         next.kind = PlannedActivity::Kind::kMaintenance;
         next.code = care.maintenance_code;
         next.start = at(care.maintenance_earliest);
         next.end = at(care.maintenance_latest);
-        next.description = "Series of " + std::to_string(length) +
-                           " complete: maintenance session " +
-                           care.maintenance_earliest.ToString() + " to " +
-                           care.maintenance_latest.ToString() + " after this one. " +
-                           care.maintenance_description + hold_note;
+        next.description =
+            "Series of " + std::to_string(length) + " complete: maintenance session " +
+            care.maintenance_earliest.ToString() + " to " + care.maintenance_latest.ToString() +
+            " after this one. " + care.maintenance_description + hold_note;
     }
     out.activities.push_back(std::move(next));
 
@@ -466,18 +470,24 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
 
 std::string_view ToString(Severity severity) {
     switch (severity) {
-        case Severity::kAbsolute: return "absolute";
-        case Severity::kRelative: return "relative";
-        case Severity::kInfo: return "info";
+        case Severity::kAbsolute:
+            return "absolute";
+        case Severity::kRelative:
+            return "relative";
+        case Severity::kInfo:
+            return "info";
     }
     return "info";
 }
 
 std::string_view WireSeverity(Severity severity) {
     switch (severity) {
-        case Severity::kAbsolute: return "high";
-        case Severity::kRelative: return "moderate";
-        case Severity::kInfo: return "low";
+        case Severity::kAbsolute:
+            return "high";
+        case Severity::kRelative:
+            return "moderate";
+        case Severity::kInfo:
+            return "low";
     }
     return "low";
 }
@@ -492,8 +502,8 @@ bool Assessment::HasAbsolute() const {
                        [](const Finding& f) { return f.severity == Severity::kAbsolute; });
 }
 
-std::vector<const ClinicalResource*> FindMicroneedlingEncounters(const RuleSet& rules,
-                                                                 const fhir::PatientRecord& record) {
+std::vector<const ClinicalResource*> FindMicroneedlingEncounters(
+    const RuleSet& rules, const fhir::PatientRecord& record) {
     const Classified classified = Classify(rules, record, false);
     std::vector<const ClinicalResource*> result;
     for (std::size_t i = 0; i < record.resources.size(); ++i) {
@@ -527,13 +537,15 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
     out.patient = encounter.subject;
     const Classified classified = Classify(rules, record);
     if (!classified.microneedling[IndexOf(record, encounter)]) {
-        out.explanation = std::string(encounter.reference) + " is not a microneedling encounter: neither its "
+        out.explanation = std::string(encounter.reference) +
+                          " is not a microneedling encounter: neither its "
                           "type, service type or reason nor a Procedure of it matches the "
                           "pack's microneedling codes or text";
         return out;
     }
     if (!Contains(rules.microneedling.encounter_status, std::string(encounter.status))) {
-        out.explanation = std::string(encounter.reference) + " has status \"" + std::string(encounter.status) +
+        out.explanation = std::string(encounter.reference) + " has status \"" +
+                          std::string(encounter.status) +
                           "\": only a treatment that took place gets an aftercare plan";
         return out;
     }

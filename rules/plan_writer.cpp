@@ -36,7 +36,7 @@ std::string EncounterKey(const fhir::ClinicalResource& encounter) {
     std::string_view url = encounter.entry->full_url;
     auto colon = url.rfind(':');
     auto slash = url.rfind('/');
-    auto cut = colon == std::string_view::npos ? slash
+    auto cut = colon == std::string_view::npos   ? slash
                : slash == std::string_view::npos ? colon
                                                  : std::max(colon, slash);
     return std::string(cut == std::string_view::npos ? url : url.substr(cut + 1));
@@ -44,9 +44,12 @@ std::string EncounterKey(const fhir::ClinicalResource& encounter) {
 
 std::string DescribeMatch(const Evidence& e) {
     switch (e.match) {
-        case Evidence::Match::kText: return "matched by name";
-        case Evidence::Match::kAge: return "age from Patient.birthDate";
-        case Evidence::Match::kCode: break;
+        case Evidence::Match::kText:
+            return "matched by name";
+        case Evidence::Match::kAge:
+            return "age from Patient.birthDate";
+        case Evidence::Match::kCode:
+            break;
     }
     return "matched " + std::string(SystemName(e.coding.system)) + " " + std::string(e.coding.code);
 }
@@ -108,10 +111,15 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
         out.start = Local(activity.start, offset);
         out.end = Local(activity.end, offset);
         switch (activity.kind) {
-            case PlannedActivity::Kind::kCheck: out.kind = "CommunicationRequest"; break;
+            case PlannedActivity::Kind::kCheck:
+                out.kind = "CommunicationRequest";
+                break;
             case PlannedActivity::Kind::kNextSession:
-            case PlannedActivity::Kind::kMaintenance: out.kind = "Appointment"; break;
-            case PlannedActivity::Kind::kInstruction: break;
+            case PlannedActivity::Kind::kMaintenance:
+                out.kind = "Appointment";
+                break;
+            case PlannedActivity::Kind::kInstruction:
+                break;
         }
         plan.activities.push_back(std::move(out));
     }
@@ -138,7 +146,8 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
         }
         issue.detail += ". Windows are measured from " + a.origin_source + " " +
                         fhir::FormatInstant(a.origin, offset) + ".";
-        for (std::string_view note : finding.notes) issue.detail += " Note: " + std::string(note) + ".";
+        for (std::string_view note : finding.notes)
+            issue.detail += " Note: " + std::string(note) + ".";
         issue.detail += " Action: " + rule.action + " Rule " + rule.id + " (" +
                         std::string(ToString(finding.severity)) + ") of rule pack " + rules.id +
                         " " + rules.version + ".";
@@ -171,8 +180,7 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
 std::string Summarize(const RuleSet& rules, const Assessment& a) {
     if (!a.applies) return "No aftercare plan: " + a.explanation + ".\n";
     std::string text = std::string(a.encounter->reference) + ": microneedling session " +
-                       std::to_string(a.session_number) + " of " +
-                       std::to_string(a.series_length) +
+                       std::to_string(a.session_number) + " of " + std::to_string(a.series_length) +
                        (a.indication.empty() ? "" : " (" + a.indication + ")") + ", from " +
                        a.origin_source + ".\n";
     if (a.findings.empty()) text += "  No contraindication found.\n";

@@ -8,10 +8,12 @@
 
 namespace microcare::rules {
 
-inline constexpr std::string_view kIdentifierSystem = "https://microcare.example/fhir/sid/generated";
+inline constexpr std::string_view kIdentifierSystem =
+    "https://microcare.example/fhir/sid/generated";
 inline constexpr std::string_view kRulePackTagSystem =
     "https://microcare.example/fhir/CodeSystem/rule-pack";
-inline constexpr std::string_view kRuleCodeSystem = "https://microcare.example/fhir/CodeSystem/rule";
+inline constexpr std::string_view kRuleCodeSystem =
+    "https://microcare.example/fhir/CodeSystem/rule";
 
 // What MicroCare writes for an assessment: one CarePlan, one DetectedIssue per finding and a
 // Task when a clinician must review. Identifiers derive from the encounter, the pack id and the

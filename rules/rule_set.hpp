@@ -92,7 +92,7 @@ struct Rule {
     Severity severity = Severity::kRelative;
     std::string issue_code;  // v3-ActCode
     bool treatment_area = false;
-    std::vector<std::size_t> evidence;  // indexes into RuleSet::criteria
+    std::vector<std::size_t> evidence;       // indexes into RuleSet::criteria
     std::vector<std::size_t> suppressed_by;  // indexes into RuleSet::rules
     std::optional<Downgrade> downgrade;
     std::string message;

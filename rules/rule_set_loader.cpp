@@ -121,11 +121,12 @@ private:
         return path + "[" + std::to_string(index) + "]";
     }
 
-    void Keys(Node object, const std::string& path, std::initializer_list<std::string_view> allowed) {
+    void Keys(Node object, const std::string& path,
+              std::initializer_list<std::string_view> allowed) {
         object.ForEachMember([&](std::string_view name, Node) {
             if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-                Error(At(path, name), "unknown key; allowed here: " +
-                                          Join(std::vector<std::string_view>(allowed)));
+                Error(At(path, name),
+                      "unknown key; allowed here: " + Join(std::vector<std::string_view>(allowed)));
             }
         });
     }
@@ -209,7 +210,8 @@ private:
         if (text == "absolute") return Severity::kAbsolute;
         if (text == "relative") return Severity::kRelative;
         if (text == "info") return Severity::kInfo;
-        if (!text.empty()) Error(path, Quote(text) + " is not a severity: absolute, relative or info");
+        if (!text.empty())
+            Error(path, Quote(text) + " is not a severity: absolute, relative or info");
         return std::nullopt;
     }
 
@@ -290,8 +292,8 @@ private:
                 return;
             }
             if (set_.value_sets.size() >= kMaxValueSets) {
-                Error(At(path, name), "too many value sets (at most " +
-                                          std::to_string(kMaxValueSets) + ")");
+                Error(At(path, name),
+                      "too many value sets (at most " + std::to_string(kMaxValueSets) + ")");
                 return;
             }
             value_set_ids_.emplace(std::string(name), set_.value_sets.size());
@@ -424,15 +426,17 @@ private:
         std::size_t added = 0;
         Node expansion = root["expansion"];
         if (expansion.Exists()) {
-            added = ReadContains(index, expansion["contains"], where + ": ValueSet.expansion.contains");
+            added =
+                ReadContains(index, expansion["contains"], where + ": ValueSet.expansion.contains");
         } else {
             Node include = root["compose"]["include"];
             for (std::size_t i = 0; i < include.Size(); ++i) {
                 std::string at = where + ": ValueSet.compose.include[" + std::to_string(i) + "]";
                 if (include[i]["filter"].Exists() || include[i]["valueSet"].Exists() ||
                     !include[i]["concept"].Exists()) {
-                    Error(at, "filters, value-set imports and whole code systems are not "
-                              "evaluated: expand the value set with a terminology server");
+                    Error(at,
+                          "filters, value-set imports and whole code systems are not "
+                          "evaluated: expand the value set with a terminology server");
                     continue;
                 }
                 std::string_view system = include[i]["system"].String();
@@ -440,7 +444,8 @@ private:
                 for (std::size_t c = 0; c < concepts.Size(); ++c) {
                     std::string_view code = concepts[c]["code"].String();
                     if (system.empty() || code.empty()) {
-                        Error(at + ".concept[" + std::to_string(c) + "]", "system and code required");
+                        Error(at + ".concept[" + std::to_string(c) + "]",
+                              "system and code required");
                         continue;
                     }
                     set_.codes.AddCode(index, system, code);
@@ -499,8 +504,9 @@ private:
         for (std::size_t i = 0; i < node.Size(); ++i) {
             std::string at = At(path, i);
             if (!Object(node[i], at)) continue;
-            Keys(node[i], at, {"resourceType", "status", "clinicalStatus", "verificationStatus",
-                               "severity", "note"});
+            Keys(node[i], at,
+                 {"resourceType", "status", "clinicalStatus", "verificationStatus", "severity",
+                  "note"});
             Cap cap;
             auto type = TypeAt(node[i]["resourceType"], At(at, "resourceType"));
             if (type) cap.resource_type = *type;
@@ -578,7 +584,8 @@ private:
             std::string at = At(path, "value");
             if (Object(node["value"], at)) {
                 Keys(node["value"], at, {"valueSet"});
-                criterion.value_value_set = ValueSetRef(node["value"], "valueSet", At(at, "valueSet"), true);
+                criterion.value_value_set =
+                    ValueSetRef(node["value"], "valueSet", At(at, "valueSet"), true);
             }
             if (!observation) Error(at, "value tests apply to Observations only");
         }
@@ -663,13 +670,15 @@ private:
         }
         rule.issue_code = Text(node, "issueCode", At(path, "issueCode"), true);
         static const std::vector<std::string_view> kIssueCodes = {"COND", "PREG", "LACT",
-                                                                   "ALGY", "AGE",  "DRG"};
-        if (!rule.issue_code.empty() &&
-            std::find(kIssueCodes.begin(), kIssueCodes.end(), rule.issue_code) == kIssueCodes.end()) {
-            Error(At(path, "issueCode"), Quote(rule.issue_code) + " is not one of " + Join(kIssueCodes));
+                                                                  "ALGY", "AGE",  "DRG"};
+        if (!rule.issue_code.empty() && std::find(kIssueCodes.begin(), kIssueCodes.end(),
+                                                  rule.issue_code) == kIssueCodes.end()) {
+            Error(At(path, "issueCode"),
+                  Quote(rule.issue_code) + " is not one of " + Join(kIssueCodes));
         }
         if (node["treatmentArea"].Exists()) {
-            if (!node["treatmentArea"].IsBool()) Error(At(path, "treatmentArea"), "must be true or false");
+            if (!node["treatmentArea"].IsBool())
+                Error(At(path, "treatmentArea"), "must be true or false");
             rule.treatment_area = node["treatmentArea"].Bool().value_or(false);
         }
         rule.message = Text(node, "message", At(path, "message"), true);
@@ -677,7 +686,8 @@ private:
         rule.source = Text(node, "source", At(path, "source"), true);
         Node evidence = node["evidence"];
         if (Array(evidence, At(path, "evidence"))) {
-            if (evidence.Size() == 0) Error(At(path, "evidence"), "must hold at least one criterion");
+            if (evidence.Size() == 0)
+                Error(At(path, "evidence"), "must hold at least one criterion");
             for (std::size_t i = 0; i < evidence.Size(); ++i) {
                 if (auto c = ReadCriterion(evidence[i], At(At(path, "evidence"), i),
                                            {CriterionRole::Kind::kEvidence, index})) {
@@ -801,14 +811,17 @@ private:
                 for (std::size_t i = 0; i < list.Size(); ++i) {
                     std::string item_path = At(At(at, "indications"), i);
                     if (!Object(list[i], item_path)) continue;
-                    Keys(list[i], item_path, {"id", "valueSet", "length", "earliest", "latest", "source"});
+                    Keys(list[i], item_path,
+                         {"id", "valueSet", "length", "earliest", "latest", "source"});
                     SeriesIndication indication;
                     indication.id = Id(list[i], "id", At(item_path, "id"));
                     indication.value_set =
-                        ValueSetRef(list[i], "valueSet", At(item_path, "valueSet"), true).value_or(0);
+                        ValueSetRef(list[i], "valueSet", At(item_path, "valueSet"), true)
+                            .value_or(0);
                     indication.length = SeriesLength(list[i], At(item_path, "length"));
-                    indication.earliest = Duration(list[i], "earliest", At(item_path, "earliest"), true)
-                                              .value_or(CalendarDuration{});
+                    indication.earliest =
+                        Duration(list[i], "earliest", At(item_path, "earliest"), true)
+                            .value_or(CalendarDuration{});
                     indication.latest = Duration(list[i], "latest", At(item_path, "latest"), true)
                                             .value_or(CalendarDuration{});
                     CheckOrder(indication.earliest, indication.latest, item_path);
@@ -826,7 +839,8 @@ private:
                                          .value_or(CalendarDuration{});
             a.maintenance_latest = Duration(maintenance, "latest", At(at, "latest"), true)
                                        .value_or(CalendarDuration{});
-            a.maintenance_description = Text(maintenance, "description", At(at, "description"), false);
+            a.maintenance_description =
+                Text(maintenance, "description", At(at, "description"), false);
             CheckOrder(a.maintenance_earliest, a.maintenance_latest, at);
         }
 
@@ -894,7 +908,8 @@ std::optional<RuleSet> LoadRuleSet(std::string_view json_text, const PackFileRea
                                    IssueList& issues) {
     IssueList parse_issues;
     auto doc = fhir::JsonDocument::Parse(std::string(json_text), parse_issues);
-    for (const fhir::Issue& issue : parse_issues) issues.Error("invalid", issue.path, issue.message);
+    for (const fhir::Issue& issue : parse_issues)
+        issues.Error("invalid", issue.path, issue.message);
     if (!doc) return std::nullopt;
     return PackLoader(read_file, issues).Load(doc->Root());
 }

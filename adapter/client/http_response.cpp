@@ -1,7 +1,7 @@
-#include "adapter/client/http_client.hpp"
-
 #include <charconv>
 #include <ctime>
+
+#include "adapter/client/http_client.hpp"
 
 namespace microcare::adapter {
 

@@ -94,7 +94,11 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 
 FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
                            asio::thread_pool& blocking, std::function<bool()> ready)
-    : settings_(settings), store_(store), metrics_(metrics), blocking_(blocking), ready_(std::move(ready)) {}
+    : settings_(settings),
+      store_(store),
+      metrics_(metrics),
+      blocking_(blocking),
+      ready_(std::move(ready)) {}
 
 HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
                                       const std::string& path, const std::string& message) {
@@ -110,7 +114,8 @@ bool FhirEndpoint::Authorised(const HttpRequestIn& request) const {
         std::string_view token = header.substr(7);
         bool match = false;
         // Every token is compared, so the position of a match does not show either.
-        for (const std::string& allowed : settings_.bearer_tokens) match |= SameSecret(token, allowed);
+        for (const std::string& allowed : settings_.bearer_tokens)
+            match |= SameSecret(token, allowed);
         if (match) return true;
     }
     return settings_.allow_anonymous && header.empty();
@@ -124,9 +129,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     HttpResponseOut out;
 
     auto method_not_allowed = [&](std::string allow) {
-        HttpResponseOut r = Refusal(405, "not-supported", "",
-                                    request.method + " is not supported on " + path + " (allowed: " +
-                                        allow + ")");
+        HttpResponseOut r =
+            Refusal(405, "not-supported", "",
+                    request.method + " is not supported on " + path + " (allowed: " + allow + ")");
         r.headers.emplace_back("Allow", allow);
         return r;
     };
@@ -146,14 +151,14 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
             out = method_not_allowed("GET");
         }
     } else if (path == base + "/metadata") {
-        out = request.method == "GET"
-                  ? Json(200, CapabilityStatementJson(base, Now()))
-                  : method_not_allowed("GET");
+        out = request.method == "GET" ? Json(200, CapabilityStatementJson(base, Now()))
+                                      : method_not_allowed("GET");
     } else if (path == base + "/$process-message" || path == base + "/%24process-message") {
         if (request.method != "POST") {
             out = method_not_allowed("POST");
         } else if (!Authorised(request)) {
-            out = Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+            out =
+                Refusal(401, "login", "", "a valid bearer token or client certificate is required");
             out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
         } else {
             out = co_await ProcessMessage(request, target.query);
@@ -162,7 +167,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
         if (request.method != "POST" && request.method != "PUT") {
             out = method_not_allowed("POST, PUT");
         } else if (!Authorised(request)) {
-            out = Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+            out =
+                Refusal(401, "login", "", "a valid bearer token or client certificate is required");
             out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
         } else {
             std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
@@ -182,9 +188,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
 asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestIn& request,
                                                               std::string_view query) {
     if (!IsJson(request.content_type)) {
-        co_return Refusal(415, "not-supported", "",
-                          "Content-Type must be application/fhir+json, not \"" +
-                              request.content_type + "\"");
+        co_return Refusal(
+            415, "not-supported", "",
+            "Content-Type must be application/fhir+json, not \"" + request.content_type + "\"");
     }
     fhir::IssueList issues;
     auto doc = fhir::JsonDocument::Parse(request.body, issues);
@@ -206,8 +212,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
                               "Bundle.id " + bundle_id +
                                   " was already used by a message with another MessageHeader.id");
         }
-        Log::Error("cannot journal a message", {{"request", request.request_id},
-                                                {"error", enqueued.error().message()}});
+        Log::Error("cannot journal a message",
+                   {{"request", request.request_id}, {"error", enqueued.error().message()}});
         co_return Unavailable("the message could not be journaled; send it again later");
     }
     if (!enqueued->created) {
@@ -218,8 +224,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
         co_return Json(200, enqueued->stored_response);
     }
     ++metrics_.triggers_accepted;
-    Log::Info("message journaled", {{"request", request.request_id},
-                                    {"job", std::to_string(enqueued->job_id)}});
+    Log::Info("message journaled",
+              {{"request", request.request_id}, {"job", std::to_string(enqueued->job_id)}});
     if (trigger->is_async) {
         HttpResponseOut accepted = Information("message accepted; the response will be sent later");
         accepted.status = 202;
@@ -235,9 +241,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
     const bool empty = request.body.find_first_not_of(" \t\r\n") == std::string::npos;
     if (!empty) {
         if (!IsJson(request.content_type)) {
-            co_return Refusal(415, "not-supported", "",
-                              "Content-Type must be application/fhir+json, not \"" +
-                                  request.content_type + "\"");
+            co_return Refusal(
+                415, "not-supported", "",
+                "Content-Type must be application/fhir+json, not \"" + request.content_type + "\"");
         }
         doc = fhir::JsonDocument::Parse(request.body, issues);
         if (!doc) co_return Outcome(400, issues);
@@ -259,10 +265,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         payload.subscription = subscription;
         payload.from_event = from;
         payload.to_event = to;
-        jobs.push_back(NewJob{"recover:" + subscription + ":" + std::to_string(from) + "-" +
-                                  std::to_string(to),
-                              "", std::string(kJobRecover), payload.ToJson(), std::nullopt,
-                              std::move(event)});
+        jobs.push_back(NewJob{
+            "recover:" + subscription + ":" + std::to_string(from) + "-" + std::to_string(to), "",
+            std::string(kJobRecover), payload.ToJson(), std::nullopt, std::move(event)});
     };
 
     std::size_t duplicates = 0;
@@ -275,7 +280,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         const std::string& sub = notification->subscription;
         // Captures by reference only: g++ 12 destroys by-value captures of a lambda temporary in a
         // co_await expression twice.
-        auto last = co_await Offload(blocking_, [this, &sub] { return store_.LastEventNumber(sub); });
+        auto last =
+            co_await Offload(blocking_, [this, &sub] { return store_.LastEventNumber(sub); });
         if (!last) co_return Unavailable("the notification could not be journaled; send it again");
         std::int64_t expected = *last + 1;
         for (const Notification::Event& event : notification->events) {
@@ -312,7 +318,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
     }
     for (NewJob& job : jobs) {
         auto enqueued = co_await Journal(store_, std::move(job));
-        if (!enqueued) co_return Unavailable("the notification could not be journaled; send it again");
+        if (!enqueued)
+            co_return Unavailable("the notification could not be journaled; send it again");
         if (enqueued->created) {
             ++metrics_.triggers_accepted;
         } else {

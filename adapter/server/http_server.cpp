@@ -27,8 +27,8 @@ using asio::use_awaitable;
 
 std::string NextRequestId() {
     static std::atomic<std::uint64_t> counter{0};
-    static const std::uint64_t start = static_cast<std::uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count());
+    static const std::uint64_t start =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, "%08llx-%06llx",
                   static_cast<unsigned long long>(start & 0xffffffffULL),
@@ -39,8 +39,8 @@ std::string NextRequestId() {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-    Impl(asio::io_context& io_context, const ServerSettings& server_settings, asio::ssl::context* ctx,
-         RequestHandler request_handler, RefusalWriter refusal_writer)
+    Impl(asio::io_context& io_context, const ServerSettings& server_settings,
+         asio::ssl::context* ctx, RequestHandler request_handler, RefusalWriter refusal_writer)
         : io(io_context),
           settings(server_settings),
           tls(ctx),
@@ -193,8 +193,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
 };
 
-HttpServer::HttpServer(asio::io_context& io, const ServerSettings& settings, asio::ssl::context* tls,
-                       RequestHandler handler, RefusalWriter refusal)
+HttpServer::HttpServer(asio::io_context& io, const ServerSettings& settings,
+                       asio::ssl::context* tls, RequestHandler handler, RefusalWriter refusal)
     : impl_(std::make_shared<Impl>(io, settings, tls, std::move(handler), std::move(refusal))) {}
 
 HttpServer::~HttpServer() { Stop(); }

@@ -261,9 +261,9 @@ StatusView ReadStatus(Node status) {
         view.since = status["eventsSinceSubscriptionStart"];
         Node events = status["notificationEvent"];
         for (std::size_t i = 0; i < events.Size(); ++i) {
-            view.events.push_back({events[i]["eventNumber"], events[i]["focus"]["reference"].String(),
-                                   "Bundle.entry[0].resource.notificationEvent[" +
-                                       std::to_string(i) + "]"});
+            view.events.push_back(
+                {events[i]["eventNumber"], events[i]["focus"]["reference"].String(),
+                 "Bundle.entry[0].resource.notificationEvent[" + std::to_string(i) + "]"});
         }
         return view;
     }
@@ -284,7 +284,7 @@ StatusView ReadStatus(Node status) {
                 std::string_view part = parts[j]["name"].String();
                 if (part == "event-number") {
                     event.number = parts[j]["valueString"].Exists() ? parts[j]["valueString"]
-                                                                     : parts[j]["valueUnsignedInt"];
+                                                                    : parts[j]["valueUnsignedInt"];
                 }
                 if (part == "focus") event.focus = parts[j]["valueReference"]["reference"].String();
             }
@@ -339,8 +339,9 @@ std::optional<Notification> ParseNotification(const fhir::JsonDocument* body,
     StatusView view = ReadStatus(status);
     auto parsed_type = ParseType(view.type);
     if (!parsed_type) {
-        issues.Error("value", "Bundle.entry[0].resource.type",
-                     "must be handshake, heartbeat, event-notification, query-status or query-event");
+        issues.Error(
+            "value", "Bundle.entry[0].resource.type",
+            "must be handshake, heartbeat, event-notification, query-status or query-event");
         return std::nullopt;
     }
     n.type = *parsed_type;
@@ -377,11 +378,16 @@ std::optional<Notification> ParseNotification(const fhir::JsonDocument* body,
 
 std::string_view ToString(Notification::Type type) {
     switch (type) {
-        case Notification::Type::kHandshake: return "handshake";
-        case Notification::Type::kHeartbeat: return "heartbeat";
-        case Notification::Type::kEventNotification: return "event-notification";
-        case Notification::Type::kQueryStatus: return "query-status";
-        case Notification::Type::kR4Resource: return "r4-rest-hook";
+        case Notification::Type::kHandshake:
+            return "handshake";
+        case Notification::Type::kHeartbeat:
+            return "heartbeat";
+        case Notification::Type::kEventNotification:
+            return "event-notification";
+        case Notification::Type::kQueryStatus:
+            return "query-status";
+        case Notification::Type::kR4Resource:
+            return "r4-rest-hook";
     }
     return "event-notification";
 }
@@ -423,7 +429,8 @@ std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant n
     out.StartArray();
     out.StartObject();
     out.Field("name", "process-message");
-    out.Field("definition", "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message");
+    out.Field("definition",
+              "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message");
     out.EndObject();
     out.EndArray();
     out.EndObject();
@@ -452,7 +459,8 @@ std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant n
     out.StartArray();
     out.StartObject();
     out.Field("mode", "receiver");
-    out.Field("definition", "https://microcare.example/fhir/MessageDefinition/encounter-assessment");
+    out.Field("definition",
+              "https://microcare.example/fhir/MessageDefinition/encounter-assessment");
     out.EndObject();
     out.EndArray();
     out.EndObject();

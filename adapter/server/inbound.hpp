@@ -14,10 +14,10 @@ namespace microcare::adapter {
 
 // What the worker is asked to do, as stored in Job::payload.
 struct JobPayload {
-    std::string encounter;        // "Encounter/123" on the EHR
-    std::string respond_to;       // async $process-message: where the response message goes
-    std::string response;         // that response message
-    std::string subscription;     // "recover" jobs: the subscription and the missing events
+    std::string encounter;     // "Encounter/123" on the EHR
+    std::string respond_to;    // async $process-message: where the response message goes
+    std::string response;      // that response message
+    std::string subscription;  // "recover" jobs: the subscription and the missing events
     std::int64_t from_event = 0;
     std::int64_t to_event = 0;
 
@@ -30,8 +30,8 @@ inline constexpr std::string_view kJobRecover = "recover";
 
 // A `$process-message` request, checked and turned into its job.
 struct MessageTrigger {
-    NewJob job;             // carries the MessageRecord with the response to store
-    std::string response;   // the response message Bundle (JSON)
+    NewJob job;            // carries the MessageRecord with the response to store
+    std::string response;  // the response message Bundle (JSON)
     bool is_async = false;
     // For a message that can never succeed: the fatal-error response message to answer with,
     // and no job.

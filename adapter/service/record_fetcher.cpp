@@ -43,7 +43,8 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(FhirClient& client,
         // Nothing to assess without a patient: the EHR's data, not a transient fault.
         HttpResponse refusal;
         refusal.status = 422;
-        refusal.body = R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"required","diagnostics":"Encounter.subject does not name a Patient","expression":["Encounter.subject"]}]})";
+        refusal.body =
+            R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"required","diagnostics":"Encounter.subject does not name a Patient","expression":["Encounter.subject"]}]})";
         outcome.refusal = std::move(refusal);
         outcome.refused_request = "GET " + encounter;
         co_return outcome;

@@ -38,10 +38,10 @@ Result<std::unique_ptr<ssl::context>> ServerTls(const TlsServerSettings& tls) {
     if (!ec && !tls.client_ca_file.empty()) {
         ctx->load_verify_file(tls.client_ca_file, ec);
         if (!ec) {
-            ctx->set_verify_mode(ssl::verify_peer | (tls.require_client_certificate
-                                                         ? ssl::verify_fail_if_no_peer_cert
-                                                         : 0),
-                                 ec);
+            ctx->set_verify_mode(
+                ssl::verify_peer |
+                    (tls.require_client_certificate ? ssl::verify_fail_if_no_peer_cert : 0),
+                ec);
         }
     }
     if (ec) {
@@ -111,11 +111,13 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     if (auto level = ParseLogLevel(config.log_level)) Log::SetLevel(*level);
 
     fhir::IssueList issues;
-    const std::string rules_path = config.rules_path.empty() ? DefaultRulePackPath() : config.rules_path;
+    const std::string rules_path =
+        config.rules_path.empty() ? DefaultRulePackPath() : config.rules_path;
     auto pack = LoadRulePackFile(rules_path, issues);
     if (!pack) {
         for (const fhir::Issue& issue : issues) {
-            Log::Error("the rule pack is refused", {{"path", issue.path}, {"problem", issue.message}});
+            Log::Error("the rule pack is refused",
+                       {{"path", issue.path}, {"problem", issue.message}});
         }
         return Error::kInvalidConfig;
     }
@@ -161,7 +163,8 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
             co_return out;
         },
         [](unsigned status, const std::string& reason) {
-            return FhirEndpoint::Refusal(status, status == 413 ? "too-costly" : "invalid", "", reason);
+            return FhirEndpoint::Refusal(status, status == 413 ? "too-costly" : "invalid", "",
+                                         reason);
         });
     auto port = s.server->Listen();
     if (!port) return port.error();
@@ -197,7 +200,8 @@ void Service::Stop() {
     if (!s.threads.empty()) {
         Log::Info("stopping: no new connections; finishing work in flight");
         s.server->Stop();
-        auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(s.config.worker.shutdown_grace);
+        auto grace =
+            std::chrono::duration_cast<std::chrono::milliseconds>(s.config.worker.shutdown_grace);
         auto done = asio::co_spawn(s.io, s.worker->Stop(grace), asio::use_future);
         done.wait();
         s.work.reset();

@@ -102,9 +102,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         ++loops;
         while (!stopping) {
             auto leased = co_await Offload(blocking, [this] {
-                return store.Lease(Now(), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              settings.lease),
-                                   1);
+                return store.Lease(
+                    Now(), std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease),
+                    1);
             });
             if (!leased || leased->empty()) {
                 if (!leased) Log::Error("cannot lease jobs", {{"error", leased.error().message()}});
@@ -121,7 +121,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto self = shared_from_this();
         asio::steady_timer timer(executor);
         while (!stopping) {
-            auto requeued = co_await Offload(blocking, [this] { return store.RequeueExpired(Now()); });
+            auto requeued =
+                co_await Offload(blocking, [this] { return store.RequeueExpired(Now()); });
             if (requeued && *requeued > 0) {
                 Log::Warning("jobs whose worker stopped were put back in the queue",
                              {{"count", std::to_string(*requeued)}});
@@ -141,15 +142,18 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (result.kind == JobResult::Kind::kRetry &&
             (job.attempts >= settings.max_attempts || too_old)) {
             result.kind = JobResult::Kind::kDead;
-            result.summary += too_old ? "; gave up: the job is older than the maximum age"
-                                      : "; gave up after " + std::to_string(job.attempts) + " attempts";
+            result.summary += too_old
+                                  ? "; gave up: the job is older than the maximum age"
+                                  : "; gave up after " + std::to_string(job.attempts) + " attempts";
         }
         switch (result.kind) {
             case JobResult::Kind::kDone: {
-                auto stored = co_await Offload(blocking, [&] { return store.Complete(job.id, result.outcome); });
+                auto stored = co_await Offload(
+                    blocking, [&] { return store.Complete(job.id, result.outcome); });
                 if (!stored) Log::Error("cannot record a finished job", {{"job", id}});
                 ++metrics.jobs_done;
-                Log::Info("job done", {{"job", id}, {"encounter", job.encounter}, {"result", result.summary}});
+                Log::Info("job done",
+                          {{"job", id}, {"encounter", job.encounter}, {"result", result.summary}});
                 break;
             }
             case JobResult::Kind::kRetry: {
@@ -171,8 +175,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 });
                 if (!stored) Log::Error("cannot dead-letter a job", {{"job", id}});
                 ++metrics.jobs_dead;
-                Log::Error("job dead-lettered", {{"job", id}, {"encounter", job.encounter},
-                                                 {"reason", result.summary}});
+                Log::Error("job dead-lettered",
+                           {{"job", id}, {"encounter", job.encounter}, {"reason", result.summary}});
                 break;
             }
         }
@@ -190,7 +194,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         std::chrono::milliseconds delay(jitter(random));
         // The EHR's own Retry-After wins over our schedule (bounded: a server's typo must not
         // park a job for days).
-        if (retry_after) delay = std::max(delay, std::min<std::chrono::milliseconds>(*retry_after, std::chrono::hours(1)));
+        if (retry_after)
+            delay = std::max(
+                delay, std::min<std::chrono::milliseconds>(*retry_after, std::chrono::hours(1)));
         return delay;
     }
 
@@ -202,7 +208,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         JobResult result = co_await Assess(job, *payload);
         if (result.kind == JobResult::Kind::kDone && !payload->respond_to.empty()) {
             auto delivered = co_await ehr.Post(payload->respond_to, payload->response);
-            if (!delivered) co_return FromTransport("delivering the response message", delivered.error());
+            if (!delivered)
+                co_return FromTransport("delivering the response message", delivered.error());
             if (delivered->status >= 300) co_return FromRefusal("the response-url", *delivered);
             result.summary += "; response message delivered";
         }
@@ -231,7 +238,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
             std::string where;
             for (const fhir::Issue& issue : issues) {
-                if (where.size() < 400) where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
+                if (where.size() < 400)
+                    where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
             }
             co_return Dead("the record cannot be read: " + where);
         }
@@ -270,8 +278,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                               std::to_string(value.issues.size()) + " DetectedIssue(s)" +
                               (value.task ? " and a review Task" : "");
         if (plans > 1) {
-            co_return Dead("the EHR holds " + std::to_string(plans) + " CarePlans with identifier " +
-                               id.value + ": remove the extra ones",
+            co_return Dead("the EHR holds " + std::to_string(plans) +
+                               " CarePlans with identifier " + id.value + ": remove the extra ones",
                            summary);
         }
         (void)job;
@@ -290,7 +298,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             co_return Dead("events " + std::to_string(payload.from_event) + "-" +
                                std::to_string(payload.to_event) + " of " + payload.subscription +
                                " were missed and the EHR cannot replay them ($events answered " +
-                               std::to_string(response->status) + "): check those encounters by hand",
+                               std::to_string(response->status) +
+                               "): check those encounters by hand",
                            response->body);
         }
         if (response->status >= 300) co_return FromRefusal("$events", *response);
@@ -298,21 +307,26 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto doc = fhir::JsonDocument::Parse(response->body, issues);
         if (!doc) co_return Retry("$events answered with invalid JSON");
         auto notification = ParseNotification(&*doc, "", issues);
-        if (!notification) co_return Dead("$events answered with something that is not a notification");
+        if (!notification)
+            co_return Dead("$events answered with something that is not a notification");
         std::size_t queued = 0;
         for (const Notification::Event& event : notification->events) {
             if (event.encounter.empty()) continue;
             JobPayload assess;
             assess.encounter = event.encounter;
             NewJob job{"subscription:" + payload.subscription + ":" + std::to_string(event.number),
-                       event.encounter, std::string(kJobAssess), assess.ToJson(), std::nullopt,
+                       event.encounter,
+                       std::string(kJobAssess),
+                       assess.ToJson(),
+                       std::nullopt,
                        SubscriptionEvent{payload.subscription, event.number}};
             auto enqueued = co_await Offload(blocking, [&] { return store.Enqueue(job); });
             if (!enqueued) co_return Retry("cannot journal replayed events");
             queued += enqueued->created ? 1 : 0;
         }
         co_return Done("replayed events " + std::to_string(payload.from_event) + "-" +
-                       std::to_string(payload.to_event) + ": " + std::to_string(queued) + " job(s)");
+                       std::to_string(payload.to_event) + ": " + std::to_string(queued) +
+                       " job(s)");
     }
 };
 
@@ -350,10 +364,12 @@ void Worker::Wake() {
     asio::post(impl_->executor, [impl = impl_] { impl->WakeAll(); });
 }
 
-asio::awaitable<JobResult> Worker::Process(const Job& job) { co_return co_await impl_->Process(job); }
+asio::awaitable<JobResult> Worker::Process(const Job& job) {
+    co_return co_await impl_->Process(job);
+}
 
-std::chrono::milliseconds Worker::Backoff(int attempts,
-                                          std::optional<std::chrono::milliseconds> retry_after) const {
+std::chrono::milliseconds Worker::Backoff(
+    int attempts, std::optional<std::chrono::milliseconds> retry_after) const {
     return impl_->Backoff(attempts, retry_after);
 }
 

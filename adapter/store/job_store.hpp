@@ -100,7 +100,7 @@ struct JobFilter {
 // Complete, RetryLater and DeadLetter move a running job on; for a job in another state they
 // fail with Error::kConflict (e.g. a worker whose lease expired and whose job was requeued).
 class JobStore {
-  public:
+public:
     static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
                                                   const StoreOptions& options = {});
     virtual ~JobStore() = default;

@@ -163,7 +163,7 @@ Result<void> Migrate(sqlite3* db) {
 
 // A unit of work on the store's thread.
 class SqliteJobStore::Task {
-  public:
+public:
     explicit Task(bool writes) : writes_(writes) {}
     virtual ~Task() = default;
 
@@ -175,13 +175,13 @@ class SqliteJobStore::Task {
     // Tells the caller that the task did not (durably) happen.
     virtual void Fail(Error error) = 0;
 
-  private:
+private:
     const bool writes_;
 };
 
 template <typename T>
 class SqliteJobStore::Call final : public Task {
-  public:
+public:
     Call(bool writes, std::function<Result<T>()> body, std::function<void(Result<T>)> done)
         : Task(writes), body_(std::move(body)), done_(std::move(done)) {}
 
@@ -197,7 +197,7 @@ class SqliteJobStore::Call final : public Task {
     void Deliver() override { done_(std::move(result_)); }
     void Fail(Error error) override { done_(make_error_code(error)); }
 
-  private:
+private:
     std::function<Result<T>()> body_;
     std::function<void(Result<T>)> done_;
     Result<T> result_{make_error_code(Error::kStoreFailed)};

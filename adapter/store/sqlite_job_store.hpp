@@ -27,7 +27,7 @@ namespace microcare::adapter {
 // synchronous=FULL that is one fsync for the whole batch, and nothing is acknowledged that is
 // not on disk.
 class SqliteJobStore final : public JobStore {
-  public:
+public:
     // What group commit achieved so far (for metrics and tests).
     struct Stats {
         std::uint64_t commits = 0;      // write transactions committed
@@ -60,7 +60,7 @@ class SqliteJobStore final : public JobStore {
 
     Stats stats() const;
 
-  private:
+private:
     class Task;
     template <typename T>
     class Call;

@@ -18,7 +18,7 @@ namespace microcare::adapter::detail {
 // Binding never fails loudly: a failed bind is remembered and reported by the next Step, so
 // call sites stay short and a half-bound statement can never run.
 class SqliteStatement {
-  public:
+public:
     SqliteStatement() = default;
     SqliteStatement(const SqliteStatement&) = delete;
     SqliteStatement& operator=(const SqliteStatement&) = delete;
@@ -44,7 +44,7 @@ class SqliteStatement {
     // Ready for the next use, with no parameters bound.
     void Reset();
 
-  private:
+private:
     explicit SqliteStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
 
     sqlite3_stmt* stmt_ = nullptr;
@@ -54,13 +54,13 @@ class SqliteStatement {
 // Resets a statement when the scope ends, on every path: a statement left part-way through its
 // rows keeps a read snapshot open, and an open snapshot stops WAL checkpoints from completing.
 class ResetOnExit {
-  public:
+public:
     explicit ResetOnExit(SqliteStatement& statement) : statement_(statement) {}
     ResetOnExit(const ResetOnExit&) = delete;
     ResetOnExit& operator=(const ResetOnExit&) = delete;
     ~ResetOnExit() { statement_.Reset(); }
 
-  private:
+private:
     SqliteStatement& statement_;
 };
 

@@ -24,8 +24,8 @@ using namespace microcare;
 const std::string& Record() {
     static const std::string text = [] {
         const char* path = std::getenv("MICROCARE_BENCH_RECORD");
-        auto loaded = adapter::ReadFile(path ? path
-                                             : MICROCARE_SOURCE_DIR "/tests/fixtures/bench/record-50.json");
+        auto loaded = adapter::ReadFile(
+            path ? path : MICROCARE_SOURCE_DIR "/tests/fixtures/bench/record-50.json");
         if (!loaded) {
             std::cerr << "cannot read the benchmark record\n";
             std::exit(1);

@@ -36,7 +36,9 @@ public:
             if (text.find("MicroCare is listening") == std::string::npos) continue;
             fhir::IssueList issues;
             auto doc = fhir::JsonDocument::Parse(text, issues);
-            if (doc) port_ = static_cast<unsigned short>(std::stoi(std::string(doc->Root()["port"].String())));
+            if (doc)
+                port_ = static_cast<unsigned short>(
+                    std::stoi(std::string(doc->Root()["port"].String())));
             break;
         }
         // Keep draining the log so that the child never blocks on a full pipe.
@@ -79,12 +81,16 @@ protected:
         }
         config_ = (dir_ / "microcare.json").string();
         std::ofstream(config_) << R"({
-          "server": {"listen": "127.0.0.1", "port": 0, "auth": {"bearerTokens": [")" << kToken << R"("]}},
-          "store": {"path": ")" << (dir_ / "microcare.db").string() << R"("},
+          "server": {"listen": "127.0.0.1", "port": 0, "auth": {"bearerTokens": [")"
+                               << kToken << R"("]}},
+          "store": {"path": ")" << (dir_ / "microcare.db").string()
+                               << R"("},
           "worker": {"concurrency": 4, "leaseSeconds": 1, "backoffInitialMs": 20, "backoffMaxMs": 200,
                      "pollIntervalMs": 20, "maxAttempts": 20},
-          "ehr": {"baseUrl": ")" << ehr_->BaseUrl() << R"(", "requestTimeoutMs": 5000},
-          "rules": {"path": ")" << MICROCARE_SOURCE_DIR << R"(/config/rules/microneedling.json"},
+          "ehr": {"baseUrl": ")"
+                               << ehr_->BaseUrl() << R"(", "requestTimeoutMs": 5000},
+          "rules": {"path": ")" << MICROCARE_SOURCE_DIR
+                               << R"(/config/rules/microneedling.json"},
           "log": {"level": "info"}
         })";
     }
@@ -99,7 +105,8 @@ protected:
 
     bool EveryEncounterHasOneCarePlan(std::vector<int> encounters) {
         for (int i : encounters) {
-            if (ehr_->Search("CarePlan", "encounter=Encounter/enc-c" + std::to_string(i)).size() != 1) {
+            if (ehr_->Search("CarePlan", "encounter=Encounter/enc-c" + std::to_string(i)).size() !=
+                1) {
                 return false;
             }
         }
@@ -109,7 +116,9 @@ protected:
     std::size_t MostCarePlansOfOneEncounter() {
         std::size_t most = 0;
         for (int i = 0; i < kEncounters; ++i) {
-            most = std::max(most, ehr_->Search("CarePlan", "encounter=Encounter/enc-c" + std::to_string(i)).size());
+            most = std::max(
+                most,
+                ehr_->Search("CarePlan", "encounter=Encounter/enc-c" + std::to_string(i)).size());
         }
         return most;
     }
@@ -128,9 +137,9 @@ TEST_F(CrashTest, KilledWithJobsInFlightEveryAcknowledgedTriggerLandsOnce) {
         ServeProcess serve(config_);
         ASSERT_NE(serve.port(), 0) << "the service did not start";
         for (int i = 0; i < kEncounters; ++i) {
-            Reply reply = PostJson(Url(serve), MessageBundle("crash-" + std::to_string(i),
-                                                            "h-" + std::to_string(i),
-                                                            "Encounter/enc-c" + std::to_string(i)));
+            Reply reply = PostJson(
+                Url(serve), MessageBundle("crash-" + std::to_string(i), "h-" + std::to_string(i),
+                                          "Encounter/enc-c" + std::to_string(i)));
             if (reply.status == 200) acknowledged.push_back(i);
         }
         ASSERT_EQ(acknowledged.size(), static_cast<std::size_t>(kEncounters));
@@ -138,7 +147,8 @@ TEST_F(CrashTest, KilledWithJobsInFlightEveryAcknowledgedTriggerLandsOnce) {
         ASSERT_TRUE(WaitFor([&] { return ehr_->Count("CarePlan") >= 2; }));
         serve.Signal(SIGKILL);
     }
-    ASSERT_LT(ehr_->Count("CarePlan"), static_cast<std::size_t>(kEncounters)) << "too late to test anything";
+    ASSERT_LT(ehr_->Count("CarePlan"), static_cast<std::size_t>(kEncounters))
+        << "too late to test anything";
     ServeProcess again(config_);
     ASSERT_NE(again.port(), 0);
     EXPECT_TRUE(WaitFor([&] { return EveryEncounterHasOneCarePlan(acknowledged); },
@@ -154,20 +164,24 @@ TEST_F(CrashTest, KilledBetweenTheEhrsWriteAndItsOwnRecordNothingIsWrittenTwice)
     {
         ServeProcess serve(config_);
         ASSERT_NE(serve.port(), 0);
-        ASSERT_EQ(PostJson(Url(serve), MessageBundle("between-0", "hb-0", "Encounter/enc-c0")).status, 200u);
+        ASSERT_EQ(
+            PostJson(Url(serve), MessageBundle("between-0", "hb-0", "Encounter/enc-c0")).status,
+            200u);
         ASSERT_TRUE(WaitFor([&] { return ehr_->Count("CarePlan") == 1; }));
         serve.Signal(SIGKILL);
     }
     ServeProcess again(config_);
     ASSERT_NE(again.port(), 0);
     // The lease runs out, the job runs again, and its conditional create finds the CarePlan.
-    ASSERT_TRUE(WaitFor([&] {
-        std::size_t checks = 0;
-        for (const ReceivedRequest& r : ehr_->Requests()) {
-            checks += r.kind == RequestKind::kTransaction;
-        }
-        return checks >= 2;
-    }, std::chrono::seconds(30)));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            std::size_t checks = 0;
+            for (const ReceivedRequest& r : ehr_->Requests()) {
+                checks += r.kind == RequestKind::kTransaction;
+            }
+            return checks >= 2;
+        },
+        std::chrono::seconds(30)));
     ASSERT_TRUE(WaitFor([&] { return ehr_->PendingFaults() == 0; }));
     EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
     EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);

@@ -25,12 +25,11 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
-#include <set>
-#include <unordered_map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "fhir/issues.hpp"
 #include "fhir/json.hpp"
@@ -1377,7 +1376,8 @@ struct FakeEhr::Impl {
 
     static std::vector<std::string> KeysOf(fhir::Node resource) {
         std::vector<std::string> out;
-        for (const std::string& ref : ReferencesOf(resource, {"subject", "patient", "for", "beneficiary"})) {
+        for (const std::string& ref :
+             ReferencesOf(resource, {"subject", "patient", "for", "beneficiary"})) {
             out.push_back("ref:" + ref.substr(ref.rfind('/') + 1));
         }
         const fhir::Node identifiers = resource["identifier"];
@@ -1387,22 +1387,27 @@ struct FakeEhr::Impl {
         return out;
     }
 
-    void IndexLocked(std::string_view type, std::string_view id, const Stored* old, const Stored& now) {
+    void IndexLocked(std::string_view type, std::string_view id, const Stored* old,
+                     const Stored& now) {
         auto& by_key = keys[std::string(type)];
         if (old != nullptr) {
-            for (const std::string& key : KeysOf(old->doc.Root())) by_key[key].erase(std::string(id));
+            for (const std::string& key : KeysOf(old->doc.Root()))
+                by_key[key].erase(std::string(id));
         }
         for (const std::string& key : KeysOf(now.doc.Root())) by_key[key].insert(std::string(id));
     }
 
     // The ids a search could match, when one filter narrows it; nullopt to scan everything.
-    std::optional<std::vector<std::string>> CandidatesLocked(std::string_view type, const Params& filters) const {
+    std::optional<std::vector<std::string>> CandidatesLocked(std::string_view type,
+                                                             const Params& filters) const {
         for (const auto& [name, value] : filters) {
             std::string key;
             if ((name == "patient" || name == "subject") && value.find(',') == std::string::npos) {
-                key = "ref:" + NormaliseReference(value).substr(NormaliseReference(value).rfind('/') + 1);
+                key = "ref:" +
+                      NormaliseReference(value).substr(NormaliseReference(value).rfind('/') + 1);
             } else if (name == "identifier" && value.find(',') == std::string::npos) {
-                key = "identifier:" + value.substr(value.find('|') == std::string::npos ? 0 : value.find('|') + 1);
+                key = "identifier:" +
+                      value.substr(value.find('|') == std::string::npos ? 0 : value.find('|') + 1);
             } else {
                 continue;
             }

@@ -60,14 +60,16 @@ adapter::ServiceConfig TestConfig(const std::string& ehr_base, const std::filesy
 }
 
 Reply Send(const std::string& method, const std::string& url, const std::string& body,
-           std::vector<std::pair<std::string, std::string>> headers, boost::asio::ssl::context* tls) {
+           std::vector<std::pair<std::string, std::string>> headers,
+           boost::asio::ssl::context* tls) {
     boost::asio::io_context io;
     boost::asio::ssl::context plain(boost::asio::ssl::context::tls_client);
     adapter::HttpClientOptions options;
     options.request_timeout = std::chrono::seconds(10);
     adapter::HttpClient client(io.get_executor(), tls ? *tls : plain, options);
     adapter::HttpRequest request{method, url, body, std::move(headers)};
-    auto future = boost::asio::co_spawn(io, client.Send(std::move(request)), boost::asio::use_future);
+    auto future =
+        boost::asio::co_spawn(io, client.Send(std::move(request)), boost::asio::use_future);
     io.run();
     auto result = future.get();
     Reply reply;
@@ -92,7 +94,8 @@ std::string MessageBundle(const std::string& bundle_id, const std::string& heade
                           const std::string& encounter) {
     return R"({"resourceType":"Bundle","id":")" + bundle_id +
            R"(","type":"message","timestamp":"2026-11-20T11:00:00Z","entry":[{"fullUrl":"urn:uuid:)" +
-           fhir::DeterministicUuid(header_id) + R"(","resource":{"resourceType":"MessageHeader","id":")" + header_id +
+           fhir::DeterministicUuid(header_id) +
+           R"(","resource":{"resourceType":"MessageHeader","id":")" + header_id +
            R"(","eventCoding":{"system":"https://ehr.example/events","code":"encounter-end"},"source":{"endpoint":"https://ehr.example/messaging"},"focus":[{"reference":")" +
            encounter + R"("}]}}]})";
 }

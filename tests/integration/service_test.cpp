@@ -2,9 +2,10 @@
 // store, the record read from and the result written to a fake EHR that fails on demand. Each
 // test checks what the EHR ends up holding (exactly one CarePlan per encounter) and how the job
 // ended.
+#include "adapter/service/service.hpp"
+
 #include <gtest/gtest.h>
 
-#include "adapter/service/service.hpp"
 #include "adapter/store/job_store.hpp"
 #include "fhir/json.hpp"
 #include "service_harness.hpp"
@@ -48,7 +49,8 @@ protected:
 
     bool AllJobsSettled() {
         for (const adapter::Job& job : Jobs()) {
-            if (job.state == adapter::JobState::kQueued || job.state == adapter::JobState::kRunning) {
+            if (job.state == adapter::JobState::kQueued ||
+                job.state == adapter::JobState::kRunning) {
                 return false;
             }
         }
@@ -57,7 +59,8 @@ protected:
 
     Reply Message(const std::string& bundle_id, const std::string& header_id,
                   const std::string& encounter = kEncounter) {
-        return PostJson(base_ + "/$process-message", MessageBundle(bundle_id, header_id, encounter));
+        return PostJson(base_ + "/$process-message",
+                        MessageBundle(bundle_id, header_id, encounter));
     }
 
     std::unique_ptr<FakeEhr> ehr_;
@@ -248,7 +251,8 @@ TEST_P(ServiceBadInputTest, IsRefusedWithAnOperationOutcomeAndNoJob) {
     if (!c.token.empty()) headers.emplace_back("Authorization", "Bearer " + c.token);
     Reply reply = Send(c.method, base_ + c.path, c.body, headers);
     EXPECT_EQ(reply.status, c.status) << reply.error << reply.body;
-    EXPECT_NE(reply.body.find("\"resourceType\":\"OperationOutcome\""), std::string::npos) << reply.body;
+    EXPECT_NE(reply.body.find("\"resourceType\":\"OperationOutcome\""), std::string::npos)
+        << reply.body;
     EXPECT_TRUE(Jobs().empty());
 }
 
@@ -257,21 +261,33 @@ const std::string kJson = "application/fhir+json";
 INSTANTIATE_TEST_SUITE_P(
     Refusals, ServiceBadInputTest,
     ::testing::Values(
-        BadInput{"malformed_json", "POST", "/$process-message", "{\"resourceType\": \"Bundle\",", kJson, kToken, 400},
-        BadInput{"wrong_resource_type", "POST", "/$process-message", R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
-        BadInput{"missing_message_header", "POST", "/$process-message",
-                 R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"Encounter","id":"e"}}]})", kJson, kToken, 422},
-        BadInput{"missing_focus", "POST", "/$process-message",
-                 R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"MessageHeader","id":"h","eventUri":"x"}}]})", kJson, kToken, 422},
-        BadInput{"oversized_body", "POST", "/$process-message", std::string(300 * 1024, ' '), kJson, kToken, 413},
-        BadInput{"missing_token", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), kJson, "", 401},
-        BadInput{"wrong_token", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), kJson, "not-the-right-token-at-all", 401},
-        BadInput{"wrong_content_type", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"), "text/plain", kToken, 415},
+        BadInput{"malformed_json", "POST", "/$process-message", "{\"resourceType\": \"Bundle\",",
+                 kJson, kToken, 400},
+        BadInput{"wrong_resource_type", "POST", "/$process-message",
+                 R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
+        BadInput{
+            "missing_message_header", "POST", "/$process-message",
+            R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"Encounter","id":"e"}}]})",
+            kJson, kToken, 422},
+        BadInput{
+            "missing_focus", "POST", "/$process-message",
+            R"({"resourceType":"Bundle","id":"b","type":"message","entry":[{"resource":{"resourceType":"MessageHeader","id":"h","eventUri":"x"}}]})",
+            kJson, kToken, 422},
+        BadInput{"oversized_body", "POST", "/$process-message", std::string(300 * 1024, ' '), kJson,
+                 kToken, 413},
+        BadInput{"missing_token", "POST", "/$process-message",
+                 MessageBundle("b", "h", "Encounter/e"), kJson, "", 401},
+        BadInput{"wrong_token", "POST", "/$process-message", MessageBundle("b", "h", "Encounter/e"),
+                 kJson, "not-the-right-token-at-all", 401},
+        BadInput{"wrong_content_type", "POST", "/$process-message",
+                 MessageBundle("b", "h", "Encounter/e"), "text/plain", kToken, 415},
         BadInput{"wrong_method", "GET", "/$process-message", "", "", kToken, 405},
         BadInput{"unknown_path", "GET", "/Patient/1", "", "", kToken, 404},
         BadInput{"notification_malformed", "POST", "/notifications", "[1,", kJson, kToken, 400},
-        BadInput{"notification_wrong_type", "POST", "/notifications", R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
-        BadInput{"notification_missing_token", "POST", "/notifications", R"({"resourceType":"Encounter","id":"e"})", kJson, "", 401},
+        BadInput{"notification_wrong_type", "POST", "/notifications",
+                 R"({"resourceType":"Patient","id":"p"})", kJson, kToken, 422},
+        BadInput{"notification_missing_token", "POST", "/notifications",
+                 R"({"resourceType":"Encounter","id":"e"})", kJson, "", 401},
         BadInput{"notification_empty_unnamed", "POST", "/notifications", "", "", kToken, 422}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
 
@@ -292,12 +308,17 @@ TEST_F(ServiceTest, MetadataAndHealthEndpoints) {
 
 std::string Notification(const std::string& type, std::vector<std::pair<int, std::string>> events,
                          int since) {
-    std::string status = R"({"resourceType":"SubscriptionStatus","status":"active","type":")" + type +
-                         R"(","eventsSinceSubscriptionStart":")" + std::to_string(since) +
-                         R"(","subscription":{"reference":"Subscription/sub-1"},"topic":"https://microcare.example/topic","notificationEvent":[)";
+    std::string status =
+        R"({"resourceType":"SubscriptionStatus","status":"active","type":")" + type +
+        R"(","eventsSinceSubscriptionStart":")" + std::to_string(since) +
+        R"(","subscription":{"reference":"Subscription/sub-1"},"topic":"https://microcare.example/topic","notificationEvent":[)";
     for (std::size_t i = 0; i < events.size(); ++i) {
-        status += (i ? "," : "") + std::string(R"({"eventNumber":")") + std::to_string(events[i].first) + "\"" +
-                  (events[i].second.empty() ? "" : R"(,"focus":{"reference":")" + events[i].second + "\"}") + "}";
+        status +=
+            (i ? "," : "") + std::string(R"({"eventNumber":")") + std::to_string(events[i].first) +
+            "\"" +
+            (events[i].second.empty() ? ""
+                                      : R"(,"focus":{"reference":")" + events[i].second + "\"}") +
+            "}";
     }
     status += "]}";
     return R"({"resourceType":"Bundle","type":"history","entry":[{"fullUrl":"urn:uuid:2f1e0d9c-8b7a-4654-8321-0fedcba98765","resource":)" +
@@ -309,12 +330,14 @@ TEST_F(ServiceTest, SubscriptionEventsAreTrackedDuplicatesIgnoredAndGapsRecovere
     Start();
     Reply handshake = PostJson(base_ + "/notifications", Notification("handshake", {}, 0));
     EXPECT_EQ(handshake.status, 200u) << handshake.body;
-    Reply first = PostJson(base_ + "/notifications",
-                           Notification("event-notification", {{1, kEncounter}, {2, "Encounter/enc-s2"}}, 2));
+    Reply first =
+        PostJson(base_ + "/notifications",
+                 Notification("event-notification", {{1, kEncounter}, {2, "Encounter/enc-s2"}}, 2));
     ASSERT_EQ(first.status, 200u) << first.body;
     EXPECT_NE(first.body.find("OperationOutcome"), std::string::npos);
     // Event 2 again: a duplicate, no job.
-    PostJson(base_ + "/notifications", Notification("event-notification", {{2, "Encounter/enc-s2"}}, 2));
+    PostJson(base_ + "/notifications",
+             Notification("event-notification", {{2, "Encounter/enc-s2"}}, 2));
     // Event 5: events 3 and 4 were never delivered.
     PostJson(base_ + "/notifications", Notification("event-notification", {{5, kEncounter}}, 5));
     ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
@@ -345,16 +368,22 @@ TEST_F(ServiceTest, R4NotificationWithAnEmptyBodyNamesTheEncounterInThePath) {
 TEST_F(ServiceTest, AsyncMessagesAreAcknowledgedAtOnceAndAnsweredLater) {
     Start();
     FakeEhr callback;  // the sender's messaging endpoint: records what it gets and answers 200
-    callback.InjectFault("POST", "messaging", Fault::Status(200, R"({"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]})"), 1);
-    const std::string url = base_ + "/$process-message?async=true&response-url=" +
-                            callback.BaseUrl() + "/messaging";
+    callback.InjectFault(
+        "POST", "messaging",
+        Fault::Status(
+            200,
+            R"({"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]})"),
+        1);
+    const std::string url =
+        base_ + "/$process-message?async=true&response-url=" + callback.BaseUrl() + "/messaging";
     Reply reply = PostJson(url, MessageBundle("msg-async", "hdr-async", kEncounter));
     EXPECT_EQ(reply.status, 202u) << reply.body;
     ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
     EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
     bool delivered = false;
     for (const ReceivedRequest& r : callback.Requests()) {
-        delivered = delivered || (r.method == "POST" && r.body.find("\"hdr-async\"") != std::string::npos);
+        delivered =
+            delivered || (r.method == "POST" && r.body.find("\"hdr-async\"") != std::string::npos);
     }
     EXPECT_TRUE(delivered);
     callback.Stop();

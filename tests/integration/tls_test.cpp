@@ -26,15 +26,20 @@ struct Certificates {
         c.dir = dir;
         const std::string d = dir.string();
         const std::string script =
-            "set -e; cd '" + d + "';"
+            "set -e; cd '" + d +
+            "';"
             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
             "  -subj '/CN=MicroCare Test CA' 2>/dev/null;"
             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
-            "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null;"
-            "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+            "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "
+            "'/CN=127.0.0.1' 2>/dev/null;"
+            "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out "
+            "server.pem "
             "  -days 2 -extfile san.ext 2>/dev/null;"
-            "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj '/CN=ehr-client' 2>/dev/null;"
-            "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 2>/dev/null";
+            "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "
+            "'/CN=ehr-client' 2>/dev/null;"
+            "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out "
+            "client.pem -days 2 2>/dev/null";
         if (std::system(("bash -c \"" + script + "\"").c_str()) != 0) {
             throw std::runtime_error("openssl could not make the test certificates");
         }
@@ -108,7 +113,8 @@ TEST_F(TlsTest, ClientsVerifyTheServerCertificate) {
 TEST_F(TlsTest, MutualTlsAdmitsAClientByItsCertificate) {
     Start(true);
     auto without = certs_.ClientContext(true, false);
-    Reply refused = Send("POST", base_ + "/$process-message", MessageBundle("m", "h", "Encounter/enc-mn-20261120"),
+    Reply refused = Send("POST", base_ + "/$process-message",
+                         MessageBundle("m", "h", "Encounter/enc-mn-20261120"),
                          {{"Content-Type", "application/fhir+json"}}, without.get());
     EXPECT_EQ(refused.status, 0u) << "a client without a certificate got an answer";
     auto with = certs_.ClientContext(true, true);
@@ -123,8 +129,9 @@ TEST_F(TlsTest, MutualTlsAdmitsAClientByItsCertificate) {
 TEST_F(TlsTest, OptionalClientCertificateFallsBackToTheBearerToken) {
     Start(false);
     auto without = certs_.ClientContext(true, false);
-    Reply no_token = Send("POST", base_ + "/$process-message", MessageBundle("m", "h", "Encounter/e"),
-                          {{"Content-Type", "application/fhir+json"}}, without.get());
+    Reply no_token =
+        Send("POST", base_ + "/$process-message", MessageBundle("m", "h", "Encounter/e"),
+             {{"Content-Type", "application/fhir+json"}}, without.get());
     EXPECT_EQ(no_token.status, 401u) << no_token.error;
 }
 

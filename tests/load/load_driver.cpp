@@ -19,10 +19,10 @@
 #include <iostream>
 #include <thread>
 
-#include "adapter/service/service.hpp"
-#include "adapter/store/job_store.hpp"
 #include "../integration/fake_ehr.hpp"
 #include "../integration/service_harness.hpp"
+#include "adapter/service/service.hpp"
+#include "adapter/store/job_store.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -113,7 +113,8 @@ public:
 private:
     asio::awaitable<void> Accept() {
         for (;;) {
-            tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_), asio::use_awaitable);
+            tcp::socket socket =
+                co_await acceptor_.async_accept(asio::make_strand(io_), asio::use_awaitable);
             asio::co_spawn(socket.get_executor(), Session(std::move(socket)), asio::detached);
         }
     }
@@ -122,7 +123,8 @@ private:
         beast::flat_buffer buffer;
         for (;;) {
             bhttp::request<bhttp::string_body> req;
-            auto [ec, n] = co_await bhttp::async_read(stream, buffer, req, asio::as_tuple(asio::use_awaitable));
+            auto [ec, n] = co_await bhttp::async_read(stream, buffer, req,
+                                                      asio::as_tuple(asio::use_awaitable));
             if (ec) co_return;
             bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
             res.keep_alive(req.keep_alive());
@@ -179,7 +181,8 @@ int main(int argc, char** argv) {
         auto service = adapter::Service::Create(config);
         if (!service) return 1;
         (*service)->Start();
-        Figures queued = Drive((*service)->port(), jobs, connections, message("mem-"), "/fhir/$process-message");
+        Figures queued =
+            Drive((*service)->port(), jobs, connections, message("mem-"), "/fhir/$process-message");
         auto count = (*service)->store().CountByState(adapter::JobState::kQueued);
         std::printf("%-46s %9zu\n", "jobs journaled", queued.ok);
         std::printf("%-46s %9zu\n", "  of which queued", count ? *count : 0);
@@ -192,7 +195,8 @@ int main(int argc, char** argv) {
     Figures ceiling;
     {
         BareServer bare;
-        ceiling = Drive(bare.port(), requests, connections, message("ceiling-"), "/fhir/$process-message");
+        ceiling = Drive(bare.port(), requests, connections, message("ceiling-"),
+                        "/fhir/$process-message");
         Print("ceiling: bare Beast server answering 200", ceiling);
     }
 
@@ -211,9 +215,11 @@ int main(int argc, char** argv) {
         auto service = adapter::Service::Create(config);
         if (!service) return 1;
         (*service)->Start();
-        Figures ack = Drive((*service)->port(), requests, connections, message("ack-"), "/fhir/$process-message");
+        Figures ack = Drive((*service)->port(), requests, connections, message("ack-"),
+                            "/fhir/$process-message");
         Print("microcare: triggers acknowledged (fsync on)", ack);
-        std::printf("%-46s %9.2f\n\n", "  ratio to the ceiling", ack.per_second / ceiling.per_second);
+        std::printf("%-46s %9.2f\n\n", "  ratio to the ceiling",
+                    ack.per_second / ceiling.per_second);
         (*service)->Stop();
     }
 
@@ -226,14 +232,23 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < encounters; ++i) {
             const std::string n = std::to_string(i);
             const std::string patient = "pat-load-" + n;
-            ehr.Put(R"({"resourceType":"Patient","id":")" + patient + R"(","birthDate":"1990-04-12"})");
-            ehr.Put(testing::MicroneedlingEncounter("enc-load-" + n, patient, "2026-11-20T10:00:00+01:00"));
-            ehr.Put(R"({"resourceType":"Condition","id":"cond-load-)" + n + R"(","subject":{"reference":"Patient/)" + patient +
-                    R"("},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}})");
-            ehr.Put(R"({"resourceType":"MedicationRequest","id":"mr-load-)" + n + R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
-                    R"("},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}})");
-            ehr.Put(R"({"resourceType":"Observation","id":"obs-load-)" + n + R"(","status":"final","subject":{"reference":"Patient/)" + patient +
-                    R"("},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}})");
+            ehr.Put(R"({"resourceType":"Patient","id":")" + patient +
+                    R"(","birthDate":"1990-04-12"})");
+            ehr.Put(testing::MicroneedlingEncounter("enc-load-" + n, patient,
+                                                    "2026-11-20T10:00:00+01:00"));
+            ehr.Put(
+                R"({"resourceType":"Condition","id":"cond-load-)" + n +
+                R"(","subject":{"reference":"Patient/)" + patient +
+                R"("},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}})");
+            ehr.Put(
+                R"({"resourceType":"MedicationRequest","id":"mr-load-)" + n +
+                R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" +
+                patient +
+                R"("},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}})");
+            ehr.Put(
+                R"({"resourceType":"Observation","id":"obs-load-)" + n +
+                R"(","status":"final","subject":{"reference":"Patient/)" + patient +
+                R"("},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}})");
         }
         auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
         std::filesystem::create_directories(dir / "e2e");
@@ -245,13 +260,16 @@ int main(int argc, char** argv) {
         if (!service) return 1;
         (*service)->Start();
         const auto start = Clock::now();
-        Figures sent = Drive((*service)->port(), encounters, connections, message("e2e-"), "/fhir/$process-message");
+        Figures sent = Drive((*service)->port(), encounters, connections, message("e2e-"),
+                             "/fhir/$process-message");
         adapter::JobStore& store = (*service)->store();
-        testing::WaitFor([&] {
-            auto done = store.CountByState(adapter::JobState::kDone);
-            auto dead = store.CountByState(adapter::JobState::kDead);
-            return done && dead && *done + *dead >= sent.ok;
-        }, std::chrono::minutes(10));
+        testing::WaitFor(
+            [&] {
+                auto done = store.CountByState(adapter::JobState::kDone);
+                auto dead = store.CountByState(adapter::JobState::kDead);
+                return done && dead && *done + *dead >= sent.ok;
+            },
+            std::chrono::minutes(10));
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         adapter::JobFilter filter;
         filter.limit = encounters;

@@ -82,21 +82,23 @@ void CheckOutcome(const std::string& name, const CommandRun& run, fhir::Node exp
     std::set<std::string> found = FoundRules(bundle);
     for (std::size_t i = 0; i < expected["found"].Size(); ++i) {
         EXPECT_TRUE(found.count(std::string(expected["found"][i].String())))
-            << "expected rule " << expected["found"][i].String() << "\n" << run.err;
+            << "expected rule " << expected["found"][i].String() << "\n"
+            << run.err;
     }
     for (std::size_t i = 0; i < expected["notFound"].Size(); ++i) {
         EXPECT_FALSE(found.count(std::string(expected["notFound"][i].String())))
-            << "unexpected rule " << expected["notFound"][i].String() << "\n" << run.err;
+            << "unexpected rule " << expected["notFound"][i].String() << "\n"
+            << run.err;
     }
     EXPECT_EQ(Resources(bundle, "Task").size(), expected["task"].Bool().value_or(false) ? 1u : 0u);
 
     // The next activity: session n+1 of the series, or maintenance once it is complete.
     int session = static_cast<int>(expected["session"].Number().value_or(0));
     int length = static_cast<int>(expected["seriesLength"].Number().value_or(0));
-    std::string next_text = expected["nextKind"].String() == "maintenance"
-                                ? "Series of " + std::to_string(length) + " complete"
-                                : "Session " + std::to_string(session + 1) + " of " +
-                                      std::to_string(length);
+    std::string next_text =
+        expected["nextKind"].String() == "maintenance"
+            ? "Series of " + std::to_string(length) + " complete"
+            : "Session " + std::to_string(session + 1) + " of " + std::to_string(length);
     fhir::Node activities = plans[0]["activity"];
     bool seen = false;
     for (std::size_t i = 0; i < activities.Size(); ++i) {
@@ -116,9 +118,10 @@ TEST(EvaluateCommand, EverySampleRecordGivesItsExpectedOutcome) {
         CheckOutcome(std::string(file), Evaluate(kExamples + std::string(file)), outcome);
         if (outcome["otherEncounter"].Exists()) {
             fhir::Node other = outcome["otherEncounter"];
-            CheckOutcome(std::string(file) + " --encounter",
-                         Evaluate(kExamples + std::string(file), std::string(other["encounter"].String())),
-                         other);
+            CheckOutcome(
+                std::string(file) + " --encounter",
+                Evaluate(kExamples + std::string(file), std::string(other["encounter"].String())),
+                other);
         }
     });
 }
@@ -146,19 +149,22 @@ TEST(EvaluateCommand, BadInputExitsTwoWithThePath) {
     EXPECT_EQ(not_bundle.code, 2);
     EXPECT_NE(not_bundle.err.find("resourceType"), std::string::npos);
 
-    CommandRun bad_date = Evaluate(write("bad-date.json", R"({"resourceType":"Bundle","type":"collection","entry":[
+    CommandRun bad_date =
+        Evaluate(write("bad-date.json", R"({"resourceType":"Bundle","type":"collection","entry":[
         {"resource":{"resourceType":"Encounter","id":"e","status":"finished","subject":{"reference":"Patient/p"},
           "type":[{"text":"Microneedling"}],"period":{"start":"2026-11-31"}}}]})"));
     EXPECT_EQ(bad_date.code, 2);
     EXPECT_NE(bad_date.err.find("Bundle.entry[0].resource.period.start"), std::string::npos)
         << bad_date.err;
 
-    CommandRun no_subject = Evaluate(write("no-subject.json", R"({"resourceType":"Bundle","type":"collection","entry":[
+    CommandRun no_subject =
+        Evaluate(write("no-subject.json", R"({"resourceType":"Bundle","type":"collection","entry":[
         {"resource":{"resourceType":"Encounter","id":"e","status":"finished","type":[{"text":"Microneedling"}]}}]})"));
     EXPECT_EQ(no_subject.code, 2);
     EXPECT_NE(no_subject.err.find("Bundle.entry[0].resource.subject"), std::string::npos);
 
-    CommandRun unknown_encounter = Evaluate(kExamples + "several-encounters.json", "Encounter/nope");
+    CommandRun unknown_encounter =
+        Evaluate(kExamples + "several-encounters.json", "Encounter/nope");
     EXPECT_EQ(unknown_encounter.code, 2);
     EXPECT_NE(unknown_encounter.err.find("--encounter"), std::string::npos);
 

@@ -58,8 +58,10 @@ TEST(ProcessMessage, AsyncMessagesNeedSomewhereToAnswer) {
     fhir::IssueList issues;
     auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", true, ""}, kNow, issues);
     ASSERT_TRUE(trigger);
-    EXPECT_EQ(JobPayload::FromJson(trigger->job.payload)->respond_to, "https://ehr.example/messaging");
-    auto explicit_url = ParseProcessMessage(doc.Root(), {"urn:microcare", true, "https://cb/x"}, kNow, issues);
+    EXPECT_EQ(JobPayload::FromJson(trigger->job.payload)->respond_to,
+              "https://ehr.example/messaging");
+    auto explicit_url =
+        ParseProcessMessage(doc.Root(), {"urn:microcare", true, "https://cb/x"}, kNow, issues);
     EXPECT_EQ(JobPayload::FromJson(explicit_url->job.payload)->respond_to, "https://cb/x");
 }
 
@@ -142,8 +144,10 @@ TEST(Notification, R4BackportParametersHandshakeHeartbeatAndEmptyPayload) {
         return R"({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Parameters", "parameter": [
           {"name": "subscription", "valueReference": {"reference": "Subscription/s2"}},
           {"name": "status", "valueCode": "active"},
-          {"name": "type", "valueCode": ")" + type + R"("},
-          {"name": "events-since-subscription-start", "valueString": "5"})" + events + "]}}]}";
+          {"name": "type", "valueCode": ")" +
+               type + R"("},
+          {"name": "events-since-subscription-start", "valueString": "5"})" +
+               events + "]}}]}";
     };
     fhir::IssueList issues;
     auto handshake = Doc(parameters("handshake", ""));
@@ -152,7 +156,8 @@ TEST(Notification, R4BackportParametersHandshakeHeartbeatAndEmptyPayload) {
     EXPECT_EQ(h->type, Notification::Type::kHandshake);
     auto heartbeat = Doc(parameters("heartbeat", ""));
     EXPECT_EQ(ParseNotification(&heartbeat, "", issues)->type, Notification::Type::kHeartbeat);
-    auto empty_payload = Doc(parameters("event-notification",
+    auto empty_payload = Doc(parameters(
+        "event-notification",
         R"(,{"name": "notification-event", "part": [{"name": "event-number", "valueString": "5"}]})"));
     auto e = ParseNotification(&empty_payload, "", issues);
     ASSERT_TRUE(e);
@@ -165,19 +170,23 @@ TEST(Notification, WrongShapesAreRefused) {
     fhir::IssueList issues;
     auto patient = Doc(R"({"resourceType": "Patient", "id": "p"})");
     EXPECT_FALSE(ParseNotification(&patient, "", issues));
-    auto no_status = Doc(R"({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Encounter"}}]})");
+    auto no_status = Doc(
+        R"({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Encounter"}}]})");
     EXPECT_FALSE(ParseNotification(&no_status, "", issues));
-    auto bad_number = Doc(R"({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "SubscriptionStatus",
+    auto bad_number = Doc(
+        R"({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "SubscriptionStatus",
       "type": "event-notification", "subscription": {"reference": "Subscription/s"}, "notificationEvent": [{"eventNumber": "x"}]}}]})");
     fhir::IssueList number_issues;
     EXPECT_FALSE(ParseNotification(&bad_number, "", number_issues));
-    EXPECT_EQ(number_issues.issues().at(0).path, "Bundle.entry[0].resource.notificationEvent[0].eventNumber");
+    EXPECT_EQ(number_issues.issues().at(0).path,
+              "Bundle.entry[0].resource.notificationEvent[0].eventNumber");
 }
 
 TEST(CapabilityStatement, DeclaresMessagingAndReliableCache) {
     auto doc = Doc(CapabilityStatementJson("/fhir", kNow));
     EXPECT_EQ(doc.Root()["resourceType"].String(), "CapabilityStatement");
-    EXPECT_EQ(doc.Root()["messaging"][0]["endpoint"][0]["address"].String(), "/fhir/$process-message");
+    EXPECT_EQ(doc.Root()["messaging"][0]["endpoint"][0]["address"].String(),
+              "/fhir/$process-message");
     EXPECT_TRUE(doc.Root()["messaging"][0]["reliableCache"].IsNumber());
 }
 

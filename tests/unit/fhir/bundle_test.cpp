@@ -61,10 +61,12 @@ TEST_F(BundleIndexTest, ResolvesContainedResources) {
 TEST_F(BundleIndexTest, IdentityIsTypeAndIdOrTheFullUrl) {
     const auto& entries = index_->entries();
     EXPECT_EQ(BundleIndex::ReferenceTo(entries[0]), "Patient/p1");
-    EXPECT_EQ(BundleIndex::ReferenceTo(entries[1]), "urn:uuid:0b3b1ed4-0c5e-4bb8-a3ef-8c2c4b7b6f00");
+    EXPECT_EQ(BundleIndex::ReferenceTo(entries[1]),
+              "urn:uuid:0b3b1ed4-0c5e-4bb8-a3ef-8c2c4b7b6f00");
     EXPECT_EQ(index_->Identity("Patient/p1/_history/3", &entries[2]), "Patient/p1");
     // Another server's patient keeps its full URL, so it never equals one of this record.
-    EXPECT_EQ(index_->Identity("https://elsewhere/fhir/Patient/p1"), "https://elsewhere/fhir/Patient/p1");
+    EXPECT_EQ(index_->Identity("https://elsewhere/fhir/Patient/p1"),
+              "https://elsewhere/fhir/Patient/p1");
     EXPECT_EQ(index_->Resolve("https://elsewhere/fhir/Patient/p1"), nullptr);
 }
 

@@ -47,7 +47,8 @@ TEST(R4Examples, EveryOfficialExampleReadsAndRoundTrips) {
         }
         const std::string written = Serialize(doc->Root());
         auto again = JsonDocument::Parse(written, issues);
-        if (!again || !JsonEqual(doc->Root(), again->Root()) || Serialize(again->Root()) != written) {
+        if (!again || !JsonEqual(doc->Root(), again->Root()) ||
+            Serialize(again->Root()) != written) {
             failures.push_back(path.filename().string() + ": the round trip changed the content");
             continue;
         }

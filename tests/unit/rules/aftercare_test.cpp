@@ -17,7 +17,8 @@ const std::string kSource = MICROCARE_SOURCE_DIR;
 const RuleSet& Pack() {
     static const RuleSet pack = [] {
         fhir::IssueList issues;
-        return std::move(*adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues));
+        return std::move(
+            *adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues));
     }();
     return pack;
 }

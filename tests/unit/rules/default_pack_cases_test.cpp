@@ -20,7 +20,8 @@ const std::string kSource = MICROCARE_SOURCE_DIR;
 const RuleSet& DefaultPack() {
     static const RuleSet pack = [] {
         fhir::IssueList issues;
-        auto loaded = adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues);
+        auto loaded =
+            adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues);
         if (!loaded) throw std::runtime_error("the default pack does not load");
         return std::move(*loaded);
     }();
@@ -35,14 +36,15 @@ struct CaseResult {
 // Builds the record for one case and evaluates it.
 std::string RecordText(fhir::Node file, fhir::Node c) {
     std::string start(c["encounterStart"].Exists() ? c["encounterStart"].String()
-                                                    : file["encounterStart"].String());
+                                                   : file["encounterStart"].String());
     std::string birth(c["birthDate"].Exists() ? c["birthDate"].String()
                                               : file["patientBirthDate"].String());
-    std::string text = R"({"resourceType":"Bundle","type":"collection","entry":[)"
-                       R"({"fullUrl":"http://ehr.example/fhir/Patient/p1","resource":{"resourceType":"Patient","id":"p1","birthDate":")" +
-                       birth +
-                       R"("}},{"fullUrl":"http://ehr.example/fhir/Encounter/enc1","resource":{"resourceType":"Encounter","id":"enc1","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"type":[{"text":"Microneedling"}],"subject":{"reference":"Patient/p1"},"period":{"start":")" +
-                       start + R"("}}})";
+    std::string text =
+        R"({"resourceType":"Bundle","type":"collection","entry":[)"
+        R"({"fullUrl":"http://ehr.example/fhir/Patient/p1","resource":{"resourceType":"Patient","id":"p1","birthDate":")" +
+        birth +
+        R"("}},{"fullUrl":"http://ehr.example/fhir/Encounter/enc1","resource":{"resourceType":"Encounter","id":"enc1","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"type":[{"text":"Microneedling"}],"subject":{"reference":"Patient/p1"},"period":{"start":")" +
+        start + R"("}}})";
     fhir::Node resources = c["resources"];
     for (std::size_t i = 0; i < resources.Size(); ++i) {
         std::string type(resources[i]["resourceType"].String());
@@ -76,8 +78,8 @@ TEST(DefaultPackCases, EveryRuleIsFoundAndNotFoundAsSpecified) {
         for (const fhir::Issue& issue : record_issues) ADD_FAILURE() << fhir::FormatIssue(issue);
         const fhir::ClinicalResource* encounter = FindEncounter(record, "Encounter/enc1");
         ASSERT_NE(encounter, nullptr);
-        const fhir::Instant now = fhir::AddCalendar(
-            encounter->start->Earliest(0), *fhir::CalendarDuration::Parse("P4D"), 1, 0);
+        const fhir::Instant now = fhir::AddCalendar(encounter->start->Earliest(0),
+                                                    *fhir::CalendarDuration::Parse("P4D"), 1, 0);
         Assessment a = Evaluate(DefaultPack(), record, *encounter, now);
         ASSERT_TRUE(a.applies) << a.explanation;
 

@@ -128,7 +128,8 @@ TEST(RuleSetLoader, BadDurations) {
 TEST(RuleSetLoader, UnknownValueSetsAndRules) {
     ExpectRefused(Replace(kPack, "\"valueSet\": \"keloid\"", "\"valueSet\": \"keloids\""),
                   "contraindications[0].evidence[0].valueSet", "not a value set");
-    ExpectRefused(Replace(kPack, "\"issueCode\": \"DRG\",", "\"issueCode\": \"DRG\", \"suppressedBy\": [\"A99\"],"),
+    ExpectRefused(Replace(kPack, "\"issueCode\": \"DRG\",",
+                          "\"issueCode\": \"DRG\", \"suppressedBy\": [\"A99\"],"),
                   "contraindications[1].suppressedBy[0]", "not a rule");
 }
 
@@ -154,11 +155,13 @@ TEST(RuleSetLoader, PastStatusesNeedALookBack) {
 }
 
 TEST(RuleSetLoader, WrongResourceTypesAndTests) {
-    ExpectRefused(Replace(kPack, "\"resourceTypes\": [\"Condition\"]", "\"resourceTypes\": [\"Conditon\"]"),
-                  "contraindications[0].evidence[0].resourceTypes[0]", "not a resource type");
-    ExpectRefused(Replace(kPack, "\"valueSet\": \"keloid\"}",
-                          "\"valueSet\": \"keloid\", \"quantity\": {\"comparator\": \">=\", \"value\": 8}}"),
-                  "contraindications[0].evidence[0].quantity", "Observations only");
+    ExpectRefused(
+        Replace(kPack, "\"resourceTypes\": [\"Condition\"]", "\"resourceTypes\": [\"Conditon\"]"),
+        "contraindications[0].evidence[0].resourceTypes[0]", "not a resource type");
+    ExpectRefused(
+        Replace(kPack, "\"valueSet\": \"keloid\"}",
+                "\"valueSet\": \"keloid\", \"quantity\": {\"comparator\": \">=\", \"value\": 8}}"),
+        "contraindications[0].evidence[0].quantity", "Observations only");
 }
 
 TEST(RuleSetLoader, BadTextPatternsAndIds) {

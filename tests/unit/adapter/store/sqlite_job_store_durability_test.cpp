@@ -82,7 +82,7 @@ std::string EncounterOf(std::int64_t index) { return "Encounter/" + std::to_stri
 // Reads whole Acks from the pipe, with a deadline so that a stuck child fails the test instead
 // of hanging it.
 class AckReader {
-  public:
+public:
     explicit AckReader(int fd) : fd_(fd) {}
 
     // Appends what arrives next; false at end of stream, on error, or at the deadline.
@@ -110,14 +110,14 @@ class AckReader {
         return true;
     }
 
-  private:
+private:
     int fd_;
     std::string pending_;
 };
 
 // Kills and reaps the child on every way out of the test, failed assertions included.
 class ChildProcess {
-  public:
+public:
     explicit ChildProcess(pid_t pid) : pid_(pid) {}
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
@@ -134,7 +134,7 @@ class ChildProcess {
         return status;
     }
 
-  private:
+private:
     pid_t pid_;
 };
 

@@ -88,7 +88,7 @@ std::future<Result<Enqueued>> StartEnqueue(JobStore& store, NewJob job) {
 // is queued and the next batch takes them all: batching becomes deterministic, with no sleeps.
 // The gate itself is a job ("gate").
 class StoreThreadGate {
-  public:
+public:
     explicit StoreThreadGate(JobStore& store) {
         store.EnqueueAsync(MakeJob("gate", "Encounter/gate"),
                            [this, released = released_](Result<Enqueued>) {
@@ -106,7 +106,7 @@ class StoreThreadGate {
         }
     }
 
-  private:
+private:
     std::promise<void> entered_;
     std::promise<void> release_;
     std::shared_future<void> released_ = release_.get_future().share();
@@ -114,7 +114,7 @@ class StoreThreadGate {
 };
 
 class SqliteJobStoreTest : public ::testing::Test {
-  protected:
+protected:
     SqliteJobStoreTest() {
         // Durability has a test of its own (a killed process); here fsyncs would only slow
         // the semantics down.

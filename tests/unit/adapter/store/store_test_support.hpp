@@ -18,7 +18,7 @@ namespace microcare::adapter::test_support {
 // everything in it at the end of the test. The name carries the pid and a counter so that
 // parallel ctest runs, and several stores in one test, never share a database.
 class TempDirectory {
-  public:
+public:
     TempDirectory() {
         static std::atomic<int> counter{0};
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -38,7 +38,7 @@ class TempDirectory {
 
     std::string File(const std::string& name) const { return (path_ / name).string(); }
 
-  private:
+private:
     std::filesystem::path path_;
 };
 
