@@ -131,7 +131,9 @@ protected:
 
 TEST_F(CrashTest, KilledWithJobsInFlightEveryAcknowledgedTriggerLandsOnce) {
     // Slow transactions keep jobs in flight when the process dies.
-    ehr_->InjectFault("POST", "", Fault::Delay(std::chrono::milliseconds(150)), 1000);
+    ehr_->InjectFault("POST", "",
+                      Fault::Delay(std::chrono::milliseconds(150)).OnlyIfBody("\"transaction\""),
+                      1000);
     std::vector<int> acknowledged;
     {
         ServeProcess serve(config_);
@@ -177,7 +179,8 @@ TEST_F(CrashTest, KilledBetweenTheEhrsWriteAndItsOwnRecordNothingIsWrittenTwice)
         [&] {
             std::size_t checks = 0;
             for (const ReceivedRequest& r : ehr_->Requests()) {
-                checks += r.kind == RequestKind::kTransaction;
+                checks += r.kind == RequestKind::kTransaction &&
+                          r.body.find("\"transaction\"") != std::string::npos;
             }
             return checks >= 2;
         },

@@ -845,6 +845,10 @@ struct FakeEhr::Impl {
                 continue;
             }
             if (!classified.in_base || !relative.starts_with(rule.prefix)) continue;
+            if (!rule.fault.only_if_body_contains.empty() &&
+                received.body.find(rule.fault.only_if_body_contains) == std::string::npos) {
+                continue;
+            }
             --rule.remaining;
             fault = rule.fault;
             break;
@@ -1171,6 +1175,34 @@ struct FakeEhr::Impl {
         int version = 1;
     };
 
+    // A batch of reads and searches (what MicroCare sends to read a record in one round trip):
+    // each entry answered as if it had come alone, in a batch-response.
+    Response Batch(fhir::Node bundle) {
+        const fhir::Node entries = bundle["entry"];
+        std::string out = R"({"resourceType":"Bundle","type":"batch-response","entry":[)";
+        for (std::size_t i = 0; i < entries.Size(); ++i) {
+            const std::string method(entries[i]["request"]["method"].String());
+            const std::string url(entries[i]["request"]["url"].String());
+            if (method != "GET") {
+                return Error(400, "not-supported", "this fake answers batch GET entries only",
+                             "Bundle.entry[" + std::to_string(i) + "].request.method");
+            }
+            const auto question = url.find('?');
+            const auto slash = url.find('/');
+            Response answer = question != std::string::npos
+                                  ? SearchResponse(url.substr(0, question),
+                                                   std::string_view(url).substr(question + 1))
+                              : slash != std::string::npos
+                                  ? Read(url.substr(0, slash), url.substr(slash + 1))
+                                  : SearchResponse(url, "");
+            out += i ? ",{" : "{";
+            out += R"("resource":)" + answer.body + R"(,"response":{"status":")" +
+                   std::to_string(answer.status) + R"("}})";
+        }
+        out += "]}";
+        return Json(200, out);
+    }
+
     asio::awaitable<std::optional<Response>> Transaction(const std::string& body,
                                                          bool representation,
                                                          Connection& connection) {
@@ -1181,9 +1213,10 @@ struct FakeEhr::Impl {
         if (bundle["resourceType"].String() != "Bundle") {
             co_return Error(400, "invalid", "POST to the base needs a Bundle", "Bundle");
         }
+        if (bundle["type"].String() == "batch") co_return Batch(bundle);
         if (bundle["type"].String() != "transaction") {
             co_return Error(400, "not-supported",
-                            "only transaction Bundles are supported, not '" +
+                            "only transaction and batch Bundles are supported, not '" +
                                 std::string(bundle["type"].String()) + "'",
                             "Bundle.type");
         }

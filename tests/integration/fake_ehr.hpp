@@ -45,6 +45,15 @@ struct Fault {
     std::string body;  // sent as application/fhir+json when not empty
     std::vector<std::pair<std::string, std::string>> headers;
     std::chrono::milliseconds delay{0};
+    // When set, only requests whose body contains this text get the fault ("\"transaction\""
+    // tells a transaction from a batch of reads, both POSTed to the base).
+    std::string only_if_body_contains;
+
+    Fault OnlyIfBody(std::string text) const {
+        Fault copy = *this;
+        copy.only_if_body_contains = std::move(text);
+        return copy;
+    }
 
     // A response with that status and body, nothing processed.
     static Fault Status(unsigned status, std::string body = {});

@@ -464,7 +464,8 @@ TEST(FakeEhr, RefusesBadTransactionsWithoutStoringAnything) {
     EXPECT_EQ(bad.status, 400u) << bad.body;
     EXPECT_EQ(bad.Json().Root()["resourceType"].String(), "OperationOutcome");
     EXPECT_EQ(
-        Fetch(ehr, http::verb::post, "/fhir", R"({"resourceType":"Bundle","type":"batch"})").status,
+        Fetch(ehr, http::verb::post, "/fhir", R"({"resourceType":"Bundle","type":"collection"})")
+            .status,
         400u);
     EXPECT_EQ(Fetch(ehr, http::verb::post, "/fhir", "{not json").status, 400u);
     EXPECT_EQ(ehr.Count("CarePlan"), 0u);

@@ -14,6 +14,9 @@ namespace microcare::testing {
 namespace {
 
 constexpr const char* kEncounter = "Encounter/enc-mn-20261120";
+// Both go to the base: the record is read with a batch, the result written with a transaction.
+const std::string kBatch = "\"batch\"";
+const std::string kTransaction = "\"transaction\"";
 
 class ServiceTest : public ::testing::Test {
 protected:
@@ -149,13 +152,16 @@ TEST_P(ServiceFaultTest, TransientFaultsEndInExactlyOneCarePlan) {
 INSTANTIATE_TEST_SUITE_P(
     Faults, ServiceFaultTest,
     ::testing::Values(
-        FaultCase{"server-error", "POST", "", Fault::ServerError(), 2},
-        FaultCase{"throttled", "POST", "", Fault::TooManyRequests(1), 1},
+        FaultCase{"server-error", "POST", "", Fault::ServerError().OnlyIfBody(kTransaction), 2},
+        FaultCase{"throttled", "POST", "", Fault::TooManyRequests(1).OnlyIfBody(kTransaction), 1},
         FaultCase{"reset-read", "GET", "Encounter/enc-mn-20261120", Fault::Reset(), 1},
-        FaultCase{"reset-write", "POST", "", Fault::Reset(), 1},
-        FaultCase{"stall", "GET", "Condition", Fault::Stall(), 1},
-        FaultCase{"committed-then-reset", "POST", "", Fault::CommitThenReset(), 1},
-        FaultCase{"unavailable-search", "GET", "Observation", Fault::Unavailable(), 2}),
+        FaultCase{"reset-write", "POST", "", Fault::Reset().OnlyIfBody(kTransaction), 1},
+        FaultCase{"stall-batch", "POST", "", Fault::Stall().OnlyIfBody(kBatch), 1},
+        FaultCase{"committed-then-reset", "POST", "",
+                  Fault::CommitThenReset().OnlyIfBody(kTransaction), 1},
+        FaultCase{"unavailable-batch", "POST", "", Fault::Unavailable().OnlyIfBody(kBatch), 2},
+        FaultCase{"stall-read", "GET", "Encounter/enc-mn-20261120", Fault::Stall(), 1},
+        FaultCase{"check-server-error", "GET", "CarePlan?identifier", Fault::ServerError(), 1}),
     [](const ::testing::TestParamInfo<FaultCase>& info) {
         std::string name = info.param.name;
         for (char& ch : name) ch = ch == '-' ? '_' : ch;
@@ -163,13 +169,16 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST_F(ServiceTest, RetryAfterIsHonoured) {
-    ehr_->InjectFault("POST", "", Fault::TooManyRequests(1), 1);
+    ehr_->InjectFault("POST", "", Fault::TooManyRequests(1).OnlyIfBody(kTransaction), 1);
     Start();
     ASSERT_EQ(Message("msg-ra", "hdr-ra").status, 200u);
     ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
     auto requests = ehr_->Requests();
     std::size_t transactions = 0;
-    for (const ReceivedRequest& r : requests) transactions += r.kind == RequestKind::kTransaction;
+    for (const ReceivedRequest& r : requests) {
+        transactions +=
+            r.kind == RequestKind::kTransaction && r.body.find(kTransaction) != std::string::npos;
+    }
     EXPECT_EQ(transactions, 2u);
     auto done = Jobs(adapter::JobState::kDone);
     ASSERT_EQ(done.size(), 1u);
@@ -178,7 +187,8 @@ TEST_F(ServiceTest, RetryAfterIsHonoured) {
 }
 
 TEST_F(ServiceTest, AValidationRefusalDeadLettersTheJobWithTheEhrOutcome) {
-    ehr_->InjectFault("POST", "", Fault::Outcome(422, "invariant", "cpl-3 failed"), 1);
+    ehr_->InjectFault("POST", "",
+                      Fault::Outcome(422, "invariant", "cpl-3 failed").OnlyIfBody(kTransaction), 1);
     Start();
     ASSERT_EQ(Message("msg-422", "hdr-422").status, 200u);
     ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
@@ -188,6 +198,18 @@ TEST_F(ServiceTest, AValidationRefusalDeadLettersTheJobWithTheEhrOutcome) {
     EXPECT_NE(dead[0].last_error.find("422"), std::string::npos) << dead[0].last_error;
     EXPECT_NE(dead[0].outcome.find("cpl-3 failed"), std::string::npos) << dead[0].outcome;
     EXPECT_EQ(ehr_->Count("CarePlan"), 0u);
+}
+
+TEST_F(ServiceTest, AnEhrWithoutBatchesIsReadWithSeparateRequests) {
+    ehr_->InjectFault("POST", "",
+                      Fault::Outcome(405, "not-supported", "no batch here").OnlyIfBody(kBatch), 10);
+    Start();
+    ASSERT_EQ(Message("msg-nobatch", "hdr-nobatch").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);  // the same record was read
+    EXPECT_GE(ehr_->RequestCount("GET", RequestKind::kSearch, "Condition"), 1u);
 }
 
 TEST_F(ServiceTest, PersistentFailureIsDeadLetteredAfterMaxAttempts) {
