@@ -88,6 +88,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     // One timer per loop, all on the worker's strand: Wake() cuts every idle wait short.
     std::vector<std::unique_ptr<asio::steady_timer>> timers;
     std::atomic<bool> stopping{false};
+    std::atomic<bool> wake_pending{false};
     std::atomic<int> loops{0};
     std::mutex random_mutex;
     std::mt19937_64 random{std::random_device{}()};
@@ -361,7 +362,12 @@ asio::awaitable<void> Worker::Stop(std::chrono::milliseconds grace) {
 }
 
 void Worker::Wake() {
-    asio::post(impl_->executor, [impl = impl_] { impl->WakeAll(); });
+    // Under load every acknowledgement asks for a wake-up: one pending wake-up serves them all.
+    if (impl_->wake_pending.exchange(true)) return;
+    asio::post(impl_->executor, [impl = impl_] {
+        impl->wake_pending = false;
+        impl->WakeAll();
+    });
 }
 
 asio::awaitable<JobResult> Worker::Process(const Job& job) {

@@ -200,10 +200,13 @@ int main(int argc, char** argv) {
         Print("ceiling: bare Beast server answering 200", ceiling);
     }
 
-    // 2. Acknowledgements, durability on. The worker is held off (the EHR is unreachable and
-    // the backoff long) so that only the trigger path is measured.
+    // 2. Acknowledgements, durability on. The worker is held off (its one job waits on an EHR
+    // that never answers) so that only the trigger path is measured.
     {
-        auto config = testing::TestConfig("http://127.0.0.1:9/fhir", dir / "ack");
+        testing::FakeEhr silent;
+        silent.InjectFault("*", "", testing::Fault::Stall(), 1000000);
+        auto config = testing::TestConfig(silent.BaseUrl(), dir / "ack");
+        config.ehr.request_timeout = std::chrono::minutes(10);
         std::filesystem::create_directories(dir / "ack");
         config.store.path = (dir / "ack" / "microcare.db").string();
         config.store.synchronous = true;
