@@ -150,8 +150,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         switch (result.kind) {
             case JobResult::Kind::kDone: {
                 auto stored = co_await Offload(
-                    blocking, [&] { return store.Complete(job.id, result.outcome); });
-                if (!stored) Log::Error("cannot record a finished job", {{"job", id}});
+                    blocking, [&] { return store.Complete(job.id, result.outcome, job.attempts); });
+                NoteStored(stored, id, "cannot record a finished job");
                 ++metrics.jobs_done;
                 Log::Info("job done",
                           {{"job", id}, {"encounter", job.encounter}, {"result", result.summary}});
@@ -160,9 +160,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             case JobResult::Kind::kRetry: {
                 auto delay = Backoff(job.attempts, result.retry_after);
                 auto stored = co_await Offload(blocking, [&] {
-                    return store.RetryLater(job.id, now + delay, result.summary);
+                    return store.RetryLater(job.id, now + delay, result.summary, job.attempts);
                 });
-                if (!stored) Log::Error("cannot reschedule a job", {{"job", id}});
+                NoteStored(stored, id, "cannot reschedule a job");
                 ++metrics.jobs_retried;
                 Log::Warning("job will be retried", {{"job", id},
                                                      {"attempt", std::to_string(job.attempts)},
@@ -172,15 +172,27 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             }
             case JobResult::Kind::kDead: {
                 auto stored = co_await Offload(blocking, [&] {
-                    return store.DeadLetter(job.id, result.summary, result.outcome);
+                    return store.DeadLetter(job.id, result.summary, result.outcome, job.attempts);
                 });
-                if (!stored) Log::Error("cannot dead-letter a job", {{"job", id}});
+                NoteStored(stored, id, "cannot dead-letter a job");
                 ++metrics.jobs_dead;
                 Log::Error("job dead-lettered",
                            {{"job", id}, {"encounter", job.encounter}, {"reason", result.summary}});
                 break;
             }
         }
+    }
+
+    // A fenced write refused with kConflict means this attempt's lease ran out and another
+    // attempt owns the job now: that one will record the outcome.
+    static void NoteStored(const Result<void>& stored, const std::string& id,
+                           std::string_view what) {
+        if (stored) return;
+        if (stored.error() == Error::kConflict) {
+            Log::Warning("lease lost: a newer attempt owns the job", {{"job", id}});
+            return;
+        }
+        Log::Error(what, {{"job", id}, {"error", stored.error().message()}});
     }
 
     std::chrono::milliseconds Backoff(int attempts,

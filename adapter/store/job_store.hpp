@@ -123,11 +123,17 @@ public:
                                            std::size_t max) = 0;
     // Running jobs whose lease has expired (their worker died) go back to the queue.
     virtual Result<std::size_t> RequeueExpired(TimePoint now) = 0;
-    virtual Result<void> Complete(std::int64_t id, const std::string& outcome) = 0;
+    // Finishing a job. With `attempt` (Job::attempts as leased) the call is fenced: a worker
+    // whose lease ran out and whose job was leased again gets Error::kConflict instead of
+    // overwriting the newer attempt's state.
+    virtual Result<void> Complete(std::int64_t id, const std::string& outcome,
+                                  std::optional<int> attempt = std::nullopt) = 0;
     virtual Result<void> RetryLater(std::int64_t id, TimePoint next_attempt,
-                                    const std::string& error) = 0;
+                                    const std::string& error,
+                                    std::optional<int> attempt = std::nullopt) = 0;
     virtual Result<void> DeadLetter(std::int64_t id, const std::string& reason,
-                                    const std::string& outcome) = 0;
+                                    const std::string& outcome,
+                                    std::optional<int> attempt = std::nullopt) = 0;
     // Puts a job (done or dead) back in the queue with its attempts reset.
     virtual Result<void> Retry(std::int64_t id, TimePoint now) = 0;
 

@@ -279,13 +279,14 @@ Result<std::unique_ptr<SqliteJobStore::Statements>> SqliteJobStore::Statements::
          "updated_at = ?1 WHERE state = 'running' AND lease_until < ?1"},
         {&Statements::complete,
          "UPDATE jobs SET state = 'done', outcome = ?2, lease_until = NULL, updated_at = ?3 "
-         "WHERE id = ?1 AND state = 'running'"},
+         "WHERE id = ?1 AND state = 'running' AND (?4 IS NULL OR attempts = ?4)"},
         {&Statements::retry_later,
          "UPDATE jobs SET state = 'queued', next_attempt_at = ?2, last_error = ?3, "
-         "lease_until = NULL, updated_at = ?4 WHERE id = ?1 AND state = 'running'"},
+         "lease_until = NULL, updated_at = ?4 WHERE id = ?1 AND state = 'running' "
+         "AND (?5 IS NULL OR attempts = ?5)"},
         {&Statements::dead_letter,
          "UPDATE jobs SET state = 'dead', last_error = ?2, outcome = ?3, lease_until = NULL, "
-         "updated_at = ?4 WHERE id = ?1 AND state = 'running'"},
+         "updated_at = ?4 WHERE id = ?1 AND state = 'running' AND (?5 IS NULL OR attempts = ?5)"},
         {&Statements::retry,
          "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?2, "
          "lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND state IN ('done', 'dead')"},
@@ -544,18 +545,20 @@ Result<std::size_t> SqliteJobStore::RequeueExpired(TimePoint now) {
     return SubmitAndWait<std::size_t>(true, [&] { return DoRequeueExpired(now); });
 }
 
-Result<void> SqliteJobStore::Complete(std::int64_t id, const std::string& outcome) {
-    return SubmitAndWait<void>(true, [&] { return DoComplete(id, outcome); });
+Result<void> SqliteJobStore::Complete(std::int64_t id, const std::string& outcome,
+                                      std::optional<int> attempt) {
+    return SubmitAndWait<void>(true, [&] { return DoComplete(id, outcome, attempt); });
 }
 
 Result<void> SqliteJobStore::RetryLater(std::int64_t id, TimePoint next_attempt,
-                                        const std::string& error) {
-    return SubmitAndWait<void>(true, [&] { return DoRetryLater(id, next_attempt, error); });
+                                        const std::string& error, std::optional<int> attempt) {
+    return SubmitAndWait<void>(true,
+                               [&] { return DoRetryLater(id, next_attempt, error, attempt); });
 }
 
 Result<void> SqliteJobStore::DeadLetter(std::int64_t id, const std::string& reason,
-                                        const std::string& outcome) {
-    return SubmitAndWait<void>(true, [&] { return DoDeadLetter(id, reason, outcome); });
+                                        const std::string& outcome, std::optional<int> attempt) {
+    return SubmitAndWait<void>(true, [&] { return DoDeadLetter(id, reason, outcome, attempt); });
 }
 
 Result<void> SqliteJobStore::Retry(std::int64_t id, TimePoint now) {
@@ -726,12 +729,23 @@ Result<void> SqliteJobStore::MissingOrConflict(std::int64_t id) {
     return *row ? Error::kConflict : Error::kNotFound;
 }
 
-Result<void> SqliteJobStore::DoComplete(std::int64_t id, const std::string& outcome) {
+namespace {
+
+// NULL when the caller does not fence on the attempt.
+void BindAttempt(detail::SqliteStatement& statement, int index, std::optional<int> attempt) {
+    statement.Bind(index, attempt ? std::optional<std::int64_t>(*attempt) : std::nullopt);
+}
+
+}  // namespace
+
+Result<void> SqliteJobStore::DoComplete(std::int64_t id, const std::string& outcome,
+                                        std::optional<int> attempt) {
     auto& statement = statements_->complete;
     ResetOnExit reset(statement);
     statement.Bind(1, id);
     statement.Bind(2, outcome);
     statement.Bind(3, Millis(options_.now()));
+    BindAttempt(statement, 4, attempt);
     if (auto updated = statement.Run(); !updated) {
         return updated;
     }
@@ -739,13 +753,14 @@ Result<void> SqliteJobStore::DoComplete(std::int64_t id, const std::string& outc
 }
 
 Result<void> SqliteJobStore::DoRetryLater(std::int64_t id, TimePoint next_attempt,
-                                          const std::string& error) {
+                                          const std::string& error, std::optional<int> attempt) {
     auto& statement = statements_->retry_later;
     ResetOnExit reset(statement);
     statement.Bind(1, id);
     statement.Bind(2, Millis(next_attempt));
     statement.Bind(3, error);
     statement.Bind(4, Millis(options_.now()));
+    BindAttempt(statement, 5, attempt);
     if (auto updated = statement.Run(); !updated) {
         return updated;
     }
@@ -753,13 +768,14 @@ Result<void> SqliteJobStore::DoRetryLater(std::int64_t id, TimePoint next_attemp
 }
 
 Result<void> SqliteJobStore::DoDeadLetter(std::int64_t id, const std::string& reason,
-                                          const std::string& outcome) {
+                                          const std::string& outcome, std::optional<int> attempt) {
     auto& statement = statements_->dead_letter;
     ResetOnExit reset(statement);
     statement.Bind(1, id);
     statement.Bind(2, reason);
     statement.Bind(3, outcome);
     statement.Bind(4, Millis(options_.now()));
+    BindAttempt(statement, 5, attempt);
     if (auto updated = statement.Run(); !updated) {
         return updated;
     }

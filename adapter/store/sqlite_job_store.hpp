@@ -45,11 +45,13 @@ public:
     Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
                                    std::size_t max) override;
     Result<std::size_t> RequeueExpired(TimePoint now) override;
-    Result<void> Complete(std::int64_t id, const std::string& outcome) override;
-    Result<void> RetryLater(std::int64_t id, TimePoint next_attempt,
-                            const std::string& error) override;
-    Result<void> DeadLetter(std::int64_t id, const std::string& reason,
-                            const std::string& outcome) override;
+    // The defaults repeat the base class's, so that calls through either type agree.
+    Result<void> Complete(std::int64_t id, const std::string& outcome,
+                          std::optional<int> attempt = std::nullopt) override;
+    Result<void> RetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error,
+                            std::optional<int> attempt = std::nullopt) override;
+    Result<void> DeadLetter(std::int64_t id, const std::string& reason, const std::string& outcome,
+                            std::optional<int> attempt = std::nullopt) override;
     Result<void> Retry(std::int64_t id, TimePoint now) override;
     Result<Job> Get(std::int64_t id) override;
     Result<std::vector<Job>> List(const JobFilter& filter) override;
@@ -90,10 +92,12 @@ private:
     Result<std::vector<Job>> DoLease(TimePoint now, std::chrono::milliseconds lease,
                                      std::size_t max);
     Result<std::size_t> DoRequeueExpired(TimePoint now);
-    Result<void> DoComplete(std::int64_t id, const std::string& outcome);
-    Result<void> DoRetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error);
+    Result<void> DoComplete(std::int64_t id, const std::string& outcome,
+                            std::optional<int> attempt);
+    Result<void> DoRetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error,
+                              std::optional<int> attempt);
     Result<void> DoDeadLetter(std::int64_t id, const std::string& reason,
-                              const std::string& outcome);
+                              const std::string& outcome, std::optional<int> attempt);
     Result<void> DoRetry(std::int64_t id, TimePoint now);
     Result<Job> DoGet(std::int64_t id);
     Result<std::vector<Job>> DoList(const JobFilter& filter);

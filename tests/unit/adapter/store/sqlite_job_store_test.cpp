@@ -380,6 +380,25 @@ TEST_F(SqliteJobStoreTest, CompleteMarksRunningJobDone) {
     EXPECT_FALSE(job.lease_until.has_value());
 }
 
+TEST_F(SqliteJobStoreTest, AWorkerWhoseLeaseRanOutCannotOverwriteTheNewAttempt) {
+    const auto id = Create(MakeJob("a"));
+    const auto first = ValueOf(store_->Lease(Now(), seconds(30), 1));
+    ASSERT_EQ(first.size(), 1u);
+    Advance(seconds(31));  // the first worker stalled past its lease
+    ASSERT_EQ(ValueOf(store_->RequeueExpired(Now())), 1u);
+    const auto second = ValueOf(store_->Lease(Now(), seconds(30), 1));
+    ASSERT_EQ(second.size(), 1u);
+    ASSERT_EQ(second[0].attempts, first[0].attempts + 1);
+    // The stale worker's outcome is refused, whichever it is...
+    EXPECT_EQ(ErrorOf(store_->Complete(id, "stale", first[0].attempts)), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->RetryLater(id, Now(), "stale", first[0].attempts)), Error::kConflict);
+    EXPECT_EQ(ErrorOf(store_->DeadLetter(id, "stale", "", first[0].attempts)), Error::kConflict);
+    EXPECT_EQ(ValueOf(store_->Get(id)).state, JobState::kRunning);
+    // ...and the current one's is recorded.
+    ASSERT_TRUE(store_->Complete(id, "fresh", second[0].attempts));
+    EXPECT_EQ(ValueOf(store_->Get(id)).outcome, "fresh");
+}
+
 TEST_F(SqliteJobStoreTest, FinishingAJobThatIsNotRunningIsRefused) {
     const auto id = Create(MakeJob("a"));
     EXPECT_EQ(ErrorOf(store_->Complete(id, "ok")), Error::kConflict);
