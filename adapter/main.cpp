@@ -57,6 +57,13 @@ int main(int argc, char** argv) {
         command->add_option("--store", jobs.store_path, "The store's SQLite file");
     }
 
+    std::string audit_path;
+    CLI::App* audit_cmd = app.add_subcommand("audit", "Audit log tools");
+    audit_cmd->require_subcommand(1);
+    CLI::App* audit_verify = audit_cmd->add_subcommand(
+        "verify", "Check the hash chain; name the first edited, removed or reordered record");
+    audit_verify->add_option("FILE", audit_path, "The audit log")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -70,6 +77,7 @@ int main(int argc, char** argv) {
         if (*jobs_list) return RunJobsList(jobs, std::cout, std::cerr);
         if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
         if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
+        if (*audit_verify) return RunAuditVerify(audit_path, std::cout, std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "microcare: internal error: " << e.what() << "\n";
         return 1;

@@ -272,7 +272,7 @@ public:
 
     std::optional<ServiceConfig> Read(Node root) {
         ServiceConfig config;
-        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log"}))
+        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log", "audit"}))
             return std::nullopt;
         if (root["server"].Exists()) {
             Server(root["server"], config.server);
@@ -288,6 +288,10 @@ public:
         }
         if (root["rules"].Exists() && Object(root["rules"], "rules", {"path"})) {
             String(root["rules"], "path", "rules", config.rules_path);
+        }
+        if (root["audit"].Exists() && Object(root["audit"], "audit", {"path"})) {
+            String(root["audit"], "path", "audit", config.audit_path);
+            if (config.audit_path.empty()) Error("audit.path", "must not be empty");
         }
         if (root["log"].Exists() && Object(root["log"], "log", {"level"})) {
             String(root["log"], "level", "log", config.log_level);

@@ -66,6 +66,7 @@ struct ServiceConfig {
     WorkerSettings worker;
     EhrSettings ehr;
     std::string rules_path;  // empty: the shipped pack
+    std::string audit_path = "var/audit.log";
     std::string log_level = "info";
 };
 

@@ -93,11 +93,13 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 }  // namespace
 
 FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
-                           asio::thread_pool& blocking, std::function<bool()> ready)
+                           asio::thread_pool& blocking, AuditLog& audit,
+                           std::function<bool()> ready)
     : settings_(settings),
       store_(store),
       metrics_(metrics),
       blocking_(blocking),
+      audit_(audit),
       ready_(std::move(ready)) {}
 
 HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
@@ -205,6 +207,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
     if (trigger->fatal) co_return Json(200, trigger->response);
 
     const std::string bundle_id = trigger->job.message->bundle_id;
+    const std::string encounter = trigger->job.encounter;
     auto enqueued = co_await Journal(store_, std::move(trigger->job));
     if (!enqueued) {
         if (enqueued.error() == Error::kConflict) {
@@ -216,6 +219,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
                    {{"request", request.request_id}, {"error", enqueued.error().message()}});
         co_return Unavailable("the message could not be journaled; send it again later");
     }
+    const std::string job_id = std::to_string(enqueued->job_id);
+    audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                  {{"channel", "$process-message"},
+                   {"message", bundle_id},
+                   {"job", job_id},
+                   {"encounter", encounter},
+                   {"request", request.request_id}});
     if (!enqueued->created) {
         ++metrics_.triggers_duplicate;
         Log::Info("re-sent message answered from the store",
@@ -317,9 +327,17 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
                                    {"type", ToString(notification->type)}});
     }
     for (NewJob& job : jobs) {
+        const std::string trigger_key = job.trigger_key;
+        const std::string encounter = job.encounter;
         auto enqueued = co_await Journal(store_, std::move(job));
         if (!enqueued)
             co_return Unavailable("the notification could not be journaled; send it again");
+        audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                      {{"channel", "notification"},
+                       {"trigger", trigger_key},
+                       {"job", std::to_string(enqueued->job_id)},
+                       {"encounter", encounter},
+                       {"request", request.request_id}});
         if (enqueued->created) {
             ++metrics_.triggers_accepted;
         } else {

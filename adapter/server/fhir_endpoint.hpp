@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "adapter/audit/audit_log.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/server/http_server.hpp"
 #include "adapter/service_config.hpp"
@@ -19,7 +20,7 @@ namespace microcare::adapter {
 class FhirEndpoint {
 public:
     FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
-                 boost::asio::thread_pool& blocking, std::function<bool()> ready);
+                 boost::asio::thread_pool& blocking, AuditLog& audit, std::function<bool()> ready);
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
 
@@ -39,6 +40,7 @@ private:
     JobStore& store_;
     Metrics& metrics_;
     boost::asio::thread_pool& blocking_;
+    AuditLog& audit_;
     std::function<bool()> ready_;
 };
 

@@ -7,9 +7,11 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "adapter/audit/audit_log.hpp"
 #include "adapter/client/fhir_client.hpp"
 #include "adapter/client/http_client.hpp"
 #include "adapter/client/smart_auth.hpp"
@@ -81,6 +83,7 @@ struct Service::Impl {
     asio::thread_pool blocking{2};
     Metrics metrics;
     std::unique_ptr<JobStore> store;
+    std::unique_ptr<AuditLog> audit;
     std::shared_ptr<const rules::RuleSet> rules;
     std::unique_ptr<ssl::context> server_tls;
     std::unique_ptr<ssl::context> client_tls;
@@ -124,6 +127,12 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     s.rules = std::make_shared<const rules::RuleSet>(std::move(*pack));
     Log::Info("rule pack loaded", {{"pack", s.rules->id}, {"version", s.rules->version}});
 
+    // The data directory is made on first start.
+    for (const std::string& file : {config.store.path, config.audit_path}) {
+        std::error_code ignored;
+        const auto parent = std::filesystem::path(file).parent_path();
+        if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+    }
     StoreOptions store_options;
     store_options.synchronous_full = config.store.synchronous;
     auto store = JobStore::Open(config.store.path, store_options);
@@ -132,6 +141,13 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
         return store.error();
     }
     s.store = std::move(*store);
+    auto audit = AuditLog::Open(config.audit_path);
+    if (!audit) {
+        Log::Error("cannot open the audit log (damaged, or not writable)",
+                   {{"path", config.audit_path}});
+        return audit.error();
+    }
+    s.audit = std::move(*audit);
 
     if (config.server.tls) {
         auto tls = ServerTls(*config.server.tls);
@@ -150,9 +166,9 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     s.auth = std::make_unique<AuthProvider>(*s.http, config.ehr.base_url, config.ehr.auth);
     s.ehr = std::make_unique<FhirClient>(*s.http, *s.auth, FhirClientOptions{config.ehr.base_url});
     s.worker = std::make_unique<Worker>(s.io.get_executor(), config.worker, *s.store, *s.ehr,
-                                        s.rules, s.metrics, s.blocking);
+                                        s.rules, s.metrics, s.blocking, *s.audit);
     s.endpoint = std::make_unique<FhirEndpoint>(config.server, *s.store, s.metrics, s.blocking,
-                                                [&s] { return s.ready.load(); });
+                                                *s.audit, [&s] { return s.ready.load(); });
     Worker* worker = s.worker.get();
     FhirEndpoint* endpoint = s.endpoint.get();
     s.server = std::make_unique<HttpServer>(

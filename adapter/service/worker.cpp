@@ -69,14 +69,15 @@ JobResult FromTransport(const std::string& what, const boost::system::error_code
 struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
          FhirClient& client, std::shared_ptr<const rules::RuleSet> rule_set, Metrics& counters,
-         asio::thread_pool& pool)
+         asio::thread_pool& pool, AuditLog& audit_log)
         : executor(asio::make_strand(ex)),
           settings(worker_settings),
           store(job_store),
           ehr(client),
           rules(std::move(rule_set)),
           metrics(counters),
-          blocking(pool) {}
+          blocking(pool),
+          audit(audit_log) {}
 
     asio::any_io_executor executor;
     WorkerSettings settings;
@@ -85,6 +86,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     std::shared_ptr<const rules::RuleSet> rules;
     Metrics& metrics;
     asio::thread_pool& blocking;
+    AuditLog& audit;
     // One timer per loop, all on the worker's strand: Wake() cuts every idle wait short.
     std::vector<std::unique_ptr<asio::steady_timer>> timers;
     std::atomic<bool> stopping{false};
@@ -147,6 +149,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                   ? "; gave up: the job is older than the maximum age"
                                   : "; gave up after " + std::to_string(job.attempts) + " attempts";
         }
+        audit.Append("job", {{"job", id},
+                             {"encounter", job.encounter},
+                             {"attempt", std::to_string(job.attempts)},
+                             {"result", result.kind == JobResult::Kind::kDone    ? "done"
+                                        : result.kind == JobResult::Kind::kRetry ? "retry"
+                                                                                 : "dead"},
+                             {"summary", result.summary}});
         switch (result.kind) {
             case JobResult::Kind::kDone: {
                 auto stored = co_await Offload(
@@ -261,10 +270,20 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const fhir::Instant now = Now();
         rules::Assessment assessment = rules::Evaluate(pack, record, *encounter, now);
         if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
+        std::string findings;
         for (const rules::Finding& f : assessment.findings) {
             if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
             if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
+            findings += (findings.empty() ? "" : " ") + pack.rules[f.rule].id + ":" +
+                        std::string(rules::WireSeverity(f.severity));
+            for (const rules::Evidence& e : f.evidence)
+                findings += "@" + std::string(e.resource->reference);
         }
+        audit.Append("decision", {{"job", std::to_string(job.id)},
+                                  {"encounter", payload.encounter},
+                                  {"pack", pack.id + " " + pack.version},
+                                  {"session", std::to_string(assessment.session_number)},
+                                  {"findings", findings}});
         fhir::TransactionValue value = rules::BuildTransaction(pack, assessment, now);
         fhir::JsonWriter writer;
         fhir::WriteTransaction(writer, value);
@@ -295,7 +314,6 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                " CarePlans with identifier " + id.value + ": remove the extra ones",
                            summary);
         }
-        (void)job;
         co_return Done(summary);
     }
 
@@ -345,9 +363,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
 Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
                FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-               asio::thread_pool& blocking)
+               asio::thread_pool& blocking, AuditLog& audit)
     : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics,
-                                   blocking)) {}
+                                   blocking, audit)) {}
 
 Worker::~Worker() { impl_->stopping = true; }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "adapter/audit/audit_log.hpp"
 #include "adapter/client/fhir_client.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/service_config.hpp"
@@ -35,7 +36,7 @@ class Worker {
 public:
     Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
            FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-           boost::asio::thread_pool& blocking);
+           boost::asio::thread_pool& blocking, AuditLog& audit);
     ~Worker();
 
     void Start();

@@ -113,6 +113,7 @@ const token = randomBytes(24).toString('hex');
 const config = {
   server: { listen: '127.0.0.1', port: 0, auth: { bearerTokens: ['${MICROCARE_INBOUND_TOKEN}'] } },
   store: { path: join(work, `microcare-${Date.now()}.db`) },
+  audit: { path: join(work, `audit-${Date.now()}.log`) },
   worker: { backoffInitialMs: 200, backoffMaxMs: 2000 },
   ehr: { baseUrl: ehr },
   rules: { path: join(root, 'config/rules/microneedling.json') },
@@ -258,6 +259,15 @@ for (const step of plan) {
 console.log(`\nTotals on the EHR: ${plans.length} CarePlans, ${issues.length} DetectedIssues, ${tasks.length} Tasks.`);
 console.log(`Logs: ${join(work, 'microcare.log')} (MicroCare, JSON lines), ${join(work, 'ehr.log')} (EHR).`);
 console.log(`Jobs: ${binary} jobs list --store ${config.store.path}`);
+const verify = await new Promise((ok) => {
+  const c = spawn(binary, ['audit', 'verify', config.audit.path]);
+  let text = '';
+  c.stdout.on('data', (d) => (text += d));
+  c.stderr.on('data', (d) => (text += d));
+  c.on('exit', (code) => ok({ code, text: text.trim() }));
+});
+console.log(`Audit trail: ${verify.text}`);
+if (check && verify.code !== 0) problems.push('audit chain: ' + verify.text);
 if (check) {
   if (problems.length) fail('end-to-end check failed:\n  ' + problems.join('\n  '));
   console.log('end-to-end check: 1 passed, 0 failed');
