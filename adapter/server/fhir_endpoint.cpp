@@ -325,6 +325,17 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         Log::Info("notification", {{"request", request.request_id},
                                    {"subscription", sub},
                                    {"type", ToString(notification->type)}});
+        // Handshakes and heartbeats make no job, but they are part of the record.
+        if (notification->events.empty()) {
+            audit_.Append(
+                "subscription-status",
+                {{"subscription", sub},
+                 {"type", ToString(notification->type)},
+                 {"eventsSinceStart", notification->events_since_start
+                                          ? std::to_string(*notification->events_since_start)
+                                          : std::string()},
+                 {"request", request.request_id}});
+        }
     }
     for (NewJob& job : jobs) {
         const std::string trigger_key = job.trigger_key;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "adapter/store/job_store.hpp"
 #include "fhir/json.hpp"
 #include "service_harness.hpp"
@@ -352,6 +354,13 @@ TEST_F(ServiceTest, SubscriptionEventsAreTrackedDuplicatesIgnoredAndGapsRecovere
     Start();
     Reply handshake = PostJson(base_ + "/notifications", Notification("handshake", {}, 0));
     EXPECT_EQ(handshake.status, 200u) << handshake.body;
+    std::ifstream audit(dir_ / "audit.log");
+    std::string first_record;
+    std::getline(audit, first_record);
+    EXPECT_NE(first_record.find("\"event\":\"subscription-status\",\"subscription\":\"Subscription/"
+                                "sub-1\",\"type\":\"handshake\""),
+              std::string::npos)
+        << first_record;
     Reply first =
         PostJson(base_ + "/notifications",
                  Notification("event-notification", {{1, kEncounter}, {2, "Encounter/enc-s2"}}, 2));
