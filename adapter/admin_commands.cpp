@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "adapter/audit/audit_log.hpp"
+#include "adapter/issue_report.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/store/job_store.hpp"
@@ -12,11 +13,6 @@
 
 namespace microcare::adapter {
 namespace {
-
-void Report(std::ostream& err, const std::string& source, const fhir::IssueList& issues) {
-    for (const fhir::Issue& issue : issues)
-        err << source << ": " << fhir::FormatIssue(issue) << "\n";
-}
 
 std::string Time(TimePoint t) { return fhir::FormatInstant(t, 0); }
 
@@ -29,7 +25,7 @@ std::optional<std::string> StorePath(const JobsArgs& args, std::ostream& err) {
     fhir::IssueList issues;
     auto config = LoadServiceConfig(args.config_path, issues);
     if (!config) {
-        Report(err, args.config_path, issues);
+        ReportIssues(err, args.config_path, issues);
         return std::nullopt;
     }
     return config->store.path;
@@ -51,7 +47,7 @@ std::unique_ptr<JobStore> OpenStore(const JobsArgs& args, std::ostream& err) {
 int RunServe(const std::string& config_path, std::ostream& err) {
     fhir::IssueList issues;
     auto config = LoadServiceConfig(config_path, issues);
-    Report(err, config_path, issues);
+    ReportIssues(err, config_path, issues);
     if (!config) return 2;
     auto service = Service::Create(*config);
     if (!service) {
@@ -66,10 +62,9 @@ int RunServe(const std::string& config_path, std::ostream& err) {
 int RunConfigCheck(const std::string& config_path, std::ostream& out, std::ostream& err) {
     fhir::IssueList issues;
     auto config = LoadServiceConfig(config_path, issues);
-    Report(err, config_path, issues);
+    ReportIssues(err, config_path, issues);
     if (!config) {
-        err << config_path << ": refused (" << issues.size() << " problem"
-            << (issues.size() == 1 ? "" : "s") << ")\n";
+        ReportRefused(err, config_path, issues);
         return 2;
     }
     out << config_path << ": valid; listens on " << config->server.listen << ":"

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "adapter/file_io.hpp"
+#include "adapter/issue_report.hpp"
 #include "adapter/rule_pack_file.hpp"
 #include "fhir/bundle.hpp"
 #include "fhir/json.hpp"
@@ -18,8 +19,7 @@ namespace {
 constexpr int kBadInput = 2;
 
 int Report(std::ostream& err, const std::string& source, const fhir::IssueList& issues) {
-    for (const fhir::Issue& issue : issues)
-        err << source << ": " << fhir::FormatIssue(issue) << "\n";
+    ReportIssues(err, source, issues);
     return issues.HasErrors() ? kBadInput : 0;
 }
 
@@ -116,8 +116,7 @@ int RunRulesCheck(const std::string& path, std::ostream& out, std::ostream& err)
     auto rule_set = LoadRulePackFile(path, issues);
     Report(err, path, issues);
     if (!rule_set) {
-        err << path << ": refused (" << issues.size() << " problem"
-            << (issues.size() == 1 ? "" : "s") << ")\n";
+        ReportRefused(err, path, issues);
         return kBadInput;
     }
     out << path << ": rule pack " << rule_set->id << " " << rule_set->version

@@ -1,5 +1,7 @@
 #include "fhir/bundle.hpp"
 
+#include "fhir/ids.hpp"
+
 namespace microcare::fhir {
 namespace {
 
@@ -7,17 +9,6 @@ bool IsResourceTypeName(std::string_view text) {
     if (text.empty() || text[0] < 'A' || text[0] > 'Z') return false;
     for (char c : text) {
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool IsId(std::string_view text) {
-    if (text.empty() || text.size() > 64) return false;
-    for (char c : text) {
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.')) {
             return false;
         }
     }
@@ -43,7 +34,7 @@ std::pair<std::string_view, std::string_view> SplitTypeId(std::string_view refer
     auto type_start = head.rfind('/');
     std::string_view type =
         type_start == std::string_view::npos ? head : head.substr(type_start + 1);
-    if (!IsResourceTypeName(type) || !IsId(id)) return {};
+    if (!IsResourceTypeName(type) || !IsFhirId(id)) return {};
     return {type, id};
 }
 

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <unordered_map>
 
+#include "fhir/ids.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::rules {
@@ -55,14 +56,6 @@ const std::vector<std::string_view>& KnownVerificationStatuses(ResourceType type
     if (type == ResourceType::kCondition) return condition;
     if (type == ResourceType::kAllergyIntolerance) return allergy;
     return none;
-}
-
-bool IsPackId(std::string_view id) {
-    if (id.empty() || id.size() > 64) return false;
-    return std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '-' || c == '.';
-    });
 }
 
 std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
@@ -170,7 +163,7 @@ private:
 
     std::string Id(Node object, std::string_view key, const std::string& path) {
         std::string id = Text(object, key, path, true);
-        if (!id.empty() && !IsPackId(id)) {
+        if (!id.empty() && !fhir::IsFhirId(id)) {
             Error(path, Quote(id) + " is not an id: use 1-64 characters of A-Z a-z 0-9 - .");
             return {};
         }
@@ -287,7 +280,7 @@ private:
         if (!Object(node, path)) return;
         // Ids first, so that value sets can be named before they are read.
         node.ForEachMember([&](std::string_view name, Node) {
-            if (!IsPackId(name)) {
+            if (!fhir::IsFhirId(name)) {
                 Error(At(path, name), "is not an id: use 1-64 characters of A-Z a-z 0-9 - .");
                 return;
             }

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "fhir/bundle.hpp"
+#include "fhir/ids.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/transaction_builder.hpp"
 
@@ -19,17 +20,6 @@ std::optional<std::int64_t> ParseInt(Node node) {
         return std::nullopt;
     }
     return value;
-}
-
-bool IsFhirId(std::string_view id) {
-    if (id.empty() || id.size() > 64) return false;
-    for (char c : id) {
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.')) {
-            return false;
-        }
-    }
-    return true;
 }
 
 // The EHR reference of an Encounter named by `reference` from an entry of `index`: the
@@ -160,7 +150,7 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
     if (bundle["type"].String() != "message") {
         issues.Error("value", "Bundle.type", "must be \"message\"");
     }
-    if (!IsFhirId(bundle["id"].String())) {
+    if (!fhir::IsFhirId(bundle["id"].String())) {
         issues.Error("required", "Bundle.id",
                      "missing or not a FHIR id: it identifies the message for re-sends");
     }
@@ -170,7 +160,7 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
                      "the first entry of a message must be its MessageHeader");
         return std::nullopt;
     }
-    if (!IsFhirId(header["id"].String())) {
+    if (!fhir::IsFhirId(header["id"].String())) {
         issues.Error("required", "Bundle.entry[0].resource.id",
                      "missing or not a FHIR id: responses name it in response.identifier");
     }
@@ -315,7 +305,7 @@ std::optional<Notification> ParseNotification(const fhir::JsonDocument* body,
     Node root = body->Root();
     std::string_view type = root["resourceType"].String();
     if (type == "Encounter") {
-        if (!IsFhirId(root["id"].String())) {
+        if (!fhir::IsFhirId(root["id"].String())) {
             issues.Error("required", "Encounter.id", "missing: the EHR's id of the Encounter");
             return std::nullopt;
         }

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string_view>
+
+namespace microcare::fhir {
+
+// A FHIR `id`: 1 to 64 of A-Z a-z 0-9 - . (also the form of MicroCare's own pack and rule ids).
+inline bool IsFhirId(std::string_view text) {
+    if (text.empty() || text.size() > 64) return false;
+    for (char c : text) {
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace microcare::fhir
