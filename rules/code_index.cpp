@@ -328,18 +328,6 @@ ValueSetMask CodeIndex::MatchCoding(const fhir::Coding& coding) const {
     return MatchCode(*system, key.view());
 }
 
-ValueSetMask CodeIndex::MatchText(std::string_view text) const {
-    TextMatch result;
-    impl_->text.Match(text, result);
-    return result.matched;
-}
-
-ValueSetMask CodeIndex::MatchExcludedText(std::string_view text) const {
-    TextMatch result;
-    impl_->text.Match(text, result);
-    return result.excluded;
-}
-
 ValueSetMask CodeIndex::Match(const fhir::Concept& concept_value) const {
     ValueSetMask by_code;
     ValueSetMask excluded;

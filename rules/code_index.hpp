@@ -40,10 +40,6 @@ public:
     ValueSetMask Match(const fhir::Concept& concept_value) const;
     // Value sets whose codes (not text) contain this coding.
     ValueSetMask MatchCoding(const fhir::Coding& coding) const;
-    // Value sets whose text patterns occur in `text`.
-    ValueSetMask MatchText(std::string_view text) const;
-    // Value sets whose excluded text patterns occur in `text`.
-    ValueSetMask MatchExcludedText(std::string_view text) const;
 
 private:
     struct Impl;
