@@ -32,18 +32,6 @@ std::optional<fhir::Instant> ParseNow(const std::string& text) {
     return parsed->Earliest();
 }
 
-const fhir::ClinicalResource* LatestEncounter(const fhir::PatientRecord& record) {
-    const fhir::ClinicalResource* latest = nullptr;
-    for (const auto& r : record.resources) {
-        if (r.type != fhir::ResourceType::kEncounter) continue;
-        if (latest == nullptr ||
-            (r.start && (!latest->start || r.start->Earliest(0) > latest->start->Earliest(0)))) {
-            latest = &r;
-        }
-    }
-    return latest;
-}
-
 }  // namespace
 
 int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) {
@@ -93,7 +81,7 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
         }
     } else {
         auto candidates = rules::FindMicroneedlingEncounters(*rule_set, record);
-        encounter = candidates.empty() ? LatestEncounter(record) : candidates.front();
+        encounter = candidates.empty() ? rules::LatestEncounter(record) : candidates.front();
         if (encounter == nullptr)
             issues.Error("required", "Bundle.entry", "the record holds no Encounter");
     }

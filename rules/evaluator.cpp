@@ -518,6 +518,17 @@ std::vector<const ClinicalResource*> FindMicroneedlingEncounters(
     return result;
 }
 
+const ClinicalResource* LatestEncounter(const fhir::PatientRecord& record) {
+    const ClinicalResource* latest = nullptr;
+    for (const ClinicalResource& r : record.resources) {
+        if (r.type == ResourceType::kEncounter &&
+            (latest == nullptr || SortKey(r) > SortKey(*latest))) {
+            latest = &r;
+        }
+    }
+    return latest;
+}
+
 const ClinicalResource* FindEncounter(const fhir::PatientRecord& record,
                                       std::string_view id_or_reference) {
     for (const ClinicalResource& r : record.resources) {

@@ -14,6 +14,9 @@ namespace microcare::rules {
 std::vector<const fhir::ClinicalResource*> FindMicroneedlingEncounters(
     const RuleSet& rules, const fhir::PatientRecord& record);
 
+// The record's latest Encounter of any kind (by period start), or nullptr.
+const fhir::ClinicalResource* LatestEncounter(const fhir::PatientRecord& record);
+
 // The record's encounter with this id or reference, or nullptr.
 const fhir::ClinicalResource* FindEncounter(const fhir::PatientRecord& record,
                                             std::string_view id_or_reference);

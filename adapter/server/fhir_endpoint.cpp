@@ -130,6 +130,12 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     const std::string& base = settings_.base_path;
     HttpResponseOut out;
 
+    auto unauthorised = [] {
+        HttpResponseOut r =
+            Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+        return r;
+    };
     auto method_not_allowed = [&](std::string allow) {
         HttpResponseOut r =
             Refusal(405, "not-supported", "",
@@ -159,9 +165,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
         if (request.method != "POST") {
             out = method_not_allowed("POST");
         } else if (!Authorised(request)) {
-            out =
-                Refusal(401, "login", "", "a valid bearer token or client certificate is required");
-            out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+            out = unauthorised();
         } else {
             out = co_await ProcessMessage(request, target.query);
         }
@@ -169,9 +173,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
         if (request.method != "POST" && request.method != "PUT") {
             out = method_not_allowed("POST, PUT");
         } else if (!Authorised(request)) {
-            out =
-                Refusal(401, "login", "", "a valid bearer token or client certificate is required");
-            out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+            out = unauthorised();
         } else {
             std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
             out = co_await Notification(request, named);
