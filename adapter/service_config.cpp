@@ -113,7 +113,8 @@ public:
         const std::string path = "server";
         if (!Object(node, path,
                     {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
-                     "requestTimeoutMs", "threads", "tls", "auth", "endpointName"})) {
+                     "requestTimeoutMs", "threads", "tls", "auth", "endpointName",
+                     "maxConnections", "metricsToken", "metricsTokenFile"})) {
             return;
         }
         String(node, "listen", path, s.listen);
@@ -126,6 +127,11 @@ public:
         Number(node, "maxHeaderBytes", path, s.max_header_bytes, 1024, 1024 * 1024);
         Millis(node, "requestTimeoutMs", path, s.request_timeout, 100, 3600 * 1000);
         Number(node, "threads", path, s.threads, 1, 64);
+        Number(node, "maxConnections", path, s.max_connections, 1, 1000000);
+        Secret(node, "metricsToken", "metricsTokenFile", path, s.metrics_token);
+        if (!s.metrics_token.empty() && s.metrics_token.size() < 16) {
+            Error(At(path, "metricsToken"), "too short: use at least 16 characters");
+        }
         String(node, "endpointName", path, s.endpoint_name);
         if (node["tls"].Exists()) {
             const std::string tls_path = At(path, "tls");

@@ -25,10 +25,14 @@ struct ServerSettings {
     std::size_t max_body_bytes = 16 * 1024 * 1024;
     std::size_t max_header_bytes = 16 * 1024;
     std::chrono::milliseconds request_timeout{30000};
+    // Open connections at once. Beyond it the oldest connection still waiting for (or receiving)
+    // its request headers is closed to make room, so probes keep answering.
+    std::size_t max_connections = 512;
     int threads = 2;
     std::optional<TlsServerSettings> tls;
     std::vector<std::string> bearer_tokens;       // EHRs allowed to call us
     bool allow_anonymous = false;                 // only for local demos and tests
+    std::string metrics_token;  // also opens /metrics (a scraper need not hold an EHR's token)
     std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
 };
 

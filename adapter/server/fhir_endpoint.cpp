@@ -3,7 +3,10 @@
 #include <openssl/crypto.h>
 
 #include <boost/url/parse_query.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <optional>
 
 #include "adapter/async_util.hpp"
 #include "adapter/log.hpp"
@@ -50,6 +53,40 @@ bool IsJson(std::string_view content_type) {
 // Constant-time comparison: how much of a token matched must not show in the timing.
 bool SameSecret(std::string_view a, std::string_view b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Request text (a path, a header) made safe to put in an answer or a log line: bytes outside
+// printable ASCII are percent-escaped, so invalid UTF-8 and control characters never get
+// through, and long text is cut.
+std::string Printable(std::string_view text) {
+    constexpr std::size_t kMax = 256;
+    std::string out;
+    for (char c : text.substr(0, kMax)) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte > 0x20 && byte < 0x7f) {
+            out += c;
+        } else {
+            char escaped[4];
+            std::snprintf(escaped, sizeof escaped, "%%%02X", byte);
+            out += escaped;
+        }
+    }
+    if (text.size() > kMax) out += "...";
+    return out;
+}
+
+// The token of `Authorization: Bearer <token>`. The scheme matches in any case (RFC 9110
+// section 11.1); one or more spaces separate it from the token.
+std::optional<std::string_view> BearerToken(std::string_view header) {
+    constexpr std::string_view kScheme = "bearer";
+    if (header.size() <= kScheme.size() || header[kScheme.size()] != ' ') return std::nullopt;
+    for (std::size_t i = 0; i < kScheme.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+    }
+    std::string_view token = header.substr(kScheme.size());
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    if (token.empty()) return std::nullopt;
+    return token;
 }
 
 // A store failure is the EHR's cue to send the trigger again later.
@@ -109,18 +146,119 @@ HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
     return Outcome(status, issues);
 }
 
-bool FhirEndpoint::Authorised(const HttpRequestIn& request) const {
+HttpResponseOut FhirEndpoint::ProtocolRefusal(unsigned status, const std::string& reason) {
+    std::string_view code = "invalid";
+    switch (status) {
+        case 408:
+            code = "timeout";
+            break;
+        case 413:
+        case 431:
+            code = "too-costly";
+            break;
+        case 503:
+            code = "transient";
+            break;
+        case 505:
+            code = "not-supported";
+            break;
+        default:
+            break;
+    }
+    HttpResponseOut out = Refusal(status, code, "", reason);
+    if (status == 503) out.headers.emplace_back("Retry-After", "5");
+    return out;
+}
+
+FhirEndpoint::Route FhirEndpoint::RouteOf(std::string_view path) const {
+    const std::string& base = settings_.base_path;
+    if (path == "/healthz") return Route::kHealth;
+    if (path == "/readyz") return Route::kReady;
+    if (path == "/metrics") return Route::kMetrics;
+    if (path == base + "/metadata") return Route::kMetadata;
+    if (path == base + "/$process-message" || path == base + "/%24process-message") {
+        return Route::kProcessMessage;
+    }
+    if (path == base + "/notifications" || path.starts_with(base + "/notifications/")) {
+        return Route::kNotifications;
+    }
+    return Route::kUnknown;
+}
+
+bool FhirEndpoint::Authorised(const HttpRequestIn& request, Route route) const {
     if (request.client_certificate_verified) return true;
-    std::string_view header = request.authorization;
-    if (header.size() > 7 && (header.starts_with("Bearer ") || header.starts_with("bearer "))) {
-        std::string_view token = header.substr(7);
+    if (auto token = BearerToken(request.authorization)) {
         bool match = false;
         // Every token is compared, so the position of a match does not show either.
         for (const std::string& allowed : settings_.bearer_tokens)
-            match |= SameSecret(token, allowed);
+            match |= SameSecret(*token, allowed);
+        // The metrics token opens /metrics and nothing else.
+        if (route == Route::kMetrics && !settings_.metrics_token.empty())
+            match |= SameSecret(*token, settings_.metrics_token);
         if (match) return true;
     }
-    return settings_.allow_anonymous && header.empty();
+    return settings_.allow_anonymous && request.authorization.empty();
+}
+
+std::optional<HttpResponseOut> FhirEndpoint::Gate(const HttpRequestIn& request, Route route,
+                                                  std::string_view path) const {
+    auto method_not_allowed = [&](std::string allow) {
+        HttpResponseOut r = Refusal(405, "not-supported", "",
+                                    request.method + " is not supported on " + Printable(path) +
+                                        " (allowed: " + allow + ")");
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    };
+    std::string_view allowed = "GET";
+    bool needs_credentials = false;
+    switch (route) {
+        case Route::kUnknown:
+            return Refusal(404, "not-found", "", "no such endpoint: " + Printable(path));
+        case Route::kHealth:
+        case Route::kReady:
+        case Route::kMetadata:
+            break;
+        case Route::kMetrics:
+            needs_credentials = true;  // the counts tell how busy and how risky the clinic is
+            break;
+        case Route::kProcessMessage:
+            allowed = "POST";
+            needs_credentials = true;
+            break;
+        case Route::kNotifications:
+            allowed = "POST, PUT";
+            needs_credentials = true;
+            break;
+    }
+    const bool method_ok = route == Route::kNotifications
+                               ? request.method == "POST" || request.method == "PUT"
+                               : request.method == allowed;
+    if (!method_ok) return method_not_allowed(std::string(allowed));
+    if (needs_credentials && !Authorised(request, route)) {
+        HttpResponseOut r =
+            Refusal(401, "login", "", "a valid bearer token or client certificate is required");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
+        return r;
+    }
+    return std::nullopt;
+}
+
+void FhirEndpoint::Record(const HttpRequestIn& request, std::string_view path, unsigned status) {
+    if (status >= 400 && status < 500) ++metrics_.requests_refused;
+    Log::Info("request", {{"request", request.request_id},
+                          {"method", request.method},
+                          {"path", Printable(path)},
+                          {"status", std::to_string(status)}});
+}
+
+std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
+    const Target target = SplitTarget(head.target);
+    auto refused = Gate(head, RouteOf(target.path), target.path);
+    if (refused) {
+        ++metrics_.requests;
+        Record(head, target.path, refused->status);
+    }
+    return refused;
 }
 
 asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
@@ -128,73 +266,38 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     const Target target = SplitTarget(request.target);
     const std::string& path = target.path;
     const std::string& base = settings_.base_path;
+    const Route route = RouteOf(path);
+    // The same gate as Admit, for callers that did not ask it first.
+    std::optional<HttpResponseOut> refused = Gate(request, route, path);
     HttpResponseOut out;
-
-    auto unauthorised = [] {
-        HttpResponseOut r =
-            Refusal(401, "login", "", "a valid bearer token or client certificate is required");
-        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare\"");
-        return r;
-    };
-    auto method_not_allowed = [&](std::string allow) {
-        HttpResponseOut r =
-            Refusal(405, "not-supported", "",
-                    request.method + " is not supported on " + path + " (allowed: " + allow + ")");
-        r.headers.emplace_back("Allow", allow);
-        return r;
-    };
-
-    if (path == "/healthz") {
-        out = request.method == "GET" ? HttpResponseOut{200, "text/plain", "ok\n", {}}
-                                      : method_not_allowed("GET");
-    } else if (path == "/readyz") {
-        out = request.method != "GET" ? method_not_allowed("GET")
-              : ready_()              ? HttpResponseOut{200, "text/plain", "ready\n", {}}
-                                      : HttpResponseOut{503, "text/plain", "not ready\n", {}};
-    } else if (path == "/metrics") {
-        // No co_await inside a conditional expression: g++ 12 destroys its temporaries early.
-        if (request.method == "GET") {
-            out = co_await MetricsPage();
-        } else {
-            out = method_not_allowed("GET");
-        }
-    } else if (path == base + "/metadata") {
-        out = request.method == "GET" ? Json(200, CapabilityStatementJson(base, Now()))
-                                      : method_not_allowed("GET");
-    } else if (path == base + "/$process-message" || path == base + "/%24process-message") {
-        if (request.method != "POST") {
-            out = method_not_allowed("POST");
-        } else if (!Authorised(request)) {
-            out = unauthorised();
-        } else {
-            out = co_await ProcessMessage(request, target.query);
-        }
-    } else if (path == base + "/notifications" || path.starts_with(base + "/notifications/")) {
-        if (request.method != "POST" && request.method != "PUT") {
-            out = method_not_allowed("POST, PUT");
-        } else if (!Authorised(request)) {
-            out = unauthorised();
-        } else {
-            std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
-            out = co_await Notification(request, named);
-        }
+    // No co_await inside a conditional expression: g++ 12 destroys its temporaries early.
+    if (refused) {
+        out = std::move(*refused);
+    } else if (route == Route::kHealth) {
+        out = HttpResponseOut{200, "text/plain", "ok\n", {}};
+    } else if (route == Route::kReady) {
+        out = ready_() ? HttpResponseOut{200, "text/plain", "ready\n", {}}
+                       : HttpResponseOut{503, "text/plain", "not ready\n", {}};
+    } else if (route == Route::kMetrics) {
+        out = co_await MetricsPage();
+    } else if (route == Route::kMetadata) {
+        out = Json(200, CapabilityStatementJson(base, Now()));
+    } else if (route == Route::kProcessMessage) {
+        out = co_await ProcessMessage(request, target.query);
     } else {
-        out = Refusal(404, "not-found", "", "no such endpoint: " + path);
+        std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
+        out = co_await Notification(request, named);
     }
-    if (out.status >= 400 && out.status < 500) ++metrics_.requests_refused;
-    Log::Info("request", {{"request", request.request_id},
-                          {"method", request.method},
-                          {"path", path},
-                          {"status", std::to_string(out.status)}});
+    Record(request, path, out.status);
     co_return out;
 }
 
 asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestIn& request,
                                                               std::string_view query) {
     if (!IsJson(request.content_type)) {
-        co_return Refusal(
-            415, "not-supported", "",
-            "Content-Type must be application/fhir+json, not \"" + request.content_type + "\"");
+        co_return Refusal(415, "not-supported", "",
+                          "Content-Type must be application/fhir+json, not \"" +
+                              Printable(request.content_type) + "\"");
     }
     fhir::IssueList issues;
     auto doc = fhir::JsonDocument::Parse(request.body, issues);
@@ -253,9 +356,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
     const bool empty = request.body.find_first_not_of(" \t\r\n") == std::string::npos;
     if (!empty) {
         if (!IsJson(request.content_type)) {
-            co_return Refusal(
-                415, "not-supported", "",
-                "Content-Type must be application/fhir+json, not \"" + request.content_type + "\"");
+            co_return Refusal(415, "not-supported", "",
+                              "Content-Type must be application/fhir+json, not \"" +
+                                  Printable(request.content_type) + "\"");
         }
         doc = fhir::JsonDocument::Parse(request.body, issues);
         if (!doc) co_return Outcome(400, issues);

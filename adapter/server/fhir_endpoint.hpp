@@ -3,7 +3,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/metrics.hpp"
@@ -24,17 +26,40 @@ public:
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
 
+    // HttpServer's Admission: decides on the headers, before the body is read. The refusal (no
+    // such endpoint, a method it does not take, missing credentials), counted and logged like
+    // any answer, or nothing when the request may go on. Handle() applies the same gate.
+    std::optional<HttpResponseOut> Admit(const HttpRequestIn& head);
+
     // The OperationOutcome answer for a refusal (also used by the HTTP layer).
     static HttpResponseOut Refusal(unsigned status, std::string_view code, const std::string& path,
                                    const std::string& message);
+    // HttpServer's RefusalWriter: the answer for a request refused below the FHIR layer
+    // (malformed 400, too slow 408, too large 413/431, busy or stopping 503, version 505).
+    static HttpResponseOut ProtocolRefusal(unsigned status, const std::string& reason);
 
 private:
     boost::asio::awaitable<HttpResponseOut> ProcessMessage(const HttpRequestIn& request,
                                                            std::string_view query);
     boost::asio::awaitable<HttpResponseOut> Notification(const HttpRequestIn& request,
                                                          std::string_view named_resource);
+    enum class Route {
+        kHealth,
+        kReady,
+        kMetrics,
+        kMetadata,
+        kProcessMessage,
+        kNotifications,
+        kUnknown
+    };
+
     boost::asio::awaitable<HttpResponseOut> MetricsPage();
-    bool Authorised(const HttpRequestIn& request) const;
+    Route RouteOf(std::string_view path) const;
+    // The refusal a request gets before anything is read or done for it, or nothing.
+    std::optional<HttpResponseOut> Gate(const HttpRequestIn& request, Route route,
+                                        std::string_view path) const;
+    bool Authorised(const HttpRequestIn& request, Route route) const;
+    void Record(const HttpRequestIn& request, std::string_view path, unsigned status);
 
     ServerSettings settings_;
     JobStore& store_;

@@ -2,9 +2,12 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,7 +25,7 @@ struct HttpRequestIn {
     std::string target;  // path and query as sent
     std::string content_type;
     std::string authorization;
-    std::string body;
+    std::string body;  // empty when the request is shown to the Admission check
     std::string request_id;
     bool client_certificate_verified = false;  // mutual TLS
 };
@@ -35,17 +38,38 @@ struct HttpResponseOut {
 };
 
 using RequestHandler = std::function<boost::asio::awaitable<HttpResponseOut>(HttpRequestIn)>;
-// Answers requests refused before they reach the handler (too large, timed out).
+// Decides on the request line and headers alone, before a byte of the body is read: the answer
+// that refuses the request (sent at once, then the connection is closed), or nothing to let it
+// go on. A client without credentials thus cannot make the server read, or hold, its body.
+using Admission = std::function<std::optional<HttpResponseOut>(const HttpRequestIn& head)>;
+// Answers requests refused before they reach the handler: malformed (400), too large (413,
+// 431), too slow (408), an HTTP version other than 1.0 and 1.1 (505), no room or stopping (503).
 using RefusalWriter = std::function<HttpResponseOut(unsigned status, const std::string& reason)>;
+
+// Paths that connections taken beyond max_connections (the probes' reserve) may ask for.
+inline constexpr std::string_view kProbePaths[] = {"/healthz", "/readyz"};
+
+// What the server counts about connections it could not serve normally.
+struct HttpServerStats {
+    std::uint64_t accept_failures = 0;         // accept() errors (EMFILE, ENFILE, ...)
+    std::uint64_t accept_failures_logged = 0;  // of those, how many were written to the log
+    std::uint64_t connections_evicted = 0;     // closed to make room under max_connections
+    std::uint64_t connections_refused = 0;     // closed at once: no room even for a probe
+};
 
 // HTTP/1.1 over Boost.Beast with C++20 coroutines: one coroutine per connection, keep-alive,
 // optional TLS (with client-certificate verification for mutual TLS), limits on header size,
-// body size and time. Stop() stops accepting and closes idle connections; a request in
-// progress gets its answer (with Connection: close) first.
+// body size, time and connections. Requests are decided on their headers (framing per RFC 9112,
+// then the Admission check) before any body is read; every refusal is answered, then the
+// connection closed. At max_connections the oldest connection that is idle or still sending its
+// headers is closed to make room; when none is, a few more are taken for the probes only. Stop()
+// stops accepting and closes connections waiting for a request; a request in progress gets its
+// answer (with Connection: close) first.
 class HttpServer {
 public:
     HttpServer(boost::asio::io_context& io, const ServerSettings& settings,
-               boost::asio::ssl::context* tls, RequestHandler handler, RefusalWriter refusal);
+               boost::asio::ssl::context* tls, RequestHandler handler, RefusalWriter refusal,
+               Admission admission = {});
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
@@ -55,6 +79,7 @@ public:
     void Start();
     void Stop();
     std::size_t open_connections() const;
+    HttpServerStats stats() const;
 
 private:
     struct Impl;

@@ -178,10 +178,8 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
             if (out.status < 300) worker->Wake();
             co_return out;
         },
-        [](unsigned status, const std::string& reason) {
-            return FhirEndpoint::Refusal(status, status == 413 ? "too-costly" : "invalid", "",
-                                         reason);
-        });
+        FhirEndpoint::ProtocolRefusal,
+        [endpoint](const HttpRequestIn& head) { return endpoint->Admit(head); });
     auto port = s.server->Listen();
     if (!port) return port.error();
     s.port = *port;

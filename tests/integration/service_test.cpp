@@ -323,7 +323,10 @@ TEST_F(ServiceTest, MetadataAndHealthEndpoints) {
     const std::string root = "http://127.0.0.1:" + std::to_string(service_->port());
     EXPECT_EQ(Send("GET", root + "/healthz", "", {}).status, 200u);
     EXPECT_EQ(Send("GET", root + "/readyz", "", {}).status, 200u);
-    Reply metrics = Send("GET", root + "/metrics", "", {});
+    // The counts are not for anyone who asks: a token opens them (http_edge_test.cpp).
+    EXPECT_EQ(Send("GET", root + "/metrics", "", {}).status, 401u);
+    Reply metrics =
+        Send("GET", root + "/metrics", "", {{"Authorization", std::string("Bearer ") + kToken}});
     EXPECT_EQ(metrics.status, 200u);
     EXPECT_NE(metrics.body.find("microcare_jobs_queued"), std::string::npos);
 }
