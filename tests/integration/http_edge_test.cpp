@@ -13,7 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
 #include <optional>
@@ -21,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapter/server/fhir_endpoint.hpp"
 #include "adapter/server/http_server.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/service_config.hpp"
@@ -209,6 +214,43 @@ protected:
 
 const std::string kAuth = std::string("Authorization: Bearer ") + kToken + "\r\n";
 
+// An HttpServer alone, with a handler of the test's choosing, on an I/O thread of its own.
+class BareServer {
+public:
+    explicit BareServer(adapter::RequestHandler handler)
+        : server_(io_, Settings(), nullptr, std::move(handler),
+                  adapter::FhirEndpoint::ProtocolRefusal) {
+        auto port = server_.Listen();
+        port_ = port ? *port : 0;
+        server_.Start();
+        runner_ = std::thread([this] { io_.run(); });
+    }
+    ~BareServer() {
+        server_.Stop();
+        io_.stop();
+        runner_.join();
+    }
+    BareServer(const BareServer&) = delete;
+    BareServer& operator=(const BareServer&) = delete;
+
+    adapter::HttpServer& server() { return server_; }
+    unsigned short port() const { return port_; }
+
+private:
+    static adapter::ServerSettings Settings() {
+        adapter::ServerSettings settings;
+        settings.listen = "127.0.0.1";
+        settings.port = 0;
+        settings.request_timeout = 5s;
+        return settings;
+    }
+
+    boost::asio::io_context io_;
+    adapter::HttpServer server_;
+    unsigned short port_ = 0;
+    std::thread runner_;
+};
+
 // ---- 1. Denial of service without credentials -------------------------------------------
 
 // Half-sent requests beyond the limit do not pile up: the oldest are closed to make room, and
@@ -249,22 +291,11 @@ TEST_F(HttpEdgeTest, HalfSentRequestsCannotHoldMoreThanTheLimitOrSilenceHealthz)
 // Running out of file descriptors makes accept() fail until one is free. The server must wait
 // a moment between attempts (not spin on one core) and log a line now and then, not each time.
 TEST(HttpServerAccept, FailuresBackOffAndAreLoggedAtMostOncePerSecond) {
-    boost::asio::io_context io;
-    adapter::ServerSettings settings;
-    settings.listen = "127.0.0.1";
-    settings.port = 0;
-    adapter::HttpServer server(
-        io, settings, nullptr,
-        [](adapter::HttpRequestIn) -> boost::asio::awaitable<adapter::HttpResponseOut> {
-            co_return adapter::HttpResponseOut{200, "text/plain", "ok\n", {}};
-        },
-        [](unsigned status, const std::string& reason) {
-            return adapter::HttpResponseOut{status, "text/plain", reason, {}};
-        });
-    auto port = server.Listen();
-    ASSERT_TRUE(port);
-    server.Start();
-    std::thread runner([&] { io.run(); });
+    BareServer bare([](adapter::HttpRequestIn) -> boost::asio::awaitable<adapter::HttpResponseOut> {
+        co_return adapter::HttpResponseOut{200, "text/plain", "ok\n", {}};
+    });
+    ASSERT_NE(bare.port(), 0);
+    adapter::HttpServer& server = bare.server();
 
     // The client socket exists before the descriptors run out; the server's accept() then
     // finds none left for the connection.
@@ -290,7 +321,7 @@ TEST(HttpServerAccept, FailuresBackOffAndAreLoggedAtMostOncePerSecond) {
     std::optional<Exhaust> exhaust(std::in_place);
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_port = htons(*port);
+    address.sin_port = htons(bare.port());
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
 
@@ -308,10 +339,41 @@ TEST(HttpServerAccept, FailuresBackOffAndAreLoggedAtMostOncePerSecond) {
     auto answer = connection.Read(3s);
     ASSERT_TRUE(answer);
     EXPECT_EQ(answer->status, 200u);
+}
 
-    server.Stop();
-    io.stop();
-    runner.join();
+// Stop() cuts what waits for a request, answers a half-sent one (503) and lets the request being
+// handled finish, its answer saying Connection: close.
+TEST(HttpServerStop, TheRequestInFlightIsAnsweredAndWaitingConnectionsAreClosed) {
+    std::atomic<int> entered{0};
+    BareServer bare(
+        [&entered](adapter::HttpRequestIn) -> boost::asio::awaitable<adapter::HttpResponseOut> {
+            ++entered;
+            boost::asio::steady_timer pause(co_await boost::asio::this_coro::executor, 300ms);
+            co_await pause.async_wait(boost::asio::use_awaitable);
+            co_return adapter::HttpResponseOut{200, "text/plain", "done\n", {}};
+        });
+    RawConnection idle(bare.port());
+    RawConnection half(bare.port());
+    RawConnection busy(bare.port());
+    ASSERT_TRUE(half.Send("GET /healthz HTTP/1.1\r\nHo"));
+    ASSERT_TRUE(busy.Send("GET /healthz HTTP/1.1\r\nHost: m\r\n\r\n"));
+    ASSERT_TRUE(WaitFor([&] { return entered == 1 && bare.server().open_connections() == 3; }, 2s));
+    bare.server().Stop();
+
+    auto answer = busy.Read(2s);
+    ASSERT_TRUE(answer) << "the request in flight was cut";
+    EXPECT_EQ(answer->status, 200u);
+    EXPECT_EQ(answer->body, "done\n");
+    EXPECT_TRUE(IEquals(answer->Header("Connection"), "close"));
+    EXPECT_TRUE(busy.Closed());
+
+    auto refused = half.Read(2s);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 503u);
+    EXPECT_TRUE(IsOperationOutcome(*refused)) << refused->body;
+    EXPECT_TRUE(half.Closed());
+
+    EXPECT_TRUE(idle.Closed());
 }
 
 // Authentication is decided on the headers: the 16 MB the client announces are never read.
