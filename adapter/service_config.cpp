@@ -113,8 +113,8 @@ public:
         const std::string path = "server";
         if (!Object(node, path,
                     {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
-                     "requestTimeoutMs", "threads", "tls", "auth", "endpointName",
-                     "maxConnections", "metricsToken", "metricsTokenFile"})) {
+                     "requestTimeoutMs", "threads", "tls", "auth", "endpointName", "maxConnections",
+                     "metricsToken", "metricsTokenFile"})) {
             return;
         }
         String(node, "listen", path, s.listen);

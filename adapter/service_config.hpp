@@ -32,8 +32,9 @@ struct ServerSettings {
     std::optional<TlsServerSettings> tls;
     std::vector<std::string> bearer_tokens;       // EHRs allowed to call us
     bool allow_anonymous = false;                 // only for local demos and tests
-    std::string metrics_token;  // also opens /metrics (a scraper need not hold an EHR's token)
     std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
+    // Opens /metrics (and nothing else): a scraper need not hold an EHR's token.
+    std::string metrics_token;
 };
 
 struct StoreSettings {
