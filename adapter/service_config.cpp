@@ -81,8 +81,9 @@ public:
         if (!node.Exists()) return;
         auto value = node.Number();
         std::string at = At(path, key);
-        if (!value || *value != static_cast<double>(static_cast<long long>(*value)) ||
-            *value < min || *value > max) {
+        // The range first: converting a double beyond long long's range (1e300) is undefined.
+        if (!value || *value < min || *value > max ||
+            *value != static_cast<double>(static_cast<long long>(*value))) {
             Error(at, "must be a whole number from " + std::to_string(static_cast<long long>(min)) +
                           " to " + std::to_string(static_cast<long long>(max)));
             return;

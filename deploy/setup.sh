@@ -8,6 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-url1.81-dev rapidjson-dev libssl-dev libsqlite3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev openssl ca-certificates
+  clang libclang-rt-14-dev
   nodejs npm
 )
 missing=()

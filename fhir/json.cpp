@@ -182,7 +182,8 @@ std::optional<bool> Node::Bool() const {
 }
 
 Node Node::operator[](std::string_view key) const {
-    if (!IsObject() || key.empty()) return Node();
+    // An empty key is a legal member name too (JsonEqual looks every member up by name).
+    if (!IsObject()) return Node();
     // Length and first character first: most member names differ in one of them, and a call
     // to memcmp for every member is what a lookup would otherwise cost.
     for (auto it = value_->MemberBegin(); it != value_->MemberEnd(); ++it) {

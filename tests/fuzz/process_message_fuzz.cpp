@@ -1,0 +1,45 @@
+// libFuzzer target: the body of `$process-message`, read as FhirEndpoint::ProcessMessage does
+// (synchronous, asynchronous with the sender's endpoint, asynchronous with ?response-url=).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "adapter/server/inbound.hpp"
+
+namespace {
+
+namespace adapter = microcare::adapter;
+namespace fhir = microcare::fhir;
+
+const fhir::Instant kNow = fhir::DateTime::Parse("2026-11-24T12:00:00Z")->Earliest();
+
+void Check(const fhir::JsonDocument& doc, const adapter::MessageOptions& options) {
+    fhir::IssueList issues;
+    auto trigger = adapter::ParseProcessMessage(doc.Root(), options, kNow, issues);
+    if (!trigger) {
+        if (!issues.HasErrors()) __builtin_trap();  // a refusal is always explained
+        return;
+    }
+    // The response message is sent back as it is: it must be JSON MicroCare reads itself.
+    fhir::IssueList response_issues;
+    if (!fhir::JsonDocument::Parse(trigger->response, response_issues)) __builtin_trap();
+    if (trigger->fatal) return;
+    // The job's payload is stored and read back by the worker.
+    auto payload = adapter::JobPayload::FromJson(trigger->job.payload);
+    if (!payload || payload->encounter != trigger->job.encounter) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(text, issues);
+    if (!doc) return 0;
+    Check(*doc, {.endpoint_name = "urn:microcare"});
+    Check(*doc, {.endpoint_name = "https://microcare.example/fhir", .is_async = true});
+    Check(*doc, {.endpoint_name = "https://microcare.example/fhir",
+                 .is_async = true,
+                 .response_url = "https://EHR.example:443/a/../callback"});
+    return 0;
+}
