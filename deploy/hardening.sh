@@ -145,10 +145,12 @@ run_asan() {
 
     local test_start status=0 log="$asan_dir/ctest.log"
     test_start=$(date +%s)
-    # Node-based tests (the Medplum validator, the Medplum EHR) run node, not our code.
-    (cd "$asan_dir" && ctest --output-on-failure -j2 \
-        -E '^(fhir_validator_accepts_evaluate_outputs|end_to_end_against_medplum|medplum_ehr_server)$') \
-        >"$log" 2>&1 || status=$?
+    # Left out: the node-based tests (the Medplum validator and EHR run node, not our code), and
+    # the accept back-off test, which uses up the process's file descriptors: the sanitizers'
+    # memory probe needs a pipe, so UBSan then reports every virtual call as an "invalid vptr".
+    local skip='fhir_validator_accepts_evaluate_outputs|end_to_end_against_medplum|medplum_ehr_server'
+    skip+='|HttpServerAccept\.FailuresBackOffAndAreLoggedAtMostOncePerSecond'
+    (cd "$asan_dir" && ctest --output-on-failure -j2 -E "^($skip)\$") >"$log" 2>&1 || status=$?
     if [ "$status" -ne 0 ]; then
         grep -E 'Failed|\*\*\*|ERROR: AddressSanitizer|runtime error|SUMMARY' "$log" | head -n 40
     fi

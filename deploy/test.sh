@@ -16,3 +16,13 @@ export MICROCARE_VALIDATOR="$PWD/tests/validator/validate.mjs"
 
 cd "$build_dir"
 ctest --output-on-failure -j2
+
+# ---- Hardening (issue 7) ------------------------------------------------------------------
+# The fuzzers (clang, build-fuzz) and the unit and integration suites under ASan+UBSan (g++,
+# build-asan), after the main suite has passed; deploy/hardening.sh says how to tune them.
+# It prints one line per step, so the main suite's ctest summary above stays in view.
+# MICROCARE_HARDENING=0 skips it (a quick local run).
+if [ "${MICROCARE_HARDENING:-1}" != 0 ]; then
+  "$OLDPWD/deploy/hardening.sh"
+  echo "test: main suite passed (its ctest summary is above); hardening passed"
+fi
