@@ -30,6 +30,8 @@ public:
                 return "invalid configuration";
             case Error::kShuttingDown:
                 return "shutting down";
+            case Error::kRefusedUrl:
+                return "not a destination MicroCare may send to";
         }
         return "unknown error";
     }

@@ -19,6 +19,7 @@ enum class Error {
     kConflict,          // e.g. a reused Bundle id with a new MessageHeader id
     kInvalidConfig,     // a setting is missing or wrong
     kShuttingDown,      // the service is stopping and takes no new work
+    kRefusedUrl,        // a destination that is not an http(s) URL MicroCare may send to
 };
 
 const boost::system::error_category& ErrorCategory();

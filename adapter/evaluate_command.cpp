@@ -17,6 +17,7 @@ namespace microcare::adapter {
 namespace {
 
 constexpr int kBadInput = 2;
+constexpr std::size_t kMaxRecordBytes = 64 * 1024 * 1024;
 
 int Report(std::ostream& err, const std::string& source, const fhir::IssueList& issues) {
     ReportIssues(err, source, issues);
@@ -56,9 +57,11 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
         now = *parsed;
     }
 
-    auto text = ReadFile(args.record_path);
+    // A record is one patient's Bundle: the EHR's own responses are capped at 64 MiB too.
+    std::string problem;
+    auto text = ReadFile(args.record_path, &problem, kMaxRecordBytes);
     if (!text) {
-        err << args.record_path << ": cannot be read\n";
+        err << args.record_path << ": cannot be read: " << problem << "\n";
         return kBadInput;
     }
     fhir::IssueList issues;

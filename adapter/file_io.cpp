@@ -1,18 +1,54 @@
 #include "adapter/file_io.hpp"
 
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace microcare::adapter {
+namespace {
 
-std::optional<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return std::nullopt;
-    auto size = in.tellg();
-    if (size < 0 || static_cast<std::size_t>(size) > max_bytes) return std::nullopt;
-    std::string text(static_cast<std::size_t>(size), '\0');
-    in.seekg(0);
-    if (!in.read(text.data(), size)) return std::nullopt;
+std::optional<std::string> Fail(std::string* problem, std::string why) {
+    if (problem != nullptr) *problem = std::move(why);
+    return std::nullopt;
+}
+
+struct Descriptor {
+    int fd;
+    ~Descriptor() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+}  // namespace
+
+std::optional<std::string> ReadFile(const std::string& path, std::string* problem,
+                                    std::size_t max_bytes) {
+    // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever. It does not
+    // matter for a regular file, the only kind read further.
+    Descriptor file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+    if (file.fd < 0) return Fail(problem, std::strerror(errno));
+    struct stat info {};
+    if (::fstat(file.fd, &info) != 0) return Fail(problem, std::strerror(errno));
+    if (!S_ISREG(info.st_mode)) {
+        return Fail(problem, S_ISDIR(info.st_mode) ? "is a directory" : "is not a regular file");
+    }
+    const auto size = static_cast<std::size_t>(info.st_size);
+    if (size > max_bytes) {
+        return Fail(problem, "is larger than the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    std::string text(size, '\0');
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::read(file.fd, text.data() + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Fail(problem, std::strerror(errno));
+        if (n == 0) break;  // the file shrank while being read
+        done += static_cast<std::size_t>(n);
+    }
+    text.resize(done);
     return text;
 }
 

@@ -20,9 +20,10 @@ std::string DefaultRulePackPath() {
 }
 
 std::optional<rules::RuleSet> LoadRulePackFile(const std::string& path, fhir::IssueList& issues) {
-    auto text = ReadFile(path);
+    std::string problem;
+    auto text = ReadFile(path, &problem);
     if (!text) {
-        issues.Error("not-found", "", "cannot read the rule pack " + path);
+        issues.Error("not-found", "", "cannot read the rule pack " + path + ": " + problem);
         return std::nullopt;
     }
     const std::filesystem::path folder = std::filesystem::path(path).parent_path();

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <initializer_list>
 
+#include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "fhir/json.hpp"
 
@@ -108,6 +109,16 @@ public:
             return;
         }
         out = *node.Bool();
+    }
+
+    // An absolute http(s) URL in normal form (outbound_url.hpp), or an error at `at`.
+    std::string HttpUrl(const std::string& text, const std::string& at) {
+        auto normal = NormalHttpUrl(text);
+        if (!normal) {
+            Error(at, "must be an absolute http:// or https:// URL without user info");
+            return {};
+        }
+        return *normal;
     }
 
     void Server(Node node, ServerSettings& s) {
@@ -222,8 +233,25 @@ public:
         const std::string path = "ehr";
         if (!Object(node, path,
                     {"baseUrl", "caFile", "clientCertificateFile", "clientKeyFile",
-                     "connectTimeoutMs", "requestTimeoutMs", "maxResponseBytes", "auth"})) {
+                     "connectTimeoutMs", "requestTimeoutMs", "maxResponseBytes", "auth",
+                     "messageEndpoint", "allowedResponseUrls"})) {
             return;
+        }
+        if (auto endpoint = String(node, "messageEndpoint", path)) {
+            e.message_endpoint = HttpUrl(*endpoint, At(path, "messageEndpoint"));
+        }
+        if (Node urls = node["allowedResponseUrls"]; urls.Exists()) {
+            const std::string urls_path = At(path, "allowedResponseUrls");
+            if (!urls.IsArray()) Error(urls_path, "must be an array of http(s) URLs");
+            for (std::size_t i = 0; i < urls.Size(); ++i) {
+                const std::string at = urls_path + "[" + std::to_string(i) + "]";
+                if (!urls[i].IsString()) {
+                    Error(at, "must be a string");
+                    continue;
+                }
+                if (auto url = Substitute(urls[i].String(), at))
+                    e.allowed_response_urls.push_back(HttpUrl(*url, at));
+            }
         }
         String(node, "baseUrl", path, e.base_url);
         if (!e.base_url.starts_with("http://") && !e.base_url.starts_with("https://")) {
@@ -290,6 +318,11 @@ public:
         if (root["worker"].Exists()) Worker(root["worker"], config.worker);
         if (root["ehr"].Exists()) {
             Ehr(root["ehr"], config.ehr);
+            // The server checks asynchronous messages against them as they arrive.
+            auto& allowed = config.server.allowed_response_urls;
+            allowed = config.ehr.allowed_response_urls;
+            if (!config.ehr.message_endpoint.empty())
+                allowed.push_back(config.ehr.message_endpoint);
         } else {
             Error("ehr", "missing: the EHR's FHIR base URL is required");
         }
@@ -354,9 +387,10 @@ std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const E
 }
 
 std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues) {
-    auto text = ReadFile(path);
+    std::string problem;
+    auto text = ReadFile(path, &problem);
     if (!text) {
-        issues.Error("not-found", "", "cannot read the configuration " + path);
+        issues.Error("not-found", "", "cannot read the configuration " + path + ": " + problem);
         return std::nullopt;
     }
     EnvLookup env = [](const std::string& name) -> std::optional<std::string> {

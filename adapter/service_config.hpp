@@ -35,6 +35,9 @@ struct ServerSettings {
     std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
     // Opens /metrics (and nothing else): a scraper need not hold an EHR's token.
     std::string metrics_token;
+    // Where asynchronous response messages may be sent, in normal form: ehr.messageEndpoint and
+    // ehr.allowedResponseUrls (filled from the `ehr` section; empty: none).
+    std::vector<std::string> allowed_response_urls;
 };
 
 struct StoreSettings {
@@ -62,6 +65,10 @@ struct EhrSettings {
     std::chrono::milliseconds request_timeout{30000};
     std::size_t max_response_bytes = 64 * 1024 * 1024;
     AuthSettings auth;
+    // The EHR's own messaging endpoint: asynchronous responses may go there.
+    std::string message_endpoint;
+    // Further URLs (and what lies below them) that asynchronous responses may go to.
+    std::vector<std::string> allowed_response_urls;
 };
 
 // The whole configuration, validated before any socket opens.

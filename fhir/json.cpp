@@ -11,6 +11,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 namespace microcare::fhir {
 namespace {
@@ -128,6 +130,119 @@ private:
     std::size_t depth_ = 0;
     std::string scratch_;
     std::string problem_;
+};
+
+// Where a value sits, for messages: `Bundle.entry[0].resource.focus`. Frames live on the
+// stack of the walk below, so a path is only spelled out when there is something to report.
+struct PathFrame {
+    const PathFrame* parent = nullptr;
+    std::string_view key;
+    std::size_t index = 0;
+    bool is_index = false;  // an array element at `index`, not the member `key`
+};
+
+std::string PathText(const PathFrame* frame) {
+    if (frame == nullptr) return {};
+    std::string path = PathText(frame->parent);
+    if (frame->is_index) return path + "[" + std::to_string(frame->index) + "]";
+    if (frame->key.empty()) return path + "[\"\"]";
+    return path.empty() ? std::string(frame->key) : path + "." + std::string(frame->key);
+}
+
+// A text may decode to an unpaired low surrogate only through a `\uDC00`-`\uDFFF` escape
+// (RapidJSON refuses unpaired high ones itself); without one, decoded strings need no check.
+bool MayHoldLoneSurrogate(std::string_view text) {
+    for (auto at = text.find("\\u"); at != std::string_view::npos; at = text.find("\\u", at + 2)) {
+        if (at + 3 < text.size() && (text[at + 2] == 'd' || text[at + 2] == 'D')) {
+            const char c = static_cast<char>(text[at + 3] | 0x20);
+            if (c >= 'c' && c <= 'f') return true;
+        }
+    }
+    return false;
+}
+
+struct StrictnessProblem {
+    std::string path;
+    std::string message;
+};
+
+// What RapidJSON lets through but an edge must refuse: a member name twice in one object
+// (parsers disagree on which one wins, so two systems could read two different messages) and,
+// when `check_strings`, strings that decoded to invalid UTF-8 (an unpaired `\uDC00`).
+class StrictnessCheck {
+public:
+    explicit StrictnessCheck(bool check_strings) : check_strings_(check_strings) {}
+
+    std::optional<StrictnessProblem> Run(const JsonValue& root) {
+        PathFrame top;
+        const PathFrame* start = nullptr;
+        if (root.IsObject()) {
+            auto type = root.FindMember("resourceType");
+            if (type != root.MemberEnd() && type->value.IsString() &&
+                !IsMarkedNumber(type->value)) {
+                top.key = {type->value.GetString(), type->value.GetStringLength()};
+                start = &top;
+            }
+        }
+        Walk(root, start);
+        return std::move(problem_);
+    }
+
+private:
+    static std::string_view View(const JsonValue& value) {
+        return {value.GetString(), value.GetStringLength()};
+    }
+
+    bool BadText(std::string_view text) const {
+        return check_strings_ && FirstInvalidByte(text) != std::string_view::npos;
+    }
+
+    void Report(const PathFrame* at, std::string message) {
+        if (!problem_) problem_ = StrictnessProblem{PathText(at), std::move(message)};
+    }
+
+    void Walk(const JsonValue& value, const PathFrame* at) {
+        if (problem_) return;
+        if (value.IsString()) {
+            if (!IsMarkedNumber(value) && BadText(View(value)))
+                Report(at, "the string holds an unpaired UTF-16 surrogate escape");
+        } else if (value.IsArray()) {
+            for (rapidjson::SizeType i = 0; i < value.Size() && !problem_; ++i) {
+                PathFrame element{at, {}, i, true};
+                Walk(value[i], &element);
+            }
+        } else if (value.IsObject()) {
+            CheckNames(value, at);
+            for (auto it = value.MemberBegin(); it != value.MemberEnd() && !problem_; ++it) {
+                PathFrame member{at, View(it->name), 0, false};
+                Walk(it->value, &member);
+            }
+        }
+    }
+
+    void CheckNames(const JsonValue& object, const PathFrame* at) {
+        names_.clear();
+        for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+            std::string_view name = View(it->name);
+            // Named by its object: the name itself is not text that may be written anywhere.
+            if (BadText(name))
+                return Report(at, "a property name holds an unpaired UTF-16 surrogate escape");
+            names_.push_back(name);
+        }
+        if (names_.size() < 2) return;
+        // FHIR objects are small: sorting views is cheaper than hashing them.
+        std::sort(names_.begin(), names_.end());
+        auto twice = std::adjacent_find(names_.begin(), names_.end());
+        if (twice != names_.end()) {
+            PathFrame member{at, *twice, 0, false};
+            Report(&member, "the property \"" + std::string(*twice) +
+                                "\" appears more than once in one object");
+        }
+    }
+
+    bool check_strings_;
+    std::vector<std::string_view> names_;
+    std::optional<StrictnessProblem> problem_;
 };
 
 std::string Position(std::string_view text, std::size_t offset) {
@@ -290,6 +405,10 @@ std::optional<JsonDocument> ParseWith(JsonDocument result, rapidjson::Document& 
             message += rapidjson::GetParseError_En(parsed.Code());
         }
         issues.Error("structure", "", message);
+        return std::nullopt;
+    }
+    if (auto problem = StrictnessCheck(MayHoldLoneSurrogate(text)).Run(doc)) {
+        issues.Error("structure", problem->path, "invalid JSON: " + problem->message);
         return std::nullopt;
     }
     return result;

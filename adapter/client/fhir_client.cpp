@@ -1,62 +1,17 @@
 #include "adapter/client/fhir_client.hpp"
 
-#include <boost/url/parse.hpp>
-#include <cctype>
 #include <set>
 #include <utility>
 
+#include "adapter/client/outbound_url.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter {
 namespace {
 
 namespace asio = boost::asio;
-namespace urls = boost::urls;
 
 constexpr std::string_view kFhirJson = "application/fhir+json";
-
-bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-    if (text.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
-    }
-    return true;
-}
-
-bool IsAbsolute(std::string_view path_or_url) {
-    return StartsWithIgnoreCase(path_or_url, "http://") ||
-           StartsWithIgnoreCase(path_or_url, "https://");
-}
-
-struct Origin {
-    urls::scheme scheme = urls::scheme::none;
-    std::string host;
-    std::uint16_t port = 0;
-    bool operator==(const Origin&) const = default;
-};
-
-std::optional<Origin> OriginOf(std::string_view url) {
-    auto parsed = urls::parse_absolute_uri(url);
-    if (!parsed) return std::nullopt;
-    Origin origin;
-    origin.scheme = parsed->scheme_id();
-    origin.host = parsed->host_address();
-    for (char& c : origin.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (parsed->has_port() && !parsed->port().empty()) {
-        origin.port = parsed->port_number();
-    } else if (origin.scheme == urls::scheme::https) {
-        origin.port = 443;
-    } else if (origin.scheme == urls::scheme::http) {
-        origin.port = 80;
-    }
-    return origin;
-}
-
-bool SameOrigin(std::string_view a, std::string_view b) {
-    auto origin_a = OriginOf(a);
-    auto origin_b = OriginOf(b);
-    return origin_a && origin_b && *origin_a == *origin_b;
-}
 
 bool IsSuccess(const HttpResponse& response) { return response.status / 100 == 2; }
 
@@ -67,10 +22,13 @@ FhirClient::FhirClient(HttpClient& http, AuthProvider& auth, FhirClientOptions o
     while (!options_.base_url.empty() && options_.base_url.back() == '/') {
         options_.base_url.pop_back();
     }
+    normal_base_ = NormalHttpUrl(options_.base_url).value_or(options_.base_url);
 }
 
 std::string FhirClient::Resolve(std::string_view path_or_url) const {
-    if (IsAbsolute(path_or_url)) return std::string(path_or_url);
+    // A scheme makes it absolute (`file:///x` stays `file:` and is refused in Send); a `://`
+    // further on, as in `CarePlan?identifier=https://...|1`, is part of a relative reference.
+    if (HasScheme(path_or_url)) return std::string(path_or_url);
     while (!path_or_url.empty() && path_or_url.front() == '/') path_or_url.remove_prefix(1);
     std::string url = options_.base_url;
     url += '/';
@@ -97,8 +55,13 @@ asio::awaitable<Result<HttpResponse>> FhirClient::Post(std::string path, std::st
 }
 
 asio::awaitable<Result<HttpResponse>> FhirClient::Send(HttpRequest request) {
-    // The EHR's token is for the EHR: an absolute URL elsewhere goes out without it.
-    const bool authorise = SameOrigin(request.url, options_.base_url);
+    // What goes out is the URL in normal form, so that what was checked is what the server
+    // reads: `[base]/../admin` is `/admin`, and gets no credentials.
+    auto url = NormalHttpUrl(request.url);
+    if (!url) co_return Error::kRefusedUrl;
+    request.url = std::move(*url);
+    // The EHR's credentials are for its FHIR API: a URL outside the base goes out without them.
+    const bool authorise = IsAtOrBelow(request.url, normal_base_);
     for (int attempt = 0;; ++attempt) {
         HttpRequest attempt_request = request;
         bool sent_credentials = false;
@@ -158,8 +121,10 @@ asio::awaitable<Result<FhirClient::SearchResult>> FhirClient::SearchAll(std::str
         }
         if (next.empty()) co_return result;
         if (result.pages >= options_.max_pages) co_return Error::kResponseTooLarge;
-        url = Resolve(next);
-        if (!SameOrigin(url, options_.base_url)) co_return Error::kBadResponse;
+        // A `next` link away from the base would take our token with it.
+        auto normal = NormalHttpUrl(Resolve(next));
+        if (!normal || !IsAtOrBelow(*normal, normal_base_)) co_return Error::kBadResponse;
+        url = std::move(*normal);
     }
 }
 

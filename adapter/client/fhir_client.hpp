@@ -43,12 +43,14 @@ public:
 
 private:
     boost::asio::awaitable<Result<HttpResponse>> Send(HttpRequest request);
-    // `path_or_url` as is when absolute, else joined to the base URL.
+    // `path_or_url` as is when absolute, else joined to the base URL; Send() refuses what is
+    // not an http(s) URL.
     std::string Resolve(std::string_view path_or_url) const;
 
     HttpClient& http_;
     AuthProvider& auth_;
     FhirClientOptions options_;
+    std::string normal_base_;  // the base URL in normal form, for comparisons
 };
 
 }  // namespace microcare::adapter

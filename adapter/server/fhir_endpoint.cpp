@@ -307,6 +307,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
     options.endpoint_name = settings_.endpoint_name;
     options.is_async = QueryParam(query, "async").value_or("") == "true";
     options.response_url = QueryParam(query, "response-url").value_or("");
+    options.allowed_response_urls = settings_.allowed_response_urls;
     auto trigger = ParseProcessMessage(doc->Root(), options, Now(), issues);
     if (!trigger) co_return Outcome(422, issues);
     if (trigger->fatal) co_return Json(200, trigger->response);

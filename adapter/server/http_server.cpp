@@ -36,6 +36,8 @@ using namespace std::chrono_literals;
 // Connections taken beyond max_connections when none can be closed to make room (all are busy
 // with admitted requests): enough for the probes, each of which gets one answer.
 constexpr std::size_t kProbeReserve = 8;
+// How often a cut read is cancelled again until its session notices (see RepeatCancel).
+constexpr std::chrono::milliseconds kCancelRepeat{50};
 // accept() failing for want of descriptors or memory fails again at once: wait, longer each
 // time, so one core does not spin (and the log does not fill) until something is closed.
 constexpr std::chrono::milliseconds kAcceptBackoffFirst{50};
@@ -243,7 +245,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                         return;
                     }
                 }
-                Cut(*victim, Interrupt::kEvicted);
+                Cut(victim, Interrupt::kEvicted);
             });
         }
         return connection;
@@ -255,14 +257,39 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         connections.erase(connection);
     }
 
-    // Cuts the connection's pending operation; its session then sees why. On its strand.
-    static void Cut(Connection& connection, Interrupt why) {
-        if (connection.interrupt != Interrupt::kNone && why != Interrupt::kEvicted) return;
-        connection.interrupt = why;
-        if (connection.stream == nullptr) return;  // the session sees it when it starts
+    // Cuts the connection's pending read; its session then sees why. On its strand.
+    static void Cut(const ConnectionPtr& connection, Interrupt why) {
+        if (connection->interrupt != Interrupt::kNone && why != Interrupt::kEvicted) return;
+        connection->interrupt = why;
+        if (connection->stream == nullptr) return;  // the session sees it when it starts
         beast::error_code ignored;
+        if (why == Interrupt::kEvicted) {
+            // Nothing is answered to an evicted connection: closing makes the cut final.
+            connection->stream->socket().close(ignored);
+            return;
+        }
         // Cancel, not close: the session may still have an answer (408, 503) to write.
-        connection.stream->socket().cancel(ignored);
+        connection->stream->socket().cancel(ignored);
+        RepeatCancel(connection);
+    }
+
+    // A read whose completion is already queued when it is cancelled completes normally, and
+    // Beast then starts the next read of the same request: the cut would be lost. So the
+    // cancel is repeated until the session has seen the cut (answering or ending disarms it).
+    static void RepeatCancel(const ConnectionPtr& connection) {
+        const std::uint64_t generation = ++connection->deadline_generation;
+        connection->deadline.expires_after(kCancelRepeat);
+        connection->deadline.async_wait(
+            [weak = std::weak_ptr<Connection>(connection), generation](beast::error_code ec) {
+                auto connection = weak.lock();
+                if (ec || !connection || connection->deadline_generation != generation ||
+                    connection->stream == nullptr) {
+                    return;
+                }
+                beast::error_code ignored;
+                connection->stream->socket().cancel(ignored);
+                RepeatCancel(connection);
+            });
     }
 
     // The request being read must be complete by then. A timer of our own rather than the
@@ -274,7 +301,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             [weak = std::weak_ptr<Connection>(connection), generation](beast::error_code ec) {
                 auto connection = weak.lock();
                 if (!ec && connection && connection->deadline_generation == generation) {
-                    Cut(*connection, Interrupt::kDeadline);
+                    Cut(connection, Interrupt::kDeadline);
                 }
             });
     }
@@ -599,7 +626,7 @@ void HttpServer::Stop() {
                     return;
                 }
             }
-            Impl::Cut(*connection, Impl::Interrupt::kStopping);
+            Impl::Cut(connection, Impl::Interrupt::kStopping);
         });
     }
 }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "adapter/client/outbound_url.hpp"
 #include "fhir/bundle.hpp"
 #include "fhir/ids.hpp"
 #include "fhir/operation_outcome.hpp"
@@ -27,7 +28,7 @@ std::optional<std::int64_t> ParseInt(Node node) {
 std::string EncounterReference(const fhir::BundleIndex& index, std::string_view reference,
                                const fhir::BundleEntry* from) {
     if (const fhir::BundleEntry* target = index.Resolve(reference, from)) {
-        if (target->resource_type != "Encounter" || target->id.empty()) return {};
+        if (target->resource_type != "Encounter" || !fhir::IsFhirId(target->id)) return {};
         return "Encounter/" + std::string(target->id);
     }
     std::string type_id = fhir::TypeIdOf(reference);
@@ -199,16 +200,26 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
     JobPayload payload;
     payload.encounter = encounter;
     if (options.is_async) {
-        payload.respond_to = !options.response_url.empty()
-                                 ? options.response_url
-                                 : std::string(header["source"]["endpoint"].String());
-        payload.response = trigger.response;
-        if (payload.respond_to.find("://") == std::string::npos) {
-            issues.Error("required", "Bundle.entry[0].resource.source.endpoint",
-                         "an asynchronous message needs response-url or an http(s) source "
-                         "endpoint to send the response to");
+        const bool from_query = !options.response_url.empty();
+        const std::string_view where =
+            from_query ? "response-url" : "Bundle.entry[0].resource.source.endpoint";
+        const std::string_view requested = from_query ? std::string_view(options.response_url)
+                                                      : header["source"]["endpoint"].String();
+        auto destination = NormalHttpUrl(requested);
+        if (!destination) {
+            issues.Error("required", where,
+                         "an asynchronous message needs response-url or a source endpoint that "
+                         "is an absolute http(s) URL to send the response to");
             return std::nullopt;
         }
+        if (!IsAllowed(*destination, options.allowed_response_urls)) {
+            issues.Error("forbidden", where,
+                         "MicroCare sends responses only to the URLs its configuration allows "
+                         "(ehr.messageEndpoint, ehr.allowedResponseUrls)");
+            return std::nullopt;
+        }
+        payload.respond_to = std::move(*destination);
+        payload.response = trigger.response;
     }
     const std::string bundle_id(bundle["id"].String());
     trigger.job.trigger_key = "message:" + bundle_id;
@@ -335,10 +346,14 @@ std::optional<Notification> ParseNotification(const fhir::JsonDocument* body,
         return std::nullopt;
     }
     n.type = *parsed_type;
+    // The reference becomes a URL on the EHR when missed events are replayed
+    // (`Subscription/{id}/$events`): only a Subscription with a plain id may go there.
     n.subscription = fhir::TypeIdOf(view.subscription);
-    if (n.subscription.empty()) n.subscription = std::string(view.subscription);
-    if (n.subscription.empty()) {
-        issues.Error("required", "Bundle.entry[0].resource.subscription", "missing");
+    if (!n.subscription.starts_with("Subscription/")) {
+        issues.Error("required", "Bundle.entry[0].resource.subscription",
+                     view.subscription.empty()
+                         ? "missing"
+                         : "must reference a Subscription on the EHR (Subscription/{id})");
         return std::nullopt;
     }
     if (view.since.Exists()) {

@@ -27,6 +27,9 @@ struct JobPayload {
 
 inline constexpr std::string_view kJobAssess = "assess";
 inline constexpr std::string_view kJobRecover = "recover";
+// Delivers an asynchronous message's response: a job of its own, so that a failed delivery
+// never changes the outcome of the assessment (or repeats it).
+inline constexpr std::string_view kJobRespond = "respond";
 
 // A `$process-message` request, checked and turned into its job.
 struct MessageTrigger {
@@ -42,6 +45,9 @@ struct MessageOptions {
     std::string endpoint_name;  // our MessageHeader.source.endpoint
     bool is_async = false;      // ?async=true
     std::string response_url;   // ?response-url=
+    // Where asynchronous responses may go (normal form, see outbound_url.hpp): a response-url or
+    // source endpoint elsewhere is refused when the message arrives.
+    std::vector<std::string> allowed_response_urls;
 };
 
 // Checks a message Bundle. Structural problems (not a message Bundle, no MessageHeader, no

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "adapter/async_util.hpp"
+#include "adapter/client/outbound_url.hpp"
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
 #include "adapter/service/record_fetcher.hpp"
@@ -226,16 +227,35 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto payload = JobPayload::FromJson(job.payload);
         if (!payload) co_return Dead("the job's payload is unreadable");
         if (job.kind == kJobRecover) co_return co_await Recover(*payload);
+        if (job.kind == kJobRespond) co_return co_await Respond(*payload);
         if (job.kind != kJobAssess) co_return Dead("unknown job kind " + job.kind);
         JobResult result = co_await Assess(job, *payload);
         if (result.kind == JobResult::Kind::kDone && !payload->respond_to.empty()) {
-            auto delivered = co_await ehr.Post(payload->respond_to, payload->response);
-            if (!delivered)
-                co_return FromTransport("delivering the response message", delivered.error());
-            if (delivered->status >= 300) co_return FromRefusal("the response-url", *delivered);
-            result.summary += "; response message delivered";
+            // Journaled before this job is marked done: a crash in between re-runs the
+            // (idempotent) assessment, and the trigger key keeps the response job single.
+            JobPayload respond;
+            respond.respond_to = payload->respond_to;
+            respond.response = payload->response;
+            NewJob delivery{"respond:" + job.trigger_key,
+                            "",
+                            std::string(kJobRespond),
+                            respond.ToJson(),
+                            std::nullopt,
+                            std::nullopt};
+            auto queued = co_await Offload(blocking, [&] { return store.Enqueue(delivery); });
+            if (!queued) co_return Retry("journaling the response message failed");
+            result.summary += "; response message queued as job " + std::to_string(queued->job_id);
         }
         co_return result;
+    }
+
+    // The response-url was checked against the configuration when the message arrived.
+    asio::awaitable<JobResult> Respond(const JobPayload& payload) {
+        auto delivered = co_await ehr.Post(payload.respond_to, payload.response);
+        if (!delivered)
+            co_return FromTransport("delivering the response message", delivered.error());
+        if (delivered->status >= 300) co_return FromRefusal("the response-url", *delivered);
+        co_return Done("response message delivered");
     }
 
     asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
@@ -301,7 +321,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
         // Some servers race on concurrent conditional creates: count what carries our id.
         const fhir::IdentifierValue& id = value.care_plan->identifier;
-        auto check = co_await ehr.SearchAll("CarePlan?identifier=" + id.system + "%7C" + id.value);
+        auto check =
+            co_await ehr.SearchAll("CarePlan?identifier=" + QueryValue(id.system + "|" + id.value));
         if (!check) co_return FromTransport("checking the CarePlan", check.error());
         if (check->failure) co_return FromRefusal("checking the CarePlan", *check->failure);
         const std::size_t plans = check->resources.size();

@@ -3,7 +3,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "adapter/client/outbound_url.hpp"
 #include "adapter/server/inbound.hpp"
 
 namespace {
@@ -27,6 +29,11 @@ void Check(const fhir::JsonDocument& doc, const adapter::MessageOptions& options
     // The job's payload is stored and read back by the worker.
     auto payload = adapter::JobPayload::FromJson(trigger->job.payload);
     if (!payload || payload->encounter != trigger->job.encounter) __builtin_trap();
+    // An asynchronous response only ever goes where the configuration allows.
+    if (!payload->respond_to.empty() &&
+        !adapter::IsAllowed(payload->respond_to, options.allowed_response_urls)) {
+        __builtin_trap();
+    }
 }
 
 }  // namespace
@@ -37,9 +44,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto doc = fhir::JsonDocument::Parse(text, issues);
     if (!doc) return 0;
     Check(*doc, {.endpoint_name = "urn:microcare"});
-    Check(*doc, {.endpoint_name = "https://microcare.example/fhir", .is_async = true});
+    const std::vector<std::string> allowed = {"https://ehr.example/callback"};
     Check(*doc, {.endpoint_name = "https://microcare.example/fhir",
                  .is_async = true,
-                 .response_url = "https://EHR.example:443/a/../callback"});
+                 .allowed_response_urls = allowed});
+    Check(*doc, {.endpoint_name = "https://microcare.example/fhir",
+                 .is_async = true,
+                 .response_url = "https://EHR.example:443/a/../callback",
+                 .allowed_response_urls = allowed});
     return 0;
 }

@@ -400,8 +400,10 @@ TEST_F(ServiceTest, R4NotificationWithAnEmptyBodyNamesTheEncounterInThePath) {
 }
 
 TEST_F(ServiceTest, AsyncMessagesAreAcknowledgedAtOnceAndAnsweredLater) {
-    Start();
     FakeEhr callback;  // the sender's messaging endpoint: records what it gets and answers 200
+    Start([&](adapter::ServiceConfig& config) {
+        config.server.allowed_response_urls = {callback.BaseUrl() + "/messaging"};
+    });
     callback.InjectFault(
         "POST", "messaging",
         Fault::Status(
@@ -412,14 +414,55 @@ TEST_F(ServiceTest, AsyncMessagesAreAcknowledgedAtOnceAndAnsweredLater) {
         base_ + "/$process-message?async=true&response-url=" + callback.BaseUrl() + "/messaging";
     Reply reply = PostJson(url, MessageBundle("msg-async", "hdr-async", kEncounter));
     EXPECT_EQ(reply.status, 202u) << reply.body;
-    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
-    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled() && Jobs().size() == 2; }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 2u);  // the assessment and the delivery
     bool delivered = false;
     for (const ReceivedRequest& r : callback.Requests()) {
         delivered =
             delivered || (r.method == "POST" && r.body.find("\"hdr-async\"") != std::string::npos);
     }
     EXPECT_TRUE(delivered);
+    callback.Stop();
+}
+
+// Issue 7, item 2: a response-url chose where MicroCare POSTs, credentials included.
+TEST_F(ServiceTest, ResponseUrlsTheConfigurationDoesNotAllowAreRefusedAndMakeNoJob) {
+    Start([&](adapter::ServiceConfig& config) {
+        config.server.allowed_response_urls = {ehr_->BaseUrl() + "/$process-message"};
+    });
+    for (const std::string& target : std::vector<std::string>{
+             "https://evil.example/collect", ehr_->BaseUrl() + "/../admin/reset",
+             ehr_->BaseUrl() + "/Patient", "file:///etc/passwd"}) {
+        Reply reply = PostJson(base_ + "/$process-message?async=true&response-url=" + target,
+                               MessageBundle("msg-evil", "hdr-evil", kEncounter));
+        EXPECT_TRUE(reply.status == 422u) << target << ": " << reply.status << " " << reply.body;
+        EXPECT_NE(reply.body.find("\"response-url\""), std::string::npos) << reply.body;
+    }
+    EXPECT_TRUE(Jobs().empty());
+    EXPECT_TRUE(ehr_->Requests().empty());
+}
+
+// Issue 7, item 2: a 4xx from the response URL dead-lettered a job whose CarePlan was written.
+TEST_F(ServiceTest, AFailedResponseDeliveryLeavesTheAssessmentDone) {
+    FakeEhr callback;
+    callback.InjectFault("POST", "messaging", Fault::Status(404, "{}"), 100);
+    Start([&](adapter::ServiceConfig& config) {
+        config.server.allowed_response_urls = {callback.BaseUrl() + "/messaging"};
+    });
+    Reply reply = PostJson(
+        base_ + "/$process-message?async=true&response-url=" + callback.BaseUrl() + "/messaging",
+        MessageBundle("msg-async-404", "hdr-async-404", kEncounter));
+    ASSERT_EQ(reply.status, 202u) << reply.body;
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled() && Jobs().size() == 2; }));
+    std::size_t assessed = 0;
+    std::size_t undelivered = 0;
+    for (const adapter::Job& job : Jobs()) {
+        if (job.kind == "assess" && job.state == adapter::JobState::kDone) ++assessed;
+        if (job.kind == "respond" && job.state == adapter::JobState::kDead) ++undelivered;
+    }
+    EXPECT_EQ(assessed, 1u);
+    EXPECT_EQ(undelivered, 1u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
     callback.Stop();
 }
 

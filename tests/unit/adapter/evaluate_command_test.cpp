@@ -4,7 +4,11 @@
 #include "adapter/evaluate_command.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -170,6 +174,46 @@ TEST(EvaluateCommand, BadInputExitsTwoWithThePath) {
 
     CommandRun missing = Evaluate("/nonexistent/record.json");
     EXPECT_EQ(missing.code, 2);
+}
+
+// Issue 7, item 8: a FIFO with no writer made `evaluate` hang; /dev/zero said "The document is
+// empty". Neither is a record: both are refused at once, saying why.
+TEST(EvaluateCommand, RefusesWhatIsNotARegularFileOfSensibleSize) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("microcare-evaluate-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string fifo = (dir / "record.fifo").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const std::string large = (dir / "large.json").string();
+    std::ofstream(large).put('{');
+    std::filesystem::resize_file(large, 65 * 1024 * 1024);  // sparse: costs no disk
+
+    struct Case {
+        std::string path;
+        std::string says;
+    };
+    for (const Case& c : std::vector<Case>{{fifo, "not a regular file"},
+                                           {"/dev/zero", "not a regular file"},
+                                           {dir.string(), "is a directory"},
+                                           {large, "larger than the limit"},
+                                           {(dir / "missing.json").string(), "No such file"}}) {
+        CommandRun run = Evaluate(c.path);
+        EXPECT_EQ(run.code, 2) << c.path;
+        EXPECT_NE(run.err.find(c.says), std::string::npos) << c.path << ": " << run.err;
+        EXPECT_TRUE(run.out.empty());
+    }
+    std::filesystem::remove_all(dir);
+}
+
+// Issue 7, item 3: the CLI refuses what the service refuses, with the JSON path.
+TEST(EvaluateCommand, RefusesDuplicateMembersWithTheirPath) {
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("microcare-duplicate-" + std::to_string(::getpid()) + ".json");
+    std::ofstream(path) << R"({"resourceType":"Bundle","type":"collection","type":"batch"})";
+    CommandRun run = Evaluate(path.string());
+    EXPECT_EQ(run.code, 2);
+    EXPECT_NE(run.err.find("Bundle.type"), std::string::npos) << run.err;
+    std::filesystem::remove(path);
 }
 
 }  // namespace

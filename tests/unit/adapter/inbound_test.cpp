@@ -29,7 +29,7 @@ const std::string kMessage = R"({
 TEST(ProcessMessage, MessageBecomesAJobAndAnOkResponse) {
     auto doc = Doc(kMessage);
     fhir::IssueList issues;
-    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", false, ""}, kNow, issues);
+    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
     ASSERT_TRUE(trigger) << fhir::FormatIssue(issues.issues().at(0));
     EXPECT_FALSE(trigger->fatal);
     EXPECT_EQ(trigger->job.encounter, "Encounter/enc-9");
@@ -48,21 +48,66 @@ TEST(ProcessMessage, MessageBecomesAJobAndAnOkResponse) {
 TEST(ProcessMessage, ResponseIsTheSameForTheSameMessage) {
     auto doc = Doc(kMessage);
     fhir::IssueList issues;
-    auto a = ParseProcessMessage(doc.Root(), {"urn:microcare", false, ""}, kNow, issues);
-    auto b = ParseProcessMessage(doc.Root(), {"urn:microcare", false, ""}, kNow, issues);
+    auto a = ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
+    auto b = ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
     EXPECT_EQ(a->response, b->response);
 }
 
 TEST(ProcessMessage, AsyncMessagesNeedSomewhereToAnswer) {
     auto doc = Doc(kMessage);
     fhir::IssueList issues;
-    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", true, ""}, kNow, issues);
+    const std::vector<std::string> allowed = {"https://ehr.example/messaging", "https://cb/x"};
+    auto trigger =
+        ParseProcessMessage(doc.Root(), {"urn:microcare", true, "", allowed}, kNow, issues);
     ASSERT_TRUE(trigger);
     EXPECT_EQ(JobPayload::FromJson(trigger->job.payload)->respond_to,
               "https://ehr.example/messaging");
-    auto explicit_url =
-        ParseProcessMessage(doc.Root(), {"urn:microcare", true, "https://cb/x"}, kNow, issues);
-    EXPECT_EQ(JobPayload::FromJson(explicit_url->job.payload)->respond_to, "https://cb/x");
+    auto explicit_url = ParseProcessMessage(
+        doc.Root(), {"urn:microcare", true, "https://CB:443/x/./y", allowed}, kNow, issues);
+    ASSERT_TRUE(explicit_url);
+    EXPECT_EQ(JobPayload::FromJson(explicit_url->job.payload)->respond_to, "https://cb/x/y");
+}
+
+// Issue 7, item 2: response-url and source.endpoint chose where MicroCare POSTs, with the
+// EHR's credentials.
+TEST(ProcessMessage, ResponseUrlsOutsideTheConfiguredOnesAreRefused) {
+    auto doc = Doc(kMessage);
+    const std::vector<std::string> allowed = {"https://ehr.example/fhir"};
+    struct Case {
+        std::string url;
+        std::string code;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"https://evil.example/x", "forbidden"},
+             {"https://ehr.example/admin/reset", "forbidden"},
+             {"https://ehr.example/fhir/../admin/reset", "forbidden"},
+             {"https://ehr.example/fhir/%2e%2e/admin", "forbidden"},
+             {"https://ehr.example/fhirx", "forbidden"},
+             {"https://ehr.example.evil/fhir", "forbidden"},
+             {"https://ehr.example:8443/fhir", "forbidden"},
+             {"http://ehr.example/fhir", "forbidden"},
+             {"https://user@ehr.example/fhir", "required"},
+             {"file:///etc/passwd", "required"},
+             {"gopher://ehr.example/fhir", "required"},
+             {"/fhir/x", "required"},
+             {"https://ehr.example/../../x", "required"},
+         }) {
+        fhir::IssueList issues;
+        EXPECT_FALSE(
+            ParseProcessMessage(doc.Root(), {"urn:microcare", true, c.url, allowed}, kNow, issues))
+            << c.url;
+        ASSERT_EQ(issues.size(), 1u) << c.url;
+        EXPECT_EQ(issues.issues()[0].path, "response-url") << c.url;
+        EXPECT_EQ(issues.issues()[0].code, c.code) << c.url;
+    }
+    // No allowed URLs configured: no asynchronous responses at all, not even to the sender.
+    fhir::IssueList issues;
+    EXPECT_FALSE(ParseProcessMessage(doc.Root(), {"urn:microcare", true, "", {}}, kNow, issues));
+    EXPECT_EQ(issues.issues().at(0).path, "Bundle.entry[0].resource.source.endpoint");
+    fhir::IssueList below;
+    EXPECT_TRUE(ParseProcessMessage(
+        doc.Root(), {"urn:microcare", true, "https://ehr.example/fhir/$process-message", allowed},
+        kNow, below));
 }
 
 TEST(ProcessMessage, StructuralProblemsAreReportedWithPaths) {
@@ -84,7 +129,8 @@ TEST(ProcessMessage, StructuralProblemsAreReportedWithPaths) {
     for (const Case& c : cases) {
         auto doc = Doc(c.body);
         fhir::IssueList issues;
-        EXPECT_FALSE(ParseProcessMessage(doc.Root(), {"urn:microcare", false, ""}, kNow, issues));
+        EXPECT_FALSE(
+            ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues));
         bool seen = false;
         for (const fhir::Issue& issue : issues) seen = seen || issue.path == c.path;
         EXPECT_TRUE(seen) << c.path << " in " << c.body;
@@ -95,7 +141,7 @@ TEST(ProcessMessage, AFocusThatIsNotAnEncounterIsAFatalError) {
     auto doc = Doc(R"({"resourceType": "Bundle", "id": "m2", "type": "message", "entry": [
       {"resource": {"resourceType": "MessageHeader", "id": "h2", "eventUri": "x", "focus": [{"reference": "Patient/1"}]}}]})");
     fhir::IssueList issues;
-    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", false, ""}, kNow, issues);
+    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
     ASSERT_TRUE(trigger);
     EXPECT_TRUE(trigger->fatal);
     auto response = Doc(trigger->response);
@@ -114,6 +160,34 @@ TEST(Notification, R4RestHookWithTheEncounterOrAnEmptyBody) {
     ASSERT_TRUE(empty);
     EXPECT_EQ(empty->r4_encounter, "Encounter/e2");
     EXPECT_FALSE(ParseNotification(nullptr, "", issues));
+}
+
+// Issue 7, item 5: dot segments as ids went into EHR URLs (`GET Encounter/.` lists them all).
+TEST(Notification, DotSegmentsAreNotEncounterIds) {
+    for (const char* named : {"Encounter/.", "Encounter/.."}) {
+        fhir::IssueList issues;
+        EXPECT_FALSE(ParseNotification(nullptr, named, issues)) << named;
+        EXPECT_TRUE(issues.HasErrors());
+    }
+    fhir::IssueList issues;
+    auto doc = Doc(R"({"resourceType": "Encounter", "id": "..", "status": "finished"})");
+    EXPECT_FALSE(ParseNotification(&doc, "", issues));
+}
+
+TEST(ProcessMessage, DotSegmentFocusIsNotAnEncounter) {
+    for (const std::string focus :
+         {"Encounter/.", "Encounter/..", "urn:uuid:7f6a3c2e-1d2b-4c1a-9a7e-000000000002"}) {
+        std::string text = kMessage;
+        text.replace(text.find("urn:uuid:7f6a3c2e-1d2b-4c1a-9a7e-000000000002\"}]"),
+                     std::string("urn:uuid:7f6a3c2e-1d2b-4c1a-9a7e-000000000002").size(), focus);
+        text.replace(text.find("\"enc-9\""), 7, "\"..\"");
+        auto doc = Doc(text);
+        fhir::IssueList issues;
+        auto trigger =
+            ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
+        ASSERT_TRUE(trigger) << focus;
+        EXPECT_TRUE(trigger->fatal) << focus << ": " << trigger->job.encounter;
+    }
 }
 
 TEST(Notification, R4BSubscriptionStatusWithFullAndIdOnlyPayloads) {
@@ -180,6 +254,22 @@ TEST(Notification, WrongShapesAreRefused) {
     EXPECT_FALSE(ParseNotification(&bad_number, "", number_issues));
     EXPECT_EQ(number_issues.issues().at(0).path,
               "Bundle.entry[0].resource.notificationEvent[0].eventNumber");
+}
+
+// Issue 7, item 2: the subscription reference became the URL of the `$events` replay, sent with
+// the EHR's credentials (`../../admin/reset/$events`).
+TEST(Notification, TheSubscriptionMustBeASubscriptionReference) {
+    for (const char* reference : {"../../admin/reset", "Subscription/..", "https://evil.example/x",
+                                  "Patient/p1", "file:///etc/passwd"}) {
+        auto doc = Doc(std::string(R"({"resourceType": "Bundle", "type": "history", "entry": [
+          {"resource": {"resourceType": "SubscriptionStatus", "type": "heartbeat",
+           "subscription": {"reference": ")") +
+                       reference + R"("}}}]})");
+        fhir::IssueList issues;
+        EXPECT_FALSE(ParseNotification(&doc, "", issues)) << reference;
+        ASSERT_FALSE(issues.empty());
+        EXPECT_EQ(issues.issues()[0].path, "Bundle.entry[0].resource.subscription");
+    }
 }
 
 TEST(CapabilityStatement, DeclaresMessagingAndReliableCache) {

@@ -56,6 +56,30 @@ TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {
     EXPECT_EQ(p.config->ehr.auth.kind, AuthSettings::Kind::kNone);
 }
 
+TEST(ServiceConfig, ResponseUrlsAreTheMessageEndpointAndTheAllowedOnesInNormalForm) {
+    Parsed none = Parse(kMinimal);
+    ASSERT_TRUE(none.config);
+    EXPECT_TRUE(none.config->server.allowed_response_urls.empty());
+
+    Parsed p = Parse(
+        R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir",
+      "messageEndpoint": "https://EHR.example:443/fhir/$process-message",
+      "allowedResponseUrls": ["https://hub.example/a/./b"]}})");
+    ASSERT_TRUE(p.config) << All(p);
+    EXPECT_EQ(p.config->server.allowed_response_urls,
+              (std::vector<std::string>{"https://hub.example/a/b",
+                                        "https://ehr.example/fhir/$process-message"}));
+
+    Parsed bad = Parse(
+        R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir",
+      "messageEndpoint": "file:///etc/passwd", "allowedResponseUrls": ["https://a/", 3]}})");
+    EXPECT_FALSE(bad.config);
+    EXPECT_TRUE(HasIssue(bad, "ehr.messageEndpoint", "http")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "ehr.allowedResponseUrls[1]", "string")) << All(bad);
+}
+
 TEST(ServiceConfig, MissingEnvironmentVariableIsNamedButNoValueIsShown) {
     Parsed p = Parse(kMinimal, {});
     EXPECT_FALSE(p.config);

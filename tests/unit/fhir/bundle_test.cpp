@@ -87,6 +87,15 @@ TEST(TypeIdOf, ReducesReferences) {
     EXPECT_EQ(TypeIdOf("patient/1"), "");
 }
 
+// Issue 7, item 5: `.` and `..` passed the id check and went into EHR URLs.
+TEST(TypeIdOf, RefusesDotSegmentsAsIds) {
+    EXPECT_EQ(TypeIdOf("Encounter/."), "");
+    EXPECT_EQ(TypeIdOf("Encounter/.."), "");
+    EXPECT_EQ(TypeIdOf("Patient/.."), "");
+    EXPECT_EQ(TypeIdOf("http://x/fhir/Patient/../_history/1"), "");
+    EXPECT_EQ(TypeIdOf("Patient/..."), "Patient/...");  // an ordinary segment
+}
+
 TEST(BundleIndex, ReportsEntriesThatAreNotResources) {
     IssueList issues;
     auto doc = JsonDocument::Parse(

@@ -77,6 +77,53 @@ TEST(Json, EscapesAndUnicodeSurviveTheRoundTrip) {
     EXPECT_EQ(again.Root()["div"].String(), "<p>\"café\" \\ \n</p>");
 }
 
+// Issue 7, item 3: RapidJSON decodes a lone low surrogate into bytes that are not UTF-8; they
+// would reach response bodies, stored replies and the audit trail.
+TEST(Json, RefusesLoneSurrogatesOfBothKindsWithTheirPath) {
+    for (const std::string escape : {"\\udc00", "\\uDFFF", "\\ud800", "\\ud800x"}) {
+        IssueList issues;
+        const std::string text =
+            R"({"resourceType":"Bundle","entry":[{"id":"a)" + escape + R"("}]})";
+        EXPECT_FALSE(JsonDocument::Parse(text, issues).has_value()) << escape;
+        ASSERT_EQ(issues.size(), 1u) << escape;
+        if (escape.starts_with("\\udc") || escape.starts_with("\\uDF")) {
+            EXPECT_EQ(issues.issues()[0].path, "Bundle.entry[0].id");
+            EXPECT_NE(issues.issues()[0].message.find("surrogate"), std::string::npos);
+        }
+    }
+    IssueList issues;
+    EXPECT_FALSE(JsonDocument::Parse(R"({"x":{"a\udc00":1}})", issues).has_value());
+    EXPECT_EQ(issues.issues().at(0).path, "x");
+}
+
+TEST(Json, ReadsPairedSurrogatesAndEscapedBackslashes) {
+    JsonDocument doc = ParseOk(R"({"emoji":"\ud83d\ude00","text":"\\udc00"})");
+    EXPECT_EQ(doc.Root()["emoji"].String(), "\xf0\x9f\x98\x80");
+    EXPECT_EQ(doc.Root()["text"].String(), "\\udc00");
+}
+
+// Issue 7, item 3: with two `focus` members MicroCare read the first and most parsers the last.
+TEST(Json, RefusesDuplicateMemberNamesWithTheirPath) {
+    IssueList issues;
+    auto doc = JsonDocument::Parse(
+        R"({"resourceType":"Bundle","entry":[{"resource":{"focus":[1],"id":"x","focus":[2]}}]})",
+        issues);
+    EXPECT_FALSE(doc.has_value());
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(issues.issues()[0].path, "Bundle.entry[0].resource.focus");
+    EXPECT_NE(issues.issues()[0].message.find("more than once"), std::string::npos);
+
+    IssueList top;
+    EXPECT_FALSE(JsonDocument::Parse(R"({"a":1,"b":2,"c":3,"a":4})", top).has_value());
+    EXPECT_EQ(top.issues().at(0).path, "a");
+    // An empty name is a name, not an array index.
+    IssueList empty;
+    EXPECT_FALSE(JsonDocument::Parse(R"({"x":[{"":1,"":2}]})", empty).has_value());
+    EXPECT_EQ(empty.issues().at(0).path, R"(x[0][""])");
+    // The same name in different objects is fine.
+    ParseOk(R"({"a":{"a":1},"b":[{"a":1},{"a":2}]})");
+}
+
 TEST(Json, EqualityComparesNumbersByText) {
     JsonDocument a = ParseOk(R"({"x":[1.0,{"y":null,"z":true}]})");
     JsonDocument b = ParseOk(R"({"x":[1.0,{"z":true,"y":null}]})");

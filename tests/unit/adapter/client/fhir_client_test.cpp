@@ -126,6 +126,39 @@ TEST_F(FhirClientTest, TokenIsNotSentToAnotherOrigin) {
     EXPECT_FALSE(received[0].Header("authorization").has_value());
 }
 
+// Issue 7, item 2: the EHR's credentials went to any path of its host (`/admin/...`, and
+// `/fhir/../admin/reset` sent without normalising); `file:` URLs became EHR paths.
+TEST_F(FhirClientTest, CredentialsGoOnlyToTheBaseAndBelowAndUrlsGoOutNormalised) {
+    TestServer ehr(io_, [](const ReceivedRequest&) { return Reply::Json("{}"); });
+    AuthProvider auth(http_, ehr.Url("/fhir"), Bearer("secret"));
+    FhirClient client(http_, auth, {ehr.Url("/fhir")});
+
+    auto body = [&]() -> asio::awaitable<Responses> {
+        Responses responses;
+        responses.push_back(co_await client.Post(ehr.Url("/admin/reset"), "{}"));
+        responses.push_back(co_await client.Post(ehr.Url("/fhir/../admin/reset"), "{}"));
+        responses.push_back(co_await client.Post(ehr.Url("/fhirx/y"), "{}"));
+        responses.push_back(co_await client.Post(ehr.Url("/fhir/./$process-message"), "{}"));
+        responses.push_back(co_await client.Post("file:///etc/passwd", "{}"));
+        responses.push_back(co_await client.Post("gopher://127.0.0.1/x", "{}"));
+        co_return responses;
+    };
+    auto responses = RunToEnd(io_, {&ehr}, body());
+
+    ASSERT_EQ(responses.size(), 6u);
+    EXPECT_EQ(responses[4].error(), Error::kRefusedUrl);
+    EXPECT_EQ(responses[5].error(), Error::kRefusedUrl);
+    auto received = ehr.requests();
+    ASSERT_EQ(received.size(), 4u);
+    EXPECT_EQ(received[0].target, "/admin/reset");
+    EXPECT_FALSE(received[0].Header("authorization").has_value());
+    EXPECT_EQ(received[1].target, "/admin/reset");
+    EXPECT_FALSE(received[1].Header("authorization").has_value());
+    EXPECT_FALSE(received[2].Header("authorization").has_value());
+    EXPECT_EQ(received[3].target, "/fhir/$process-message");
+    EXPECT_EQ(received[3].Header("authorization").value_or(""), "Bearer secret");
+}
+
 // A fake EHR with a SMART token endpoint; its FHIR API refuses the tokens in `refused`.
 test_support::Handler SmartEhr(std::set<std::string> refused) {
     auto issued = std::make_shared<std::atomic<int>>(0);
