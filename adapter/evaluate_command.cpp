@@ -6,12 +6,7 @@
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/rule_pack_file.hpp"
-#include "fhir/bundle.hpp"
-#include "fhir/json.hpp"
-#include "fhir/patient_record.hpp"
-#include "fhir/transaction_builder.hpp"
-#include "rules/evaluator.hpp"
-#include "rules/plan_writer.hpp"
+#include "rules/record_assessment.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -65,40 +60,11 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
         return kBadInput;
     }
     fhir::IssueList issues;
-    auto doc = fhir::JsonDocument::Parse(*text, issues);
-    if (!doc) return Report(err, args.record_path, issues);
-    if (doc->Root()["resourceType"].String() != "Bundle") {
-        issues.Error("structure", "resourceType",
-                     "expected a Bundle holding the patient's record and the encounter");
-        return Report(err, args.record_path, issues);
-    }
-    fhir::BundleIndex index(doc->Root(), issues);
-    fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
-
-    const fhir::ClinicalResource* encounter = nullptr;
-    if (args.encounter) {
-        encounter = rules::FindEncounter(record, *args.encounter);
-        if (encounter == nullptr) {
-            issues.Error("not-found", "--encounter",
-                         "the record holds no Encounter \"" + *args.encounter + "\"");
-        }
-    } else {
-        auto candidates = rules::FindMicroneedlingEncounters(*rule_set, record);
-        encounter = candidates.empty() ? rules::LatestEncounter(record) : candidates.front();
-        if (encounter == nullptr)
-            issues.Error("required", "Bundle.entry", "the record holds no Encounter");
-    }
-    if (encounter != nullptr && encounter->subject.empty()) {
-        issues.Error("required", encounter->entry->Path() + ".subject",
-                     "missing: MicroCare needs to know whose record this is");
-    }
-    if (Report(err, args.record_path, issues) != 0) return kBadInput;
-
-    rules::Assessment assessment = rules::Evaluate(*rule_set, record, *encounter, now);
-    fhir::JsonWriter writer(!args.compact);
-    fhir::WriteTransaction(writer, rules::BuildTransaction(*rule_set, assessment, now));
-    out << writer.View() << "\n";
-    err << rules::Summarize(*rule_set, assessment);
+    rules::EncounterChoice encounter{args.encounter, "--encounter"};
+    auto run = rules::RecordAssessment::Run(*rule_set, *text, encounter, now, issues);
+    if (Report(err, args.record_path, issues) != 0 || !run) return kBadInput;
+    out << run->TransactionJson(!args.compact) << "\n";
+    err << run->Summary();
     return 0;
 }
 

@@ -13,12 +13,7 @@
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
 #include "adapter/service/record_fetcher.hpp"
-#include "fhir/bundle.hpp"
-#include "fhir/json.hpp"
-#include "fhir/patient_record.hpp"
-#include "fhir/transaction_builder.hpp"
-#include "rules/evaluator.hpp"
-#include "rules/plan_writer.hpp"
+#include "rules/record_assessment.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -270,46 +265,34 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             ++metrics.ehr_failures;
             co_return FromRefusal(fetched->refused_request, *fetched->refusal);
         }
-        const FetchedRecord& fetched_record = *fetched->record;
+        const fhir::Instant now = Now();
         fhir::IssueList issues;
-        auto doc = fhir::JsonDocument::Parse(fetched_record.bundle, issues);
-        if (!doc) co_return Dead("the EHR's record is not valid JSON");
-        fhir::BundleIndex index(doc->Root(), issues);
-        fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
-        if (issues.HasErrors()) {
+        auto run = rules::RecordAssessment::Run(pack, fetched->record->bundle,
+                                                {payload.encounter, "job.encounter"}, now, issues);
+        if (!run) {
             // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
             std::string where;
             for (const fhir::Issue& issue : issues) {
                 if (where.size() < 400)
                     where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
             }
-            co_return Dead("the record cannot be read: " + where);
+            co_return Dead("the record cannot be assessed: " + where);
         }
-        const fhir::ClinicalResource* encounter = rules::FindEncounter(record, payload.encounter);
-        if (encounter == nullptr) co_return Dead("the EHR did not return " + payload.encounter);
-        const fhir::Instant now = Now();
-        rules::Assessment assessment = rules::Evaluate(pack, record, *encounter, now);
+        const rules::Assessment& assessment = run->assessment();
         if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
-        std::string findings;
         for (const rules::Finding& f : assessment.findings) {
             if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
             if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
-            findings += (findings.empty() ? "" : " ") + pack.rules[f.rule].id + ":" +
-                        std::string(rules::WireSeverity(f.severity));
-            for (const rules::Evidence& e : f.evidence)
-                findings += "@" + std::string(e.resource->reference);
         }
         audit.Append("decision", {{"job", std::to_string(job.id)},
                                   {"encounter", payload.encounter},
                                   {"pack", pack.id + " " + pack.version},
                                   {"session", std::to_string(assessment.session_number)},
-                                  {"findings", findings}});
-        fhir::TransactionValue value = rules::BuildTransaction(pack, assessment, now);
-        fhir::JsonWriter writer;
-        fhir::WriteTransaction(writer, value);
+                                  {"findings", run->FindingsLine()}});
+        const fhir::TransactionValue& value = run->transaction();
 
         ++metrics.ehr_requests;
-        auto posted = co_await ehr.Post("", writer.Take());
+        auto posted = co_await ehr.Post("", run->TransactionJson());
         if (!posted) {
             // The request may have reached the EHR: the retry is a conditional create again.
             ++metrics.ehr_failures;
@@ -327,7 +310,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (check->failure) co_return FromRefusal("checking the CarePlan", *check->failure);
         const std::size_t plans = check->resources.size();
         if (plans == 0) co_return Retry("the EHR accepted the transaction but holds no CarePlan");
-        std::string summary = std::string(encounter->reference) + ": CarePlan written with " +
+        std::string summary = std::string(run->encounter().reference) + ": CarePlan written with " +
                               std::to_string(value.issues.size()) + " DetectedIssue(s)" +
                               (value.task ? " and a review Task" : "");
         if (plans > 1) {

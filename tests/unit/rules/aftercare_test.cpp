@@ -2,26 +2,13 @@
 // complete series (maintenance), a melasma series, and the hold after an absolute finding.
 #include <gtest/gtest.h>
 
-#include "adapter/file_io.hpp"
-#include "adapter/rule_pack_file.hpp"
-#include "fhir/bundle.hpp"
-#include "fhir/json.hpp"
-#include "fhir/patient_record.hpp"
-#include "rules/evaluator.hpp"
+#include "rules/record_assessment.hpp"
+#include "tests/unit/rules/source_files.hpp"
 
 namespace microcare::rules {
 namespace {
 
-const std::string kSource = MICROCARE_SOURCE_DIR;
-
-const RuleSet& Pack() {
-    static const RuleSet pack = [] {
-        fhir::IssueList issues;
-        return std::move(
-            *adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues));
-    }();
-    return pack;
-}
+const RuleSet& Pack() { return testing::DefaultPack(); }
 
 struct Planned {
     std::string kind;
@@ -40,14 +27,13 @@ struct Outcome {
 
 Outcome Assess(const std::string& record_text, const std::string& encounter) {
     fhir::IssueList issues;
-    auto doc = fhir::JsonDocument::Parse(record_text, issues);
-    EXPECT_TRUE(doc);
-    fhir::BundleIndex index(doc->Root(), issues);
-    fhir::PatientRecord record = fhir::ReadPatientRecord(index, issues);
-    const fhir::ClinicalResource* e = FindEncounter(record, encounter);
-    EXPECT_NE(e, nullptr);
     const fhir::Instant now = fhir::DateTime::Parse("2026-11-24T12:00:00Z")->Earliest();
-    Assessment a = Evaluate(Pack(), record, *e, now);
+    auto run = RecordAssessment::Run(Pack(), record_text, {encounter, "test"}, now, issues);
+    if (!run) {
+        ADD_FAILURE() << (issues.empty() ? "no assessment" : fhir::FormatIssue(*issues.begin()));
+        return {};
+    }
+    const Assessment& a = run->assessment();
     EXPECT_TRUE(a.applies) << a.explanation;
     Outcome out{a.session_number, a.series_length, a.indication, {}};
     for (const PlannedActivity& p : a.activities) {
@@ -62,7 +48,7 @@ Outcome Assess(const std::string& record_text, const std::string& encounter) {
 }
 
 Outcome AssessExample(const std::string& file, const std::string& encounter) {
-    return Assess(*adapter::ReadFile(kSource + "/config/examples/" + file), encounter);
+    return Assess(*testing::ReadSourceFile("config/examples/" + file), encounter);
 }
 
 TEST(Aftercare, FirstSession) {

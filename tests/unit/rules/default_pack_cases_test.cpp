@@ -1,39 +1,40 @@
 // Every rule of the default pack, both ways: tests/fixtures/rules/cases.json holds, per case,
 // the resources added to a minimal record (a Patient and a finished microneedling Encounter)
-// and whether the rule must be found (with its severity and implicated resource) or not.
+// and whether the rule must be found (with its severity and implicated resource) or not. One
+// named test per case, each run through the assessment pipeline the service and CLI use.
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "adapter/file_io.hpp"
-#include "adapter/rule_pack_file.hpp"
-#include "fhir/bundle.hpp"
 #include "fhir/json.hpp"
-#include "fhir/patient_record.hpp"
-#include "rules/evaluator.hpp"
+#include "rules/record_assessment.hpp"
+#include "tests/unit/rules/source_files.hpp"
 
 namespace microcare::rules {
 namespace {
 
-const std::string kSource = MICROCARE_SOURCE_DIR;
+using testing::DefaultPack;
 
-const RuleSet& DefaultPack() {
-    static const RuleSet pack = [] {
+// The fixture file, parsed once for the whole suite.
+const fhir::JsonDocument& CasesFile() {
+    static const fhir::JsonDocument file = [] {
+        auto text = testing::ReadSourceFile("tests/fixtures/rules/cases.json");
+        if (!text) throw std::runtime_error("tests/fixtures/rules/cases.json cannot be read");
         fhir::IssueList issues;
-        auto loaded =
-            adapter::LoadRulePackFile(kSource + "/config/rules/microneedling.json", issues);
-        if (!loaded) throw std::runtime_error("the default pack does not load");
-        return std::move(*loaded);
+        auto doc = fhir::JsonDocument::Parse(*text, issues);
+        if (!doc) throw std::runtime_error("tests/fixtures/rules/cases.json is not JSON");
+        return std::move(*doc);
     }();
-    return pack;
+    return file;
 }
 
-struct CaseResult {
-    std::vector<std::string> problems;
-    Assessment assessment;
-};
+std::vector<std::size_t> CaseIndexes() {
+    std::vector<std::size_t> indexes(CasesFile().Root()["cases"].Size());
+    for (std::size_t i = 0; i < indexes.size(); ++i) indexes[i] = i;
+    return indexes;
+}
 
-// Builds the record for one case and evaluates it.
+// The record for one case: the minimal record and the case's resources.
 std::string RecordText(fhir::Node file, fhir::Node c) {
     std::string start(c["encounterStart"].Exists() ? c["encounterStart"].String()
                                                    : file["encounterStart"].String());
@@ -55,60 +56,71 @@ std::string RecordText(fhir::Node file, fhir::Node c) {
     return text + "]}";
 }
 
-TEST(DefaultPackCases, EveryRuleIsFoundAndNotFoundAsSpecified) {
-    auto text = adapter::ReadFile(kSource + "/tests/fixtures/rules/cases.json");
-    ASSERT_TRUE(text);
+class DefaultPackCase : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(DefaultPackCase, FindsTheRuleOrNotAsSpecified) {
+    const fhir::Node file = CasesFile().Root();
+    const fhir::Node c = file["cases"][GetParam()];
+    const std::string rule_id(c["rule"].String());
+    const std::string record = RecordText(file, c);
+    // Four days after the session (the encounter's start) unless the case says otherwise.
+    std::string start(c["encounterStart"].Exists() ? c["encounterStart"].String()
+                                                   : file["encounterStart"].String());
+    const fhir::Instant now = fhir::AddCalendar(fhir::DateTime::Parse(start)->Earliest(0),
+                                                *fhir::CalendarDuration::Parse("P4D"), 1, 0);
     fhir::IssueList issues;
-    auto file = fhir::JsonDocument::Parse(*text, issues);
-    ASSERT_TRUE(file);
-    fhir::Node cases = file->Root()["cases"];
+    auto run =
+        RecordAssessment::Run(DefaultPack(), record, {"Encounter/enc1", "case"}, now, issues);
+    for (const fhir::Issue& issue : issues) ADD_FAILURE() << fhir::FormatIssue(issue);
+    ASSERT_TRUE(run) << record;
+    const Assessment& a = run->assessment();
+    ASSERT_TRUE(a.applies) << a.explanation;
+
+    const Finding* finding = nullptr;
+    std::string all;
+    for (const Finding& f : a.findings) {
+        if (DefaultPack().rules[f.rule].id == rule_id) finding = &f;
+        all += DefaultPack().rules[f.rule].id + " ";
+    }
+    if (c["expect"].String() == "notFound") {
+        EXPECT_EQ(finding, nullptr) << rule_id << " found; found: " << all;
+        return;
+    }
+    ASSERT_EQ(c["expect"].String(), "found");
+    ASSERT_NE(finding, nullptr) << rule_id << " not found; found: " << all;
+    if (c["severity"].Exists()) {
+        EXPECT_EQ(ToString(finding->severity), c["severity"].String());
+    }
+    if (c["implicated"].Exists()) {
+        bool implicated = false;
+        for (const Evidence& e : finding->evidence) {
+            implicated = implicated || e.resource->reference == c["implicated"].String();
+        }
+        EXPECT_TRUE(implicated) << "evidence does not name " << c["implicated"].String();
+    }
+}
+
+// The case's own name, made a valid test name: `isotretinoin-5-months ago` ->
+// `isotretinoin_5_months_ago`.
+std::string CaseName(const ::testing::TestParamInfo<std::size_t>& info) {
+    std::string name(CasesFile().Root()["cases"][info.param]["name"].String());
+    for (char& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    }
+    return name + "_" + std::to_string(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, DefaultPackCase, ::testing::ValuesIn(CaseIndexes()), CaseName);
+
+// Every rule of the pack is exercised in both directions.
+TEST(DefaultPackCases, CoverEveryRuleBothWays) {
     std::set<std::string> found_rules;
     std::set<std::string> not_found_rules;
+    const fhir::Node cases = CasesFile().Root()["cases"];
     for (std::size_t i = 0; i < cases.Size(); ++i) {
-        fhir::Node c = cases[i];
-        const std::string name(c["name"].String());
-        const std::string rule_id(c["rule"].String());
-        SCOPED_TRACE(name);
-        std::string record_text = RecordText(file->Root(), c);
-        fhir::IssueList record_issues;
-        auto doc = fhir::JsonDocument::Parse(record_text, record_issues);
-        ASSERT_TRUE(doc) << record_text;
-        fhir::BundleIndex index(doc->Root(), record_issues);
-        fhir::PatientRecord record = fhir::ReadPatientRecord(index, record_issues);
-        for (const fhir::Issue& issue : record_issues) ADD_FAILURE() << fhir::FormatIssue(issue);
-        const fhir::ClinicalResource* encounter = FindEncounter(record, "Encounter/enc1");
-        ASSERT_NE(encounter, nullptr);
-        const fhir::Instant now = fhir::AddCalendar(encounter->start->Earliest(0),
-                                                    *fhir::CalendarDuration::Parse("P4D"), 1, 0);
-        Assessment a = Evaluate(DefaultPack(), record, *encounter, now);
-        ASSERT_TRUE(a.applies) << a.explanation;
-
-        const Finding* finding = nullptr;
-        for (const Finding& f : a.findings) {
-            if (DefaultPack().rules[f.rule].id == rule_id) finding = &f;
-        }
-        std::string all;
-        for (const Finding& f : a.findings) all += DefaultPack().rules[f.rule].id + " ";
-        if (c["expect"].String() == "found") {
-            found_rules.insert(rule_id);
-            ASSERT_NE(finding, nullptr) << rule_id << " not found; found: " << all;
-            if (c["severity"].Exists()) {
-                EXPECT_EQ(ToString(finding->severity), c["severity"].String());
-            }
-            if (c["implicated"].Exists()) {
-                bool implicated = false;
-                for (const Evidence& e : finding->evidence) {
-                    implicated = implicated || e.resource->reference == c["implicated"].String();
-                }
-                EXPECT_TRUE(implicated) << "evidence does not name " << c["implicated"].String();
-            }
-        } else {
-            ASSERT_EQ(c["expect"].String(), "notFound");
-            not_found_rules.insert(rule_id);
-            EXPECT_EQ(finding, nullptr) << rule_id << " found; found: " << all;
-        }
+        const std::string rule_id(cases[i]["rule"].String());
+        (cases[i]["expect"].String() == "found" ? found_rules : not_found_rules).insert(rule_id);
     }
-    // Every rule of the pack is exercised in both directions.
     for (const Rule& rule : DefaultPack().rules) {
         EXPECT_TRUE(found_rules.count(rule.id)) << "no case finds " << rule.id;
         EXPECT_TRUE(not_found_rules.count(rule.id)) << "no case rules out " << rule.id;

@@ -1,0 +1,70 @@
+#include "rules/record_assessment.hpp"
+
+#include "rules/evaluator.hpp"
+#include "rules/plan_writer.hpp"
+
+namespace microcare::rules {
+
+std::unique_ptr<const RecordAssessment> RecordAssessment::Run(const RuleSet& pack,
+                                                              const std::string& record,
+                                                              const EncounterChoice& choice,
+                                                              fhir::Instant now,
+                                                              fhir::IssueList& issues) {
+    // Not make_unique: the constructor is private, and the object never moves (views into it).
+    std::unique_ptr<RecordAssessment> run(new RecordAssessment(pack));
+    run->document_ = fhir::JsonDocument::Parse(record, issues);
+    if (!run->document_) return nullptr;
+    const fhir::Node root = run->document_->Root();
+    if (root["resourceType"].String() != "Bundle") {
+        issues.Error("structure", "resourceType",
+                     "expected a Bundle holding the patient's record and the encounter");
+        return nullptr;
+    }
+    run->index_.emplace(root, issues);
+    run->record_ = fhir::ReadPatientRecord(*run->index_, issues);
+
+    const fhir::ClinicalResource* encounter = nullptr;
+    if (choice.reference) {
+        encounter = FindEncounter(run->record_, *choice.reference);
+        if (encounter == nullptr) {
+            issues.Error("not-found", choice.source,
+                         "the record holds no Encounter \"" + *choice.reference + "\"");
+        }
+    } else {
+        auto candidates = FindMicroneedlingEncounters(pack, run->record_);
+        encounter = candidates.empty() ? LatestEncounter(run->record_) : candidates.front();
+        if (encounter == nullptr) {
+            issues.Error("required", "Bundle.entry", "the record holds no Encounter");
+        }
+    }
+    if (encounter != nullptr && encounter->subject.empty()) {
+        issues.Error("required", encounter->entry->Path() + ".subject",
+                     "missing: MicroCare needs to know whose record this is");
+    }
+    if (issues.HasErrors()) return nullptr;
+
+    run->encounter_ = encounter;
+    run->assessment_ = Evaluate(pack, run->record_, *encounter, now);
+    run->transaction_ = BuildTransaction(pack, run->assessment_, now);
+    return run;
+}
+
+std::string RecordAssessment::TransactionJson(bool pretty) const {
+    fhir::JsonWriter writer(pretty);
+    fhir::WriteTransaction(writer, transaction_);
+    return writer.Take();
+}
+
+std::string RecordAssessment::Summary() const { return Summarize(pack_, assessment_); }
+
+std::string RecordAssessment::FindingsLine() const {
+    std::string line;
+    for (const Finding& f : assessment_.findings) {
+        line += (line.empty() ? "" : " ") + pack_.rules[f.rule].id + ":" +
+                std::string(WireSeverity(f.severity));
+        for (const Evidence& e : f.evidence) line += "@" + std::string(e.resource->reference);
+    }
+    return line;
+}
+
+}  // namespace microcare::rules

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fhir/bundle.hpp"
+#include "fhir/date_time.hpp"
+#include "fhir/issues.hpp"
+#include "fhir/json.hpp"
+#include "fhir/patient_record.hpp"
+#include "fhir/transaction_builder.hpp"
+#include "rules/assessment.hpp"
+#include "rules/rule_set.hpp"
+
+namespace microcare::rules {
+
+// Which encounter of the record to assess.
+struct EncounterChoice {
+    // "Encounter/123" or "123"; none: the record's latest microneedling encounter, or else its
+    // latest encounter of any kind.
+    std::optional<std::string> reference;
+    // Where the reference came from, named in the problem when the record lacks it
+    // ("--encounter", "MessageHeader.focus").
+    std::string source = "encounter";
+};
+
+// The one assessment pipeline, for every caller (the worker, `microcare evaluate`, and what
+// assesses before a visit): the record as the EHR returned it, read once, the encounter
+// chosen and checked, the rules evaluated and what MicroCare writes built. Everything here
+// views into the record, so the whole lives and dies as one object.
+class RecordAssessment {
+public:
+    // `record` is a Bundle of one patient's resources. The record's problems (invalid JSON,
+    // unreadable resources, no such encounter, an encounter without a subject) are reported
+    // to `issues` with their JSON paths and give nullptr: nothing is assessed on a record that
+    // was only partly understood.
+    static std::unique_ptr<const RecordAssessment> Run(const RuleSet& pack,
+                                                       const std::string& record,
+                                                       const EncounterChoice& encounter,
+                                                       fhir::Instant now, fhir::IssueList& issues);
+
+    RecordAssessment(const RecordAssessment&) = delete;
+    RecordAssessment& operator=(const RecordAssessment&) = delete;
+
+    const fhir::ClinicalResource& encounter() const { return *encounter_; }
+    const Assessment& assessment() const { return assessment_; }
+    // Empty (no CarePlan) when the assessment does not apply.
+    const fhir::TransactionValue& transaction() const { return transaction_; }
+    // The transaction Bundle to post, as JSON.
+    std::string TransactionJson(bool pretty = false) const;
+    // For people: which rules fired, on which resources and dates (no names, no free text).
+    std::string Summary() const;
+    // For the audit trail: `rule:severity@Type/id ...`, ids only.
+    std::string FindingsLine() const;
+
+private:
+    explicit RecordAssessment(const RuleSet& pack) : pack_(pack) {}
+
+    const RuleSet& pack_;
+    std::optional<fhir::JsonDocument> document_;  // owns the text everything views into
+    std::optional<fhir::BundleIndex> index_;
+    fhir::PatientRecord record_;
+    const fhir::ClinicalResource* encounter_ = nullptr;
+    Assessment assessment_;
+    fhir::TransactionValue transaction_;
+};
+
+}  // namespace microcare::rules
