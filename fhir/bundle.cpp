@@ -187,4 +187,15 @@ bool BundleIndex::IsKnownBase(std::string_view base) const {
     return !any;
 }
 
+std::string ServerReference(const BundleIndex& index, std::string_view reference,
+                            const BundleEntry* from, std::string_view type) {
+    if (const BundleEntry* target = index.Resolve(reference, from)) {
+        if (target->resource_type != type || !IsFhirId(target->id)) return {};
+        return std::string(type) + "/" + std::string(target->id);
+    }
+    auto [ref_type, id] = SplitTypeId(reference);
+    if (ref_type != type || id.empty()) return {};
+    return std::string(type) + "/" + std::string(id);
+}
+
 }  // namespace microcare::fhir

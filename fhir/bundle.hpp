@@ -72,6 +72,12 @@ private:
     bool is_bundle_ = false;
 };
 
+// `Type/id` on the server of the resource `reference` (held by `from`) names, when it is a
+// `type` with a valid FHIR id: the resolved entry's own, or the reference's when it points
+// outside the Bundle. Empty otherwise: what becomes part of a URL on the EHR is checked here.
+std::string ServerReference(const BundleIndex& index, std::string_view reference,
+                            const BundleEntry* from, std::string_view type);
+
 // The type and id of a relative or absolute RESTful reference, without `_history`; empty
 // views otherwise.
 std::pair<std::string_view, std::string_view> SplitTypeId(std::string_view reference);

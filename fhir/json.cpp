@@ -342,6 +342,16 @@ std::string_view Node::TypeName() const {
     return "null";
 }
 
+std::optional<std::int64_t> NonNegativeInteger(Node node) {
+    std::string_view text = node.IsString() ? node.String() : node.NumberText();
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
 bool JsonEqual(Node a, Node b) {
     if (a.Exists() != b.Exists()) return false;
     if (!a.Exists()) return true;

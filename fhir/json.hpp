@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,10 @@ public:
 private:
     const JsonValue* value_ = nullptr;
 };
+
+// A whole number >= 0 written as a JSON number or a string (FHIR's unsignedInt, and the
+// Subscriptions backport's event numbers in valueString); nullopt for anything else.
+std::optional<std::int64_t> NonNegativeInteger(Node node);
 
 // Deep equality, numbers compared by their text.
 bool JsonEqual(Node a, Node b);

@@ -9,6 +9,8 @@
 #include <optional>
 
 #include "adapter/async_util.hpp"
+#include "adapter/jobs/job_contract.hpp"
+#include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
 #include "fhir/json.hpp"
@@ -368,30 +370,11 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
     if (!notification) co_return Outcome(422, issues);
 
     std::vector<NewJob> jobs;
-    auto assess = [&](std::string trigger_key, const std::string& encounter,
-                      std::optional<SubscriptionEvent> event) {
-        JobPayload payload;
-        payload.encounter = encounter;
-        jobs.push_back(NewJob{std::move(trigger_key), encounter, std::string(kJobAssess),
-                              payload.ToJson(), std::nullopt, std::move(event)});
-    };
-    auto recover = [&](const std::string& subscription, std::int64_t from, std::int64_t to,
-                       std::optional<SubscriptionEvent> event) {
-        JobPayload payload;
-        payload.subscription = subscription;
-        payload.from_event = from;
-        payload.to_event = to;
-        jobs.push_back(NewJob{
-            "recover:" + subscription + ":" + std::to_string(from) + "-" + std::to_string(to), "",
-            std::string(kJobRecover), payload.ToJson(), std::nullopt, std::move(event)});
-    };
-
     std::size_t duplicates = 0;
     if (notification->type == Notification::Type::kR4Resource) {
         // R4 notifications carry no event number: each is a trigger of its own, and the
         // idempotent write-back keeps repeats harmless.
-        assess("r4:" + notification->r4_encounter + ":" + request.request_id,
-               notification->r4_encounter, std::nullopt);
+        jobs.push_back(R4NotificationJob(notification->r4_encounter, request.request_id));
     } else {
         const std::string& sub = notification->subscription;
         // Captures by reference only: g++ 12 destroys by-value captures of a lambda temporary in a
@@ -410,14 +393,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
                 Log::Warning("subscription event gap", {{"subscription", sub},
                                                         {"from", std::to_string(expected)},
                                                         {"to", std::to_string(event.number - 1)}});
-                recover(sub, expected, event.number - 1, std::nullopt);
+                jobs.push_back(RecoverJob(sub, expected, event.number - 1, std::nullopt));
             }
-            SubscriptionEvent number{sub, event.number};
             if (event.encounter.empty()) {
-                recover(sub, event.number, event.number, number);
+                jobs.push_back(RecoverJob(sub, event.number, event.number,
+                                          SubscriptionEvent{sub, event.number}));
             } else {
-                assess("subscription:" + sub + ":" + std::to_string(event.number), event.encounter,
-                       number);
+                jobs.push_back(SubscriptionEventJob(sub, event.number, event.encounter));
             }
             expected = event.number + 1;
         }
@@ -425,8 +407,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         if (notification->events.empty() && notification->events_since_start &&
             *notification->events_since_start >= expected) {
             ++metrics_.subscription_gaps;
-            recover(sub, expected, *notification->events_since_start,
-                    SubscriptionEvent{sub, *notification->events_since_start});
+            jobs.push_back(RecoverJob(sub, expected, *notification->events_since_start,
+                                      SubscriptionEvent{sub, *notification->events_since_start}));
         }
         Log::Info("notification", {{"request", request.request_id},
                                    {"subscription", sub},

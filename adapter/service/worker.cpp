@@ -10,8 +10,9 @@
 
 #include "adapter/async_util.hpp"
 #include "adapter/client/outbound_url.hpp"
+#include "adapter/jobs/job_contract.hpp"
+#include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
-#include "adapter/server/inbound.hpp"
 #include "adapter/service/record_fetcher.hpp"
 #include "rules/record_assessment.hpp"
 
@@ -228,15 +229,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (result.kind == JobResult::Kind::kDone && !payload->respond_to.empty()) {
             // Journaled before this job is marked done: a crash in between re-runs the
             // (idempotent) assessment, and the trigger key keeps the response job single.
-            JobPayload respond;
-            respond.respond_to = payload->respond_to;
-            respond.response = payload->response;
-            NewJob delivery{"respond:" + job.trigger_key,
-                            "",
-                            std::string(kJobRespond),
-                            respond.ToJson(),
-                            std::nullopt,
-                            std::nullopt};
+            NewJob delivery = RespondJob(job, *payload);
             auto queued = co_await Offload(blocking, [&] { return store.Enqueue(delivery); });
             if (!queued) co_return Retry("journaling the response message failed");
             result.summary += "; response message queued as job " + std::to_string(queued->job_id);
@@ -347,14 +340,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         std::size_t queued = 0;
         for (const Notification::Event& event : notification->events) {
             if (event.encounter.empty()) continue;
-            JobPayload assess;
-            assess.encounter = event.encounter;
-            NewJob job{"subscription:" + payload.subscription + ":" + std::to_string(event.number),
-                       event.encounter,
-                       std::string(kJobAssess),
-                       assess.ToJson(),
-                       std::nullopt,
-                       SubscriptionEvent{payload.subscription, event.number}};
+            NewJob job = SubscriptionEventJob(payload.subscription, event.number, event.encounter);
             auto enqueued = co_await Offload(blocking, [&] { return store.Enqueue(job); });
             if (!enqueued) co_return Retry("cannot journal replayed events");
             queued += enqueued->created ? 1 : 0;

@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "adapter/server/inbound.hpp"
+#include "adapter/jobs/job_contract.hpp"
+#include "adapter/jobs/notification.hpp"
 
 namespace {
 
