@@ -1,14 +1,21 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <type_traits>
+
+#include "adapter/log.hpp"
 
 namespace microcare::adapter {
 
@@ -51,6 +58,23 @@ auto AwaitCallback(Start start) {
             begin([shared](R value) { detail::Complete<R>(shared, std::move(value)); });
         },
         boost::asio::use_awaitable, std::move(start));
+}
+
+// In place of asio::detached for co_spawn: a spawned coroutine that ends with an exception is
+// logged with `task` and counted in `failures`, never dropped in silence.
+inline auto ReportFailure(std::string_view task, std::atomic<std::uint64_t>& failures) {
+    return [task = std::string(task), &failures](std::exception_ptr error) {
+        if (!error) return;
+        ++failures;
+        std::string what = "an exception that is no std::exception";
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        Log::Error("a background task failed", {{"task", task}, {"error", what}});
+    };
 }
 
 }  // namespace microcare::adapter

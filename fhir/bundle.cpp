@@ -49,6 +49,43 @@ std::string BundleEntry::Path() const {
     return "Bundle.entry[" + std::to_string(index) + "].resource";
 }
 
+void BundleIndex::Add(Node resource, std::string_view full_url, std::size_t index, bool in_bundle) {
+    BundleEntry entry;
+    entry.index = index;
+    entry.in_bundle = in_bundle;
+    entry.resource = resource;
+    entry.full_url = full_url;
+    entry.resource_type = resource["resourceType"].String();
+    entry.id = resource["id"].String();
+    if (full_url.find("://") != std::string_view::npos) {
+        auto [url_type, url_id] = SplitTypeId(full_url);
+        if (!url_type.empty()) {
+            entry.base =
+                full_url.substr(0, static_cast<std::size_t>(url_type.data() - full_url.data()));
+        }
+    }
+    const std::size_t position = entries_.size();
+    if (!full_url.empty()) by_full_url_.emplace(StripHistory(full_url), position);
+    if (!entry.resource_type.empty() && !entry.id.empty()) {
+        by_type_id_.emplace(std::make_pair(entry.resource_type, entry.id), position);
+    }
+    entries_.push_back(entry);
+}
+
+BundleIndex::BundleIndex(const std::vector<Node>& resources, IssueList& issues) {
+    is_bundle_ = true;
+    bundle_type_ = "collection";
+    entries_.reserve(resources.size());
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        if (!resources[i].IsObject() || resources[i]["resourceType"].String().empty()) {
+            issues.Error("structure", "Bundle.entry[" + std::to_string(i) + "].resource",
+                         "must be a FHIR resource object with a resourceType");
+            continue;
+        }
+        Add(resources[i], {}, i, true);
+    }
+}
+
 BundleIndex::BundleIndex(Node root, IssueList& issues) {
     std::string_view type = root["resourceType"].String();
     if (!root.IsObject()) {
@@ -61,30 +98,8 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
         issues.Error("required", "resourceType", "missing: every FHIR resource names its type");
         return;
     }
-    auto add = [&](Node resource, std::string_view full_url, std::size_t index, bool in_bundle) {
-        BundleEntry entry;
-        entry.index = index;
-        entry.in_bundle = in_bundle;
-        entry.resource = resource;
-        entry.full_url = full_url;
-        entry.resource_type = resource["resourceType"].String();
-        entry.id = resource["id"].String();
-        if (full_url.find("://") != std::string_view::npos) {
-            auto [url_type, url_id] = SplitTypeId(full_url);
-            if (!url_type.empty()) {
-                entry.base =
-                    full_url.substr(0, static_cast<std::size_t>(url_type.data() - full_url.data()));
-            }
-        }
-        const std::size_t position = entries_.size();
-        if (!full_url.empty()) by_full_url_.emplace(StripHistory(full_url), position);
-        if (!entry.resource_type.empty() && !entry.id.empty()) {
-            by_type_id_.emplace(std::make_pair(entry.resource_type, entry.id), position);
-        }
-        entries_.push_back(entry);
-    };
     if (type != "Bundle") {
-        add(root, {}, 0, false);
+        Add(root, {}, 0, false);
         return;
     }
     is_bundle_ = true;
@@ -104,7 +119,7 @@ BundleIndex::BundleIndex(Node root, IssueList& issues) {
                          "must be a FHIR resource object with a resourceType");
             continue;
         }
-        add(resource, entry["fullUrl"].String(), i, true);
+        Add(resource, entry["fullUrl"].String(), i, true);
     }
 }
 

@@ -34,6 +34,10 @@ class BundleIndex {
 public:
     // `root` is a Bundle or a single resource. Structural problems are reported to `issues`.
     BundleIndex(Node root, IssueList& issues);
+    // Resources read separately (the EHR's answers, each in a document of its own), indexed
+    // as a collection Bundle holding them in this order would be: paths name them
+    // `Bundle.entry[i].resource`.
+    BundleIndex(const std::vector<Node>& resources, IssueList& issues);
 
     const std::vector<BundleEntry>& entries() const { return entries_; }
     bool is_bundle() const { return is_bundle_; }
@@ -54,6 +58,7 @@ public:
     std::string Identity(std::string_view reference, const BundleEntry* from = nullptr) const;
 
 private:
+    void Add(Node resource, std::string_view full_url, std::size_t index, bool in_bundle);
     bool IsKnownBase(std::string_view base) const;
 
     struct TypeIdHash {

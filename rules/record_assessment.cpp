@@ -12,27 +12,45 @@ std::unique_ptr<const RecordAssessment> RecordAssessment::Run(const RuleSet& pac
                                                               fhir::IssueList& issues) {
     // Not make_unique: the constructor is private, and the object never moves (views into it).
     std::unique_ptr<RecordAssessment> run(new RecordAssessment(pack));
-    run->document_ = fhir::JsonDocument::Parse(record, issues);
-    if (!run->document_) return nullptr;
-    const fhir::Node root = run->document_->Root();
+    auto document = fhir::JsonDocument::Parse(record, issues);
+    if (!document) return nullptr;
+    const fhir::Node root = document->Root();
+    run->documents_.documents.push_back(std::move(*document));
     if (root["resourceType"].String() != "Bundle") {
         issues.Error("structure", "resourceType",
                      "expected a Bundle holding the patient's record and the encounter");
         return nullptr;
     }
     run->index_.emplace(root, issues);
-    run->record_ = fhir::ReadPatientRecord(*run->index_, issues);
+    if (!run->Assess(choice, now, issues)) return nullptr;
+    return run;
+}
 
+std::unique_ptr<const RecordAssessment> RecordAssessment::Run(const RuleSet& pack,
+                                                              RecordDocuments record,
+                                                              const EncounterChoice& choice,
+                                                              fhir::Instant now,
+                                                              fhir::IssueList& issues) {
+    std::unique_ptr<RecordAssessment> run(new RecordAssessment(pack));
+    run->documents_ = std::move(record);
+    run->index_.emplace(run->documents_.resources, issues);
+    if (!run->Assess(choice, now, issues)) return nullptr;
+    return run;
+}
+
+bool RecordAssessment::Assess(const EncounterChoice& choice, fhir::Instant now,
+                              fhir::IssueList& issues) {
+    record_ = fhir::ReadPatientRecord(*index_, issues);
     const fhir::ClinicalResource* encounter = nullptr;
     if (choice.reference) {
-        encounter = FindEncounter(run->record_, *choice.reference);
+        encounter = FindEncounter(record_, *choice.reference);
         if (encounter == nullptr) {
             issues.Error("not-found", choice.source,
                          "the record holds no Encounter \"" + *choice.reference + "\"");
         }
     } else {
-        auto candidates = FindMicroneedlingEncounters(pack, run->record_);
-        encounter = candidates.empty() ? LatestEncounter(run->record_) : candidates.front();
+        auto candidates = FindMicroneedlingEncounters(pack_, record_);
+        encounter = candidates.empty() ? LatestEncounter(record_) : candidates.front();
         if (encounter == nullptr) {
             issues.Error("required", "Bundle.entry", "the record holds no Encounter");
         }
@@ -41,12 +59,12 @@ std::unique_ptr<const RecordAssessment> RecordAssessment::Run(const RuleSet& pac
         issues.Error("required", encounter->entry->Path() + ".subject",
                      "missing: MicroCare needs to know whose record this is");
     }
-    if (issues.HasErrors()) return nullptr;
+    if (issues.HasErrors()) return false;
 
-    run->encounter_ = encounter;
-    run->assessment_ = Evaluate(pack, run->record_, *encounter, now);
-    run->transaction_ = BuildTransaction(pack, run->assessment_, now);
-    return run;
+    encounter_ = encounter;
+    assessment_ = Evaluate(pack_, record_, *encounter, now);
+    transaction_ = BuildTransaction(pack_, assessment_, now);
+    return true;
 }
 
 std::string RecordAssessment::TransactionJson(bool pretty) const {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fhir/bundle.hpp"
 #include "fhir/date_time.hpp"
@@ -26,6 +27,13 @@ struct EncounterChoice {
     std::string source = "encounter";
 };
 
+// A patient's record as the EHR returned it in several answers, parsed once: `resources`
+// view into `documents`, in record order.
+struct RecordDocuments {
+    std::vector<fhir::JsonDocument> documents;
+    std::vector<fhir::Node> resources;
+};
+
 // The one assessment pipeline, for every caller (the worker, `microcare evaluate`, and what
 // assesses before a visit): the record as the EHR returned it, read once, the encounter
 // chosen and checked, the rules evaluated and what MicroCare writes built. Everything here
@@ -38,6 +46,11 @@ public:
     // was only partly understood.
     static std::unique_ptr<const RecordAssessment> Run(const RuleSet& pack,
                                                        const std::string& record,
+                                                       const EncounterChoice& encounter,
+                                                       fhir::Instant now, fhir::IssueList& issues);
+    // The same for a record read as several documents (paths as if one collection Bundle
+    // held its resources in order).
+    static std::unique_ptr<const RecordAssessment> Run(const RuleSet& pack, RecordDocuments record,
                                                        const EncounterChoice& encounter,
                                                        fhir::Instant now, fhir::IssueList& issues);
 
@@ -57,9 +70,11 @@ public:
 
 private:
     explicit RecordAssessment(const RuleSet& pack) : pack_(pack) {}
+    // The steps after indexing, shared by both entry points; false on a problem.
+    bool Assess(const EncounterChoice& choice, fhir::Instant now, fhir::IssueList& issues);
 
     const RuleSet& pack_;
-    std::optional<fhir::JsonDocument> document_;  // owns the text everything views into
+    RecordDocuments documents_;  // own the text everything views into
     std::optional<fhir::BundleIndex> index_;
     fhir::PatientRecord record_;
     const fhir::ClinicalResource* encounter_ = nullptr;

@@ -85,7 +85,7 @@ asio::awaitable<Result<HttpResponse>> FhirClient::Send(HttpRequest request) {
     }
 }
 
-asio::awaitable<Result<FhirClient::SearchResult>> FhirClient::SearchAll(std::string query) {
+asio::awaitable<Result<SearchResult>> FhirClient::SearchAll(std::string query) {
     SearchResult result;
     std::set<std::string> seen;
     std::string url = Resolve(query);
@@ -97,7 +97,7 @@ asio::awaitable<Result<FhirClient::SearchResult>> FhirClient::SearchAll(std::str
             result.failure = std::move(*response);
             co_return result;
         }
-        ++result.pages;
+        ++result.page_count;
 
         fhir::IssueList issues;
         auto document = fhir::JsonDocument::Parse(response->body, issues);
@@ -108,7 +108,7 @@ asio::awaitable<Result<FhirClient::SearchResult>> FhirClient::SearchAll(std::str
         if (entries.Exists() && !entries.IsArray()) co_return Error::kBadResponse;
         for (std::size_t i = 0; i < entries.Size(); ++i) {
             const fhir::Node resource = entries[i]["resource"];
-            if (resource.IsObject()) result.resources.push_back(fhir::Serialize(resource));
+            if (resource.IsObject()) result.resources.push_back(resource);
         }
 
         std::string next;
@@ -119,8 +119,10 @@ asio::awaitable<Result<FhirClient::SearchResult>> FhirClient::SearchAll(std::str
                 break;
             }
         }
+        // Kept whole: the resources view into it.
+        result.pages.push_back(std::move(*document));
         if (next.empty()) co_return result;
-        if (result.pages >= options_.max_pages) co_return Error::kResponseTooLarge;
+        if (result.page_count >= options_.max_pages) co_return Error::kResponseTooLarge;
         // A `next` link away from the base would take our token with it.
         auto normal = NormalHttpUrl(Resolve(next));
         if (!normal || !IsAtOrBelow(*normal, normal_base_)) co_return Error::kBadResponse;

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adapter/client/ehr.hpp"
 #include "adapter/client/http_client.hpp"
 #include "adapter/client/smart_auth.hpp"
 #include "adapter/error.hpp"
@@ -17,27 +18,19 @@ struct FhirClientOptions {
     std::size_t max_pages = 50;  // pages read per search at most, the first one included
 };
 
-// The EHR's FHIR REST API: reads, searches that follow `next` links, and posts, with the
-// configured authorisation. Relative paths are relative to the base URL.
-class FhirClient {
+// The EHR's FHIR REST API over HTTP(S): reads, searches that follow `next` links, and posts,
+// with the configured authorisation. Relative paths are relative to the base URL.
+class FhirClient : public Ehr {
 public:
     FhirClient(HttpClient& http, AuthProvider& auth, FhirClientOptions options);
 
-    boost::asio::awaitable<Result<HttpResponse>> Get(std::string path_or_url);
-    boost::asio::awaitable<Result<HttpResponse>> Post(std::string path, std::string body);
+    boost::asio::awaitable<Result<HttpResponse>> Get(std::string path_or_url) override;
+    boost::asio::awaitable<Result<HttpResponse>> Post(std::string path, std::string body) override;
 
-    // Runs a search (`Condition?patient=Patient/1`) and returns every entry.resource of every
-    // page as JSON text; a non-2xx page is returned as an error response in `failure`.
-    // A search that cannot be read whole is an error rather than a short answer, since a
-    // missing page could hide a contraindication: kBadResponse for a page that is no Bundle, a
-    // `next` link seen before, or one leading away from the base URL's origin (it would get
-    // our token); kResponseTooLarge when more than max_pages pages would be needed.
-    struct SearchResult {
-        std::vector<std::string> resources;
-        std::optional<HttpResponse> failure;
-        std::size_t pages = 0;
-    };
-    boost::asio::awaitable<Result<SearchResult>> SearchAll(std::string query);
+    // A non-2xx page is returned in `failure`. kBadResponse for a page that is no Bundle, a
+    // `next` link seen before, or one leading away from the base URL (it would get our token);
+    // kResponseTooLarge when more than max_pages pages would be needed.
+    boost::asio::awaitable<Result<SearchResult>> SearchAll(std::string query) override;
 
     const std::string& base_url() const { return options_.base_url; }
 

@@ -11,8 +11,6 @@ namespace {
 
 using namespace boost::asio::experimental::awaitable_operators;
 
-bool Ok(const HttpResponse& response) { return response.status >= 200 && response.status < 300; }
-
 // The reads of a record besides the Encounter, in the order the batch carries them.
 std::vector<std::string> RecordQueries(const std::string& patient) {
     const std::string by_patient = "patient=" + patient + "&_count=200";
@@ -59,56 +57,54 @@ unsigned StatusOf(std::string_view text) {
     return status;
 }
 
-void Append(std::string& bundle, bool& first, const std::string& resource) {
-    bundle += first ? "{\"resource\":" : ",{\"resource\":";
-    bundle += resource;
-    bundle += '}';
-    first = false;
+FetchOutcome Refused(HttpResponse response, std::string request) {
+    FetchOutcome outcome;
+    outcome.refusal = std::move(response);
+    outcome.refused_request = std::move(request);
+    return outcome;
+}
+
+// Adds a search's resources (and the pages that hold them) to the record.
+void Take(rules::RecordDocuments& record, SearchResult& search) {
+    record.resources.insert(record.resources.end(), search.resources.begin(),
+                            search.resources.end());
+    for (fhir::JsonDocument& page : search.pages) record.documents.push_back(std::move(page));
 }
 
 }  // namespace
 
-boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(FhirClient& client,
-                                                         const std::string& encounter) {
-    FetchOutcome outcome;
-    auto encounter_response = co_await client.Get(encounter);
+boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::string& encounter) {
+    auto encounter_response = co_await ehr.Get(encounter);
     if (!encounter_response) co_return encounter_response.error();
-    if (!Ok(*encounter_response)) {
-        outcome.refusal = std::move(*encounter_response);
-        outcome.refused_request = "GET " + encounter;
-        co_return outcome;
+    if (Classify(encounter_response->status) != EhrAnswer::kSuccess) {
+        co_return Refused(std::move(*encounter_response), "GET " + encounter);
     }
     fhir::IssueList issues;
     auto encounter_doc = fhir::JsonDocument::Parse(encounter_response->body, issues);
     if (!encounter_doc || encounter_doc->Root()["resourceType"].String() != "Encounter") {
         co_return Error::kBadResponse;
     }
+    FetchOutcome outcome;
     const std::string patient =
         fhir::TypeIdOf(encounter_doc->Root()["subject"]["reference"].String());
     if (!patient.starts_with("Patient/")) {
         // Nothing to assess without a patient: the EHR's data, not a transient fault.
-        HttpResponse refusal;
-        refusal.status = 422;
-        refusal.body =
-            R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"required","diagnostics":"Encounter.subject does not name a Patient","expression":["Encounter.subject"]}]})";
-        outcome.refusal = std::move(refusal);
-        outcome.refused_request = "GET " + encounter;
+        outcome.problem = "Encounter.subject: does not name a Patient on the EHR";
         co_return outcome;
     }
     FetchedRecord record;
     record.encounter = encounter;
     record.patient = patient;
-    record.bundle = R"({"resourceType":"Bundle","type":"collection","entry":[)";
-    bool first = true;
-    Append(record.bundle, first, encounter_response->body);
-    record.resources = 1;
+    record.documents.resources.push_back(encounter_doc->Root());
+    record.documents.documents.push_back(std::move(*encounter_doc));
 
     // One round trip for the whole record where the EHR takes batches; separate requests in
     // parallel where it does not.
     const std::vector<std::string> queries = RecordQueries(patient);
-    auto batch = co_await client.Post("", BatchOf(queries));
+    auto batch = co_await ehr.Post("", BatchOf(queries));
     if (!batch) co_return batch.error();
-    if (Ok(*batch)) {
+    const EhrAnswer batch_answer = Classify(batch->status, /*optional_feature=*/true);
+    if (batch_answer == EhrAnswer::kSuccess) {
         fhir::IssueList batch_issues;
         auto doc = fhir::JsonDocument::Parse(batch->body, batch_issues);
         fhir::Node entries = doc ? doc->Root()["entry"] : fhir::Node();
@@ -119,81 +115,63 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(FhirClient& client,
         for (std::size_t i = 0; i < queries.size(); ++i) {
             fhir::Node answer = entries[i]["resource"];
             const unsigned status = StatusOf(entries[i]["response"]["status"].String());
-            if (status < 200 || status >= 300) {
+            if (Classify(status) != EhrAnswer::kSuccess) {
                 HttpResponse refusal;
                 refusal.status = status;
                 refusal.body = answer.Exists() ? fhir::Serialize(answer) : std::string();
-                outcome.refusal = std::move(refusal);
-                outcome.refused_request = "GET " + queries[i] + " (in a batch)";
-                co_return outcome;
+                co_return Refused(std::move(refusal), "GET " + queries[i] + " (in a batch)");
             }
             if (i == 0) {
-                Append(record.bundle, first, fhir::Serialize(answer));
-                ++record.resources;
+                record.documents.resources.push_back(answer);
                 continue;
             }
             for (std::size_t e = 0; e < answer["entry"].Size(); ++e) {
-                Append(record.bundle, first, fhir::Serialize(answer["entry"][e]["resource"]));
-                ++record.resources;
+                record.documents.resources.push_back(answer["entry"][e]["resource"]);
             }
             // Later pages are read one after another.
             for (std::size_t l = 0; l < answer["link"].Size(); ++l) {
                 if (answer["link"][l]["relation"].String() != "next") continue;
-                auto rest =
-                    co_await client.SearchAll(std::string(answer["link"][l]["url"].String()));
+                auto rest = co_await ehr.SearchAll(std::string(answer["link"][l]["url"].String()));
                 if (!rest) co_return rest.error();
                 if (rest->failure) {
-                    outcome.refusal = std::move(*rest->failure);
-                    outcome.refused_request = "GET " + queries[i] + " (next pages)";
-                    co_return outcome;
+                    co_return Refused(std::move(*rest->failure),
+                                      "GET " + queries[i] + " (next pages)");
                 }
-                for (const std::string& resource : rest->resources) {
-                    Append(record.bundle, first, resource);
-                    ++record.resources;
-                }
+                Take(record.documents, *rest);
             }
         }
-        record.bundle += "]}";
+        record.documents.documents.push_back(std::move(*doc));
         outcome.record = std::move(record);
         co_return outcome;
     }
-    if (batch->status != 400 && batch->status != 404 && batch->status != 405 &&
-        batch->status != 415 && batch->status != 422 && batch->status != 501) {
-        // Anything else (429, 5xx) is the EHR's trouble, not a missing feature.
-        outcome.refusal = std::move(*batch);
-        outcome.refused_request = "POST batch";
-        co_return outcome;
-    }
+    // A 429 or 5xx is the EHR's trouble, not a missing feature.
+    if (batch_answer != EhrAnswer::kUnsupported) co_return Refused(std::move(*batch), "POST batch");
 
     auto [patient_response, conditions, allergies, requests, statements, administrations,
           observations, procedures, immunizations, encounters] =
-        co_await (client.Get(queries[0]) && client.SearchAll(queries[1]) &&
-                  client.SearchAll(queries[2]) && client.SearchAll(queries[3]) &&
-                  client.SearchAll(queries[4]) && client.SearchAll(queries[5]) &&
-                  client.SearchAll(queries[6]) && client.SearchAll(queries[7]) &&
-                  client.SearchAll(queries[8]) && client.SearchAll(queries[9]));
+        co_await (ehr.Get(queries[0]) && ehr.SearchAll(queries[1]) && ehr.SearchAll(queries[2]) &&
+                  ehr.SearchAll(queries[3]) && ehr.SearchAll(queries[4]) &&
+                  ehr.SearchAll(queries[5]) && ehr.SearchAll(queries[6]) &&
+                  ehr.SearchAll(queries[7]) && ehr.SearchAll(queries[8]) &&
+                  ehr.SearchAll(queries[9]));
     if (!patient_response) co_return patient_response.error();
-    if (!Ok(*patient_response)) {
-        outcome.refusal = std::move(*patient_response);
-        outcome.refused_request = "GET " + patient;
-        co_return outcome;
+    if (Classify(patient_response->status) != EhrAnswer::kSuccess) {
+        co_return Refused(std::move(*patient_response), "GET " + patient);
     }
-    Append(record.bundle, first, patient_response->body);
-    ++record.resources;
+    auto patient_doc = fhir::JsonDocument::Parse(patient_response->body, issues);
+    if (!patient_doc) co_return Error::kBadResponse;
+    record.documents.resources.push_back(patient_doc->Root());
+    record.documents.documents.push_back(std::move(*patient_doc));
+    std::size_t query = 1;
     for (auto* search : {&conditions, &allergies, &requests, &statements, &administrations,
                          &observations, &procedures, &immunizations, &encounters}) {
         if (!*search) co_return search->error();
         if ((*search)->failure) {
-            outcome.refusal = std::move(*(*search)->failure);
-            outcome.refused_request = "search";
-            co_return outcome;
+            co_return Refused(std::move(*(*search)->failure), "GET " + queries[query]);
         }
-        for (const std::string& resource : (*search)->resources) {
-            Append(record.bundle, first, resource);
-            ++record.resources;
-        }
+        Take(record.documents, **search);
+        ++query;
     }
-    record.bundle += "]}";
     outcome.record = std::move(record);
     co_return outcome;
 }

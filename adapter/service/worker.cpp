@@ -2,7 +2,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,10 +20,6 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::use_awaitable;
-
-TimePoint Now() { return std::chrono::floor<std::chrono::milliseconds>(Clock::now()); }
-
-bool Transient(unsigned status) { return status == 408 || status == 429 || status >= 500; }
 
 JobResult Done(std::string summary) {
     JobResult r;
@@ -53,7 +48,9 @@ JobResult Dead(std::string summary, std::string outcome = {}) {
 // The EHR answered with a status: transient ones are retried, the rest are final.
 JobResult FromRefusal(const std::string& what, const HttpResponse& response) {
     std::string summary = what + " answered " + std::to_string(response.status);
-    if (Transient(response.status)) return Retry(summary, response.RetryAfter());
+    if (Classify(response.status) == EhrAnswer::kTransient) {
+        return Retry(summary, response.RetryAfter());
+    }
     return Dead(summary, response.body);
 }
 
@@ -65,9 +62,10 @@ JobResult FromTransport(const std::string& what, const boost::system::error_code
 
 struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
-         FhirClient& client, std::shared_ptr<const rules::RuleSet> rule_set, Metrics& counters,
-         asio::thread_pool& pool, AuditLog& audit_log)
+         Ehr& client, std::shared_ptr<const rules::RuleSet> rule_set, Metrics& counters,
+         asio::thread_pool& pool, AuditLog& audit_log, WallClock wall_clock)
         : executor(asio::make_strand(ex)),
+          Now(std::move(wall_clock)),
           settings(worker_settings),
           store(job_store),
           ehr(client),
@@ -77,9 +75,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
           audit(audit_log) {}
 
     asio::any_io_executor executor;
+    WallClock Now;
     WorkerSettings settings;
     JobStore& store;
-    FhirClient& ehr;
+    Ehr& ehr;
     std::shared_ptr<const rules::RuleSet> rules;
     Metrics& metrics;
     asio::thread_pool& blocking;
@@ -100,21 +99,28 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto self = shared_from_this();
         asio::steady_timer& wake = *timers[index];
         ++loops;
+        // Counted down however the loop ends: Stop waits for the count, not for its grace.
+        struct Running {
+            std::atomic<int>& loops;
+            ~Running() { --loops; }
+        } running{loops};
         while (!stopping) {
-            auto leased = co_await Offload(blocking, [this] {
-                return store.Lease(
-                    Now(), std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease),
-                    1);
-            });
-            if (!leased || leased->empty()) {
-                if (!leased) Log::Error("cannot lease jobs", {{"error", leased.error().message()}});
-                wake.expires_after(settings.poll_interval);
-                co_await wake.async_wait(asio::as_tuple(use_awaitable));
-                continue;
-            }
-            for (const Job& job : *leased) co_await Run(job);
+            if (co_await LeaseAndRun()) continue;
+            wake.expires_after(settings.poll_interval);
+            co_await wake.async_wait(asio::as_tuple(use_awaitable));
         }
-        --loops;
+    }
+
+    // Leases one job and carries it through; false when there was none (or the store failed).
+    asio::awaitable<bool> LeaseAndRun() {
+        auto leased = co_await Offload(blocking, [this] {
+            return store.Lease(
+                Now(), std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease), 1);
+        });
+        if (!leased) Log::Error("cannot lease jobs", {{"error", leased.error().message()}});
+        if (!leased || leased->empty()) co_return false;
+        for (const Job& job : *leased) co_await Run(job);
+        co_return true;
     }
 
     asio::awaitable<void> Maintenance() {
@@ -242,7 +248,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto delivered = co_await ehr.Post(payload.respond_to, payload.response);
         if (!delivered)
             co_return FromTransport("delivering the response message", delivered.error());
-        if (delivered->status >= 300) co_return FromRefusal("the response-url", *delivered);
+        if (Classify(delivered->status) != EhrAnswer::kSuccess) {
+            co_return FromRefusal("the response-url", *delivered);
+        }
         co_return Done("response message delivered");
     }
 
@@ -260,7 +268,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
         const fhir::Instant now = Now();
         fhir::IssueList issues;
-        auto run = rules::RecordAssessment::Run(pack, fetched->record->bundle,
+        if (!fetched->problem.empty()) {
+            co_return Dead("the record cannot be assessed: " + fetched->problem);
+        }
+        auto run = rules::RecordAssessment::Run(pack, std::move(fetched->record->documents),
                                                 {payload.encounter, "job.encounter"}, now, issues);
         if (!run) {
             // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
@@ -291,7 +302,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             ++metrics.ehr_failures;
             co_return FromTransport("posting the transaction", posted.error());
         }
-        if (posted->status < 200 || posted->status >= 300) {
+        if (Classify(posted->status) != EhrAnswer::kSuccess) {
             ++metrics.ehr_failures;
             co_return FromRefusal("the transaction", *posted);
         }
@@ -322,7 +333,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                   "&eventsUntilNumber=" + std::to_string(payload.to_event);
         auto response = co_await ehr.Get(query);
         if (!response) co_return FromTransport("replaying events", response.error());
-        if (response->status == 404 || response->status == 400 || response->status == 501) {
+        const EhrAnswer answer = Classify(response->status, /*optional_feature=*/true);
+        if (answer == EhrAnswer::kUnsupported) {
             co_return Dead("events " + std::to_string(payload.from_event) + "-" +
                                std::to_string(payload.to_event) + " of " + payload.subscription +
                                " were missed and the EHR cannot replay them ($events answered " +
@@ -330,7 +342,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                "): check those encounters by hand",
                            response->body);
         }
-        if (response->status >= 300) co_return FromRefusal("$events", *response);
+        if (answer != EhrAnswer::kSuccess) co_return FromRefusal("$events", *response);
         fhir::IssueList issues;
         auto doc = fhir::JsonDocument::Parse(response->body, issues);
         if (!doc) co_return Retry("$events answered with invalid JSON");
@@ -352,10 +364,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 };
 
 Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-               FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-               asio::thread_pool& blocking, AuditLog& audit)
+               Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
+               asio::thread_pool& blocking, AuditLog& audit, WallClock now)
     : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics,
-                                   blocking, audit)) {}
+                                   blocking, audit, std::move(now))) {}
 
 Worker::~Worker() { impl_->stopping = true; }
 
@@ -364,9 +376,11 @@ void Worker::Start() {
         impl_->timers.push_back(std::make_unique<asio::steady_timer>(impl_->executor));
     }
     for (std::size_t i = 0; i < impl_->timers.size(); ++i) {
-        asio::co_spawn(impl_->executor, impl_->Loop(i), asio::detached);
+        asio::co_spawn(impl_->executor, impl_->Loop(i),
+                       ReportFailure("worker loop", impl_->metrics.tasks_failed));
     }
-    asio::co_spawn(impl_->executor, impl_->Maintenance(), asio::detached);
+    asio::co_spawn(impl_->executor, impl_->Maintenance(),
+                   ReportFailure("job maintenance", impl_->metrics.tasks_failed));
 }
 
 asio::awaitable<void> Worker::Stop(std::chrono::milliseconds grace) {
@@ -390,13 +404,9 @@ void Worker::Wake() {
     });
 }
 
-asio::awaitable<JobResult> Worker::Process(const Job& job) {
-    co_return co_await impl_->Process(job);
-}
-
-std::chrono::milliseconds Worker::Backoff(
-    int attempts, std::optional<std::chrono::milliseconds> retry_after) const {
-    return impl_->Backoff(attempts, retry_after);
+asio::awaitable<bool> Worker::RunOnce() {
+    co_await asio::post(impl_->executor, use_awaitable);  // onto the worker's strand
+    co_return co_await impl_->LeaseAndRun();
 }
 
 }  // namespace microcare::adapter

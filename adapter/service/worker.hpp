@@ -10,7 +10,8 @@
 #include <string>
 
 #include "adapter/audit/audit_log.hpp"
-#include "adapter/client/fhir_client.hpp"
+#include "adapter/client/ehr.hpp"
+#include "adapter/clock.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/store/job_store.hpp"
@@ -35,8 +36,8 @@ struct JobResult {
 class Worker {
 public:
     Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-           FhirClient& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-           boost::asio::thread_pool& blocking, AuditLog& audit);
+           Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
+           boost::asio::thread_pool& blocking, AuditLog& audit, WallClock now = SystemNow);
     ~Worker();
 
     void Start();
@@ -46,12 +47,9 @@ public:
     // A trigger was journaled: look for work now rather than at the next poll.
     void Wake();
 
-    // One attempt at one job (public for tests).
-    boost::asio::awaitable<JobResult> Process(const Job& job);
-
-    // The delay before attempt `attempts + 1`.
-    std::chrono::milliseconds Backoff(int attempts,
-                                      std::optional<std::chrono::milliseconds> retry_after) const;
+    // Leases one due job and carries it through, recording its outcome in the store; false
+    // when none was due. What each loop does once; tests drive the worker with it.
+    boost::asio::awaitable<bool> RunOnce();
 
 private:
     struct Impl;

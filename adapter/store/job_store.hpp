@@ -9,12 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "adapter/clock.hpp"
 #include "adapter/error.hpp"
 
 namespace microcare::adapter {
-
-using Clock = std::chrono::system_clock;
-using TimePoint = std::chrono::sys_time<std::chrono::milliseconds>;
 
 enum class JobState { kQueued, kRunning, kDone, kDead };
 std::string_view ToString(JobState state);
@@ -77,9 +75,7 @@ struct StoreOptions {
     std::chrono::milliseconds busy_timeout{5000};
     // The time written into created_at / updated_at where the call carries none (Enqueue,
     // Complete, RetryLater, DeadLetter); injected so that tests control it.
-    std::function<TimePoint()> now = [] {
-        return std::chrono::floor<std::chrono::milliseconds>(Clock::now());
-    };
+    WallClock now = SystemNow;
 };
 
 struct JobFilter {

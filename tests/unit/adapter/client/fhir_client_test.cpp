@@ -254,7 +254,7 @@ int PageNumber(const ReceivedRequest& request) {
 
 class SearchTest : public FhirClientTest {
 protected:
-    using Search = Result<FhirClient::SearchResult>;
+    using Search = Result<SearchResult>;
 
     Search RunSearch(TestServer& server, std::size_t max_pages = 50) {
         AuthProvider auth(http_, server.Url("/fhir"), Bearer("secret"));
@@ -286,11 +286,13 @@ TEST_F(SearchTest, FollowsNextLinksAcrossThreePages) {
     auto search = RunSearch(server);
 
     ASSERT_TRUE(search.has_value()) << search.error().message();
-    EXPECT_EQ(search->pages, 3u);
+    EXPECT_EQ(search->page_count, 3u);
     EXPECT_FALSE(search->failure.has_value());
     const std::vector<std::string> expected = {Resource("a"), Resource("b"), Resource("c"),
                                                Resource("d"), Resource("e")};
-    EXPECT_EQ(search->resources, expected);
+    std::vector<std::string> got;
+    for (fhir::Node resource : search->resources) got.push_back(fhir::Serialize(resource));
+    EXPECT_EQ(got, expected);
     auto received = server.requests();
     ASSERT_EQ(received.size(), 3u);
     EXPECT_EQ(received[0].target, kFirst);
@@ -312,7 +314,7 @@ TEST_F(SearchTest, FailedPageIsReturnedWithWhatCameBefore) {
     auto search = RunSearch(server);
 
     ASSERT_TRUE(search.has_value());
-    EXPECT_EQ(search->pages, 1u);
+    EXPECT_EQ(search->page_count, 1u);
     EXPECT_EQ(search->resources.size(), 2u);
     ASSERT_TRUE(search->failure.has_value());
     EXPECT_EQ(search->failure->status, 500u);
