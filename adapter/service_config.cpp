@@ -7,6 +7,7 @@
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "fhir/json.hpp"
+#include "fhir/json_path_reader.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -14,32 +15,15 @@ namespace {
 using fhir::Node;
 
 // Reads one configuration document, collecting every problem with its path.
-class ConfigReader {
+class ConfigReader : public fhir::JsonPathReader {
 public:
     ConfigReader(const EnvLookup& env, const FileReader& read_file, fhir::IssueList& issues)
-        : env_(env), read_file_(read_file), issues_(issues) {}
+        : JsonPathReader(issues), env_(env), read_file_(read_file) {}
 
-    void Error(const std::string& path, const std::string& message) {
-        issues_.Error("invalid", path, message);
-    }
-
-    static std::string At(const std::string& path, std::string_view key) {
-        return path.empty() ? std::string(key) : path + "." + std::string(key);
-    }
-
+    // A section: an object with only these keys.
     bool Object(Node node, const std::string& path, std::initializer_list<std::string_view> keys) {
-        if (!node.IsObject()) {
-            Error(path, "must be an object, found " + std::string(node.TypeName()));
-            return false;
-        }
-        node.ForEachMember([&](std::string_view name, Node) {
-            if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
-                std::string allowed;
-                for (std::string_view k : keys)
-                    allowed += (allowed.empty() ? "" : ", ") + std::string(k);
-                Error(At(path, name), "unknown key; allowed here: " + allowed);
-            }
-        });
+        if (!JsonPathReader::Object(node, path)) return false;
+        Keys(node, path, keys);
         return true;
     }
 
@@ -78,18 +62,10 @@ public:
     template <typename T>
     void Number(Node object, std::string_view key, const std::string& path, T& out, double min,
                 double max) {
-        Node node = object[key];
-        if (!node.Exists()) return;
-        auto value = node.Number();
-        std::string at = At(path, key);
-        // The range first: converting a double beyond long long's range (1e300) is undefined.
-        if (!value || *value < min || *value > max ||
-            *value != static_cast<double>(static_cast<long long>(*value))) {
-            Error(at, "must be a whole number from " + std::to_string(static_cast<long long>(min)) +
-                          " to " + std::to_string(static_cast<long long>(max)));
-            return;
+        if (auto value = WholeNumber(object[key], At(path, key), static_cast<long long>(min),
+                                     static_cast<long long>(max))) {
+            out = static_cast<T>(*value);
         }
-        out = static_cast<T>(*value);
     }
 
     template <typename Duration>
@@ -102,13 +78,7 @@ public:
     }
 
     void Bool(Node object, std::string_view key, const std::string& path, bool& out) {
-        Node node = object[key];
-        if (!node.Exists()) return;
-        if (!node.IsBool()) {
-            Error(At(path, key), "must be true or false");
-            return;
-        }
-        out = *node.Bool();
+        if (auto value = JsonPathReader::Bool(object[key], At(path, key))) out = *value;
     }
 
     // An absolute http(s) URL in normal form (outbound_url.hpp), or an error at `at`.
@@ -340,7 +310,7 @@ public:
                 Error("log.level", "must be debug, info, warning or error");
             }
         }
-        if (issues_.HasErrors()) return std::nullopt;
+        if (HasErrors()) return std::nullopt;
         return config;
     }
 
@@ -373,7 +343,6 @@ private:
 
     const EnvLookup& env_;
     const FileReader& read_file_;
-    fhir::IssueList& issues_;
 };
 
 }  // namespace

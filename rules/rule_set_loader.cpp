@@ -6,6 +6,7 @@
 
 #include "fhir/ids.hpp"
 #include "fhir/json.hpp"
+#include "fhir/json_path_reader.hpp"
 
 namespace microcare::rules {
 namespace {
@@ -70,10 +71,10 @@ std::string Join(const std::vector<std::string_view>& items) {
 }
 
 // Reads one pack, reporting every problem it finds before giving up.
-class PackLoader {
+class PackLoader : public fhir::JsonPathReader {
 public:
     PackLoader(const PackFileReader& read_file, IssueList& issues)
-        : read_file_(read_file), issues_(issues) {}
+        : JsonPathReader(issues), read_file_(read_file), issues_(issues) {}
 
     std::optional<RuleSet> Load(Node root) {
         if (!root.IsObject()) {
@@ -102,51 +103,6 @@ public:
 
 private:
     // ---- primitives ------------------------------------------------------------------------
-
-    void Error(const std::string& path, const std::string& message) {
-        issues_.Error("invalid", path, message);
-    }
-
-    static std::string At(const std::string& path, std::string_view key) {
-        return path.empty() ? std::string(key) : path + "." + std::string(key);
-    }
-    static std::string At(const std::string& path, std::size_t index) {
-        return path + "[" + std::to_string(index) + "]";
-    }
-
-    void Keys(Node object, const std::string& path,
-              std::initializer_list<std::string_view> allowed) {
-        object.ForEachMember([&](std::string_view name, Node) {
-            if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-                Error(At(path, name),
-                      "unknown key; allowed here: " + Join(std::vector<std::string_view>(allowed)));
-            }
-        });
-    }
-
-    bool Object(Node node, const std::string& path, bool required = true) {
-        if (!node.Exists()) {
-            if (required) Error(path, "missing");
-            return false;
-        }
-        if (!node.IsObject()) {
-            Error(path, "must be an object, found " + std::string(node.TypeName()));
-            return false;
-        }
-        return true;
-    }
-
-    bool Array(Node node, const std::string& path, bool required = true) {
-        if (!node.Exists()) {
-            if (required) Error(path, "missing");
-            return false;
-        }
-        if (!node.IsArray()) {
-            Error(path, "must be an array, found " + std::string(node.TypeName()));
-            return false;
-        }
-        return true;
-    }
 
     std::string Text(Node object, std::string_view key, const std::string& path, bool required) {
         Node node = object[key];
@@ -868,12 +824,12 @@ private:
     }
 
     int SeriesLength(Node object, const std::string& path) {
-        auto value = object["length"].Number();
-        if (!value || *value != static_cast<int>(*value) || *value < 1 || *value > 12) {
-            Error(path, "must be a whole number of sessions from 1 to 12");
+        if (!object["length"].Exists()) {
+            Error(path, "missing");
             return 3;
         }
-        return static_cast<int>(*value);
+        auto value = WholeNumber(object["length"], path, 1, 12, "of sessions");
+        return value ? static_cast<int>(*value) : 3;
     }
 
     // ---- index -----------------------------------------------------------------------------
