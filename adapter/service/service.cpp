@@ -216,10 +216,15 @@ void Service::Stop() {
         s.server->Stop();
         auto grace =
             std::chrono::duration_cast<std::chrono::milliseconds>(s.config.worker.shutdown_grace);
+        const auto deadline = std::chrono::steady_clock::now() + grace;
         auto done = asio::co_spawn(s.io, s.worker->Stop(grace), asio::use_future);
         done.wait();
+        // Requests in flight (a trigger waiting for its commit) are answered before the I/O
+        // threads stop; only connections still open when the grace period ends are cut.
+        while (s.server->open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         s.work.reset();
-        // Connections still open after the grace period are cut.
         s.io.stop();
         for (std::thread& t : s.threads) t.join();
         s.threads.clear();
