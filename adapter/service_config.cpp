@@ -181,7 +181,7 @@ public:
             return;
         }
         Number(node, "concurrency", path, w.concurrency, 1, 256);
-        Number(node, "maxAttempts", path, w.max_attempts, 1, 1000);
+        Number(node, "maxAttempts", path, w.max_attempts, 0, 100000);
         long long seconds = -1;
         Number(node, "maxAgeSeconds", path, seconds, 1, 365.0 * 24 * 3600);
         if (seconds > 0) w.max_age = std::chrono::seconds(seconds);

@@ -47,7 +47,9 @@ struct StoreSettings {
 
 struct WorkerSettings {
     int concurrency = 4;
-    int max_attempts = 8;
+    // Transient failures (the EHR down, 5xx, 429) are retried until the job is max_age old, so
+    // that an outage of hours loses nothing; max_attempts (0: no limit) can end it sooner.
+    int max_attempts = 0;
     std::chrono::seconds max_age{24 * 3600};
     std::chrono::milliseconds backoff_initial{1000};
     std::chrono::milliseconds backoff_max{5 * 60 * 1000};

@@ -146,7 +146,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const TimePoint now = Now();
         const bool too_old = now - job.created_at > settings.max_age;
         if (result.kind == JobResult::Kind::kRetry &&
-            (job.attempts >= settings.max_attempts || too_old)) {
+            ((settings.max_attempts > 0 && job.attempts >= settings.max_attempts) || too_old)) {
             result.kind = JobResult::Kind::kDead;
             result.summary += too_old
                                   ? "; gave up: the job is older than the maximum age"

@@ -52,7 +52,7 @@ TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {
     EXPECT_EQ(p.config->server.bearer_tokens.at(0), "a-long-enough-secret-token");
     EXPECT_EQ(p.config->ehr.base_url, "https://ehr.example/fhir");  // trailing slash dropped
     EXPECT_EQ(p.config->server.base_path, "/fhir");
-    EXPECT_EQ(p.config->worker.max_attempts, 8);
+    EXPECT_EQ(p.config->worker.max_attempts, 0);  // transient failures: retried for max_age
     EXPECT_EQ(p.config->ehr.auth.kind, AuthSettings::Kind::kNone);
 }
 

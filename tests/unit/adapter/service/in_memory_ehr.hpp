@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ public:
     void Script(const std::string& request, HttpResponse answer) {
         scripted_.push_back({request, std::move(answer)});
     }
+    // While set, every request gets this answer: the EHR is down.
+    std::optional<HttpResponse> outage;
     // Runs before the answer to every request ("METHOD path"): lets a test act mid-job.
     std::function<void(const std::string& request)> on_request;
 
@@ -106,6 +109,7 @@ private:
     std::optional<HttpResponse> Seen(const std::string& request) {
         requests.push_back(request);
         if (on_request) on_request(request);
+        if (outage) return outage;
         for (auto it = scripted_.begin(); it != scripted_.end(); ++it) {
             if (!request.starts_with(it->first)) continue;
             HttpResponse answer = std::move(it->second);

@@ -151,6 +151,44 @@ TEST_F(WorkerTest, TransientFailuresEndInTheDeadLetterQueueAfterMaxAttempts) {
     EXPECT_NE(job.last_error.find("gave up after 3 attempts"), std::string::npos) << job.last_error;
 }
 
+// Issue 10: with 8 attempts from 1 s doubling, a 90 s outage dead-lettered every job. With the
+// defaults a job is retried for its maximum age, however many attempts that takes.
+TEST_F(WorkerTest, AnOutageOfHoursEndsWithTheJobDoneNotDead) {
+    settings_ = WorkerSettings{};
+    worker_ =
+        std::make_unique<Worker>(io_.get_executor(), settings_, *store_, ehr_,
+                                 std::shared_ptr<const rules::RuleSet>(
+                                     &rules::testing::DefaultPack(), [](const rules::RuleSet*) {}),
+                                 metrics_, blocking_, *audit_, [this] { return now_; });
+    const auto start = now_;
+    const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
+    int attempts = 0;
+    // The EHR is down for six hours: every attempt meets a 503.
+    ehr_.outage = Answer(503);
+    while (now_ - start < 6h) {
+        if (RunOnce()) ++attempts;
+        ASSERT_EQ(Get(id).state, JobState::kQueued) << "after " << attempts << " attempts";
+        now_ += 1min;
+    }
+    EXPECT_GT(attempts, 60);  // backing off to at most 5 min: more than ten attempts an hour
+    ehr_.outage.reset();      // the EHR is back
+    now_ += settings_.backoff_max;
+    ASSERT_TRUE(RunOnce());
+    EXPECT_EQ(Get(id).state, JobState::kDone);
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+TEST_F(WorkerTest, AJobPastItsMaximumAgeIsDeadLettered) {
+    const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
+    now_ += settings_.max_age + 1s;
+    ehr_.Script("GET Encounter/e1", Answer(503));
+    ASSERT_TRUE(RunOnce());
+    const Job job = Get(id);
+    EXPECT_EQ(job.state, JobState::kDead);
+    EXPECT_NE(job.last_error.find("older than the maximum age"), std::string::npos)
+        << job.last_error;
+}
+
 // An attempt that outlived its lease must not overwrite the attempt that took the job over.
 TEST_F(WorkerTest, AnAttemptWhoseLeaseRanOutCannotRecordItsOutcome) {
     const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
