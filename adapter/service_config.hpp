@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "adapter/audit/audit_settings.hpp"
 #include "adapter/client/smart_auth.hpp"
 #include "fhir/issues.hpp"
 
@@ -78,7 +79,7 @@ struct ServiceConfig {
     WorkerSettings worker;
     EhrSettings ehr;
     std::string rules_path;  // empty: the shipped pack
-    std::string audit_path = "var/audit.log";
+    AuditSettings audit;
     std::string log_level = "info";
 };
 
