@@ -23,6 +23,8 @@ inline constexpr std::string_view kEventRetention = "audit-retention";  // a rot
 inline constexpr std::string_view kEventResumed = "audit-resumed";      // after failed appends
 inline constexpr std::string_view kEventNoCheckpoint = "audit-checkpoint-missing";
 inline constexpr std::string_view kFormat = "2";
+// What a file of the first format (before keys and checkpoints) is sealed with, for messages.
+inline constexpr std::string_view kLegacyFormat = "format-1";
 
 // A sealed line (a record, or a checkpoint) is a JSON object whose last member is the seal:
 // `{...,"hash":"<64 hex>"}`. The seal covers exactly the bytes before `,"hash"`, so an edit

@@ -173,7 +173,9 @@ Result<void> AuditLog::Recover(std::string& problem) {
                               " sealed: the chain was rewritten");
         }
     } else if (read.missing) {
-        if (head_seq > 0) {
+        // Earlier releases wrote no checkpoint: a trail of theirs is not missing one.
+        const bool legacy = scan && scan->key_id == kLegacyFormat;
+        if (head_seq > 0 && !legacy) {
             checkpoint_missing = true;
             Log::Error(
                 "the audit trail's checkpoint is missing: records cut from its end "
@@ -208,19 +210,27 @@ Result<void> AuditLog::Recover(std::string& problem) {
                                     {"bytes", std::to_string(scan->torn_bytes)}}});
     }
 
-    // A new key seals a new file: the records under the old key stay as they were.
+    // A new key (or the new format) seals a new file: the records before stay as they were.
     if (scan && scan->records > 0 && !scan->key_id.empty() && scan->key_id != key_.id()) {
         const std::string rotated = RotatedPath(path, scan->first_seq);
         std::error_code ec;
         if (std::filesystem::exists(rotated, ec) ||
             std::rename(path.c_str(), rotated.c_str()) != 0) {
-            problem =
-                path + ": the audit key changed, and the file cannot be set aside as " + rotated;
+            problem = path +
+                      ": the audit key or format changed, and the file cannot be set aside as " +
+                      rotated;
             return Error::kAuditDamaged;
         }
         (void)SyncDirectoryOf(path);
-        Log::Warning("the audit key changed: the trail continues in a new file",
-                     {{"previousKey", scan->key_id}, {"key", key_.id()}});
+        if (scan->key_id == kLegacyFormat) {
+            Log::Info(
+                "the audit trail of an earlier release is kept as it is; the trail "
+                "continues in a new file, in the new format",
+                {{"file", FileName(rotated)}});
+        } else {
+            Log::Warning("the audit key changed: the trail continues in a new file",
+                         {{"previousKey", scan->key_id}, {"key", key_.id()}});
+        }
         // The continuation goes first; a repair record stays after it.
         pending_.insert(pending_.begin(), Pending{std::string(kEventContinue),
                                                   {{"format", std::string(kFormat)},

@@ -169,7 +169,14 @@ private:
             // (cut from the front) is checked with the key of the file before it.
             if (header) key_id_ = std::string(record->Get("key"));
             if (key_id_.empty()) key_id_ = keys_.empty() ? unkeyed_.id() : keys_.front().id();
-            scan.key_id = header ? key_id_ : std::string();
+            legacy_file_ = !header && first_of_walk && IsLegacyStart(*record, sealed);
+            if (legacy_file_) {
+                key_id_ = std::string(kLegacyFormat);
+                notes_.push_back(AuditFinding{Kind::kUnkeyed, file.name, 0,
+                                              "written by an earlier release (format 1): "
+                                              "SHA-256 chained only, without key or checkpoint"});
+            }
+            scan.key_id = header || legacy_file_ ? key_id_ : std::string();
             scan.first_seq = record->seq;
         }
         CheckSeal(file, number, *record, sealed);
@@ -205,8 +212,26 @@ private:
         head_hash_ = record->hash;
     }
 
+    // Format 1 sealed `{...,"prev":".."}` (the line without its hash, closing brace kept) with
+    // plain SHA-256 and had no opening record. Only the first file of a trail can be in it:
+    // the service continues such a trail in a new file.
+    static bool IsLegacySeal(const SealedLine& sealed) {
+        return SealsEqual(Sha256Hex(std::string(sealed.body) + "}"), sealed.seal);
+    }
+    static bool IsLegacyStart(const AuditRecord& record, const SealedLine& sealed) {
+        return record.seq == 1 && record.prev == kGenesisHash && IsLegacySeal(sealed);
+    }
+
     void CheckSeal(const TrailFile& file, std::size_t number, const AuditRecord& record,
                    const SealedLine& sealed) {
+        if (legacy_file_) {
+            if (!IsLegacySeal(sealed)) {
+                Problem(Kind::kEdited, file.name, number,
+                        "record " + std::to_string(record.seq) +
+                            " does not match its hash: its content was edited");
+            }
+            return;
+        }
         const ChainKey* key = KeyFor(key_id_);
         if (key == nullptr) {
             if (key_needed_.insert(key_id_).second) {
@@ -242,6 +267,10 @@ private:
             Problem(Kind::kFileRenamed, file.name, number,
                     "the file's name says it begins at record " + std::to_string(file.first_seq) +
                         " but it begins at record " + std::to_string(record.seq));
+        }
+        if (legacy_file_) {
+            Expect(record);
+            return;
         }
         if (!header) {
             Problem(Kind::kCutFromFront, file.name, number,
@@ -334,6 +363,7 @@ private:
     std::string previous_file_;
     std::string key_id_;
     bool file_key_checked_ = false;
+    bool legacy_file_ = false;
     std::set<std::string> key_needed_;
     std::vector<Gap> gaps_;
     std::vector<Retention> retention_;
@@ -489,6 +519,10 @@ AuditReport VerifyTrail(const TrailToVerify& trail) {
             CheckAgainstCheckpoint(*report.checkpoint, report.head_seq, hash_at_checkpoint, report);
         } else if (!checkpoint->missing) {
             report.problems.push_back({Kind::kCheckpointInvalid, "", 0, checkpoint->problem});
+        } else if (!report.files.empty() && report.files.back().key_id == kLegacyFormat) {
+            report.notes.push_back({Kind::kCheckpointMissing, "", 0,
+                                    "no checkpoint: the trail is in the format of an earlier "
+                                    "release, which wrote none"});
         } else if (report.records > 0) {
             report.problems.push_back(
                 {Kind::kCheckpointMissing, "", 0,

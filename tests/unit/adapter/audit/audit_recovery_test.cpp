@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "adapter/audit/audit_chain.hpp"
 #include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "tests/unit/adapter/audit/audit_test_trail.hpp"
@@ -84,6 +85,44 @@ TEST_F(AuditRecoveryTest, ACrashBetweenARotationsRenameAndTheNewFileIsContinued)
     EXPECT_EQ(report.files.size(), 2u);
     EXPECT_NE(Lines().front().find("\"previousFile\":\"audit.log.000000000001\""),
               std::string::npos);
+}
+
+// A trail as earlier releases wrote it: SHA-256 over the record with its closing brace, no
+// opening record, no checkpoint.
+std::vector<std::string> LegacyTrail(int records) {
+    std::vector<std::string> lines;
+    std::string prev(kGenesisHash);
+    for (int i = 1; i <= records; ++i) {
+        const std::string body = "{\"seq\":" + std::to_string(i) +
+                                 ",\"ts\":\"2025-01-01T00:00:00Z\",\"event\":\"job\",\"job\":\"" +
+                                 std::to_string(i) + "\",\"prev\":\"" + prev + "\"}";
+        const std::string hash = Sha256Hex(body);
+        lines.push_back(body.substr(0, body.size() - 1) + ",\"hash\":\"" + hash + "\"}");
+        prev = hash;
+    }
+    return lines;
+}
+
+TEST_F(AuditRecoveryTest, ATrailOfAnEarlierReleaseIsKeptAndContinuedInTheNewFormat) {
+    Rewrite(LegacyTrail(3));
+    AuditReport before = Verify();
+    EXPECT_TRUE(before.intact()) << Describe(before);
+
+    Write(2);
+    TrailFileSet set = ListTrailFiles(settings_.path);
+    ASSERT_EQ(set.files.size(), 2u);
+    EXPECT_EQ(Lines(set.files[0].path), LegacyTrail(3));  // untouched
+    EXPECT_NE(Lines().front().find("\"previousKey\":\"format-1\""), std::string::npos)
+        << Lines().front();
+    AuditReport after = Verify();
+    EXPECT_TRUE(after.intact()) << Describe(after);
+    EXPECT_EQ(after.records, 6u);
+
+    // Its records are still checked.
+    auto legacy = Lines(set.files[0].path);
+    legacy[1].replace(legacy[1].find("\"job\":\"2\""), 9, "\"job\":\"9\"");
+    Rewrite(legacy, set.files[0].path);
+    EXPECT_TRUE(Has(Verify(), Kind::kEdited, 2)) << Describe(Verify());
 }
 
 // The file writer, failing as a full disk does: part of the bytes written, then ENOSPC.
