@@ -83,8 +83,10 @@ int main(int argc, char** argv) {
         command->add_option("--config", audit.config_path,
                             "Service configuration naming the trail, its key and checkpoint");
         command->add_option("FILE", audit.file, "The trail's active file (without --config)");
-        command->add_option("--key-file", audit.key_files,
-                            "A key the trail was sealed with (repeatable: older keys too)");
+        command
+            ->add_option("--key-file", audit.key_files,
+                         "A key the trail was sealed with (repeatable: older keys too)")
+            ->allow_extra_args(false);  // one file each time, so FILE after it stays FILE
         command->add_option("--checkpoint", audit.checkpoint_path,
                             "The trail's checkpoint (with FILE; default FILE.checkpoint)");
     }

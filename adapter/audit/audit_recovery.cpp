@@ -15,10 +15,12 @@ namespace {
 
 // Problems that do not stop the service: a file sealed with another key is closed and the
 // trail continues in a new one; a file that lost its beginning to another program is extended
-// (verify names what is missing).
+// (verify names what is missing); a checkpoint found missing at an earlier start is already
+// recorded.
 bool StopsTheService(const AuditFinding& finding) {
     return finding.kind != AuditFinding::Kind::kKeyNeeded &&
-           finding.kind != AuditFinding::Kind::kCutFromFront;
+           finding.kind != AuditFinding::Kind::kCutFromFront &&
+           finding.kind != AuditFinding::Kind::kCheckpointMissing;
 }
 
 const AuditFinding* FirstStopper(const FileScan& scan) {

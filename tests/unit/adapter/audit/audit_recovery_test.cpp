@@ -74,6 +74,9 @@ TEST_F(AuditRecoveryTest, AMissingCheckpointIsRecordedInTheTrail) {
     AuditReport report = Verify();
     EXPECT_TRUE(Has(report, Kind::kCheckpointMissing, 4)) << Describe(report);
     EXPECT_NE(Lines().at(3).find("audit-checkpoint-missing"), std::string::npos);
+    // Recorded once, it does not stop the next start.
+    Write(1);
+    EXPECT_EQ(Lines().size(), 6u);
 }
 
 TEST_F(AuditRecoveryTest, ACrashBetweenARotationsRenameAndTheNewFileIsContinued) {
