@@ -3,7 +3,6 @@
 #include <chrono>
 #include <ostream>
 
-#include "adapter/audit/audit_log.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/service_config.hpp"
@@ -146,22 +145,6 @@ int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err) {
         return 2;
     }
     out << "job " << args.id << " is queued again\n";
-    return 0;
-}
-
-int RunAuditVerify(const std::string& path, std::ostream& out, std::ostream& err) {
-    auto verdict = AuditLog::Verify(path);
-    if (!verdict) {
-        err << path << ": cannot be read\n";
-        return 2;
-    }
-    if (verdict->first_bad_line) {
-        err << path << ":" << *verdict->first_bad_line
-            << ": the chain breaks here: " << verdict->problem << " (" << verdict->records
-            << " records before it are intact)\n";
-        return 2;
-    }
-    out << path << ": " << verdict->records << " records, chain intact\n";
     return 0;
 }
 

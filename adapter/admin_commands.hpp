@@ -26,7 +26,4 @@ int RunJobsList(const JobsArgs& args, std::ostream& out, std::ostream& err);
 int RunJobsShow(const JobsArgs& args, std::ostream& out, std::ostream& err);
 int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err);
 
-// `microcare audit verify FILE`: 0 when the chain is intact, 2 at the first broken record.
-int RunAuditVerify(const std::string& path, std::ostream& out, std::ostream& err);
-
 }  // namespace microcare::adapter

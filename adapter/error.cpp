@@ -32,6 +32,10 @@ public:
                 return "shutting down";
             case Error::kRefusedUrl:
                 return "not a destination MicroCare may send to";
+            case Error::kAuditDamaged:
+                return "the audit trail is damaged";
+            case Error::kAuditFailed:
+                return "the audit record could not be sealed";
         }
         return "unknown error";
     }

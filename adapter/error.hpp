@@ -20,6 +20,8 @@ enum class Error {
     kInvalidConfig,     // a setting is missing or wrong
     kShuttingDown,      // the service is stopping and takes no new work
     kRefusedUrl,        // a destination that is not an http(s) URL MicroCare may send to
+    kAuditDamaged,      // the audit trail is damaged or disagrees with its checkpoint
+    kAuditFailed,       // an audit record could not be sealed (OpenSSL failed)
 };
 
 const boost::system::error_category& ErrorCategory();

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "adapter/admin_commands.hpp"
+#include "adapter/audit_commands.hpp"
 #include "adapter/evaluate_command.hpp"
 
 int main(int argc, char** argv) {
@@ -57,12 +58,38 @@ int main(int argc, char** argv) {
         command->add_option("--store", jobs.store_path, "The store's SQLite file");
     }
 
-    std::string audit_path;
-    CLI::App* audit_cmd = app.add_subcommand("audit", "Audit log tools");
+    AuditArgs audit;
+    CLI::App* audit_cmd = app.add_subcommand("audit", "Audit trail tools for auditors");
     audit_cmd->require_subcommand(1);
     CLI::App* audit_verify = audit_cmd->add_subcommand(
-        "verify", "Check the hash chain; name the first edited, removed or reordered record");
-    audit_verify->add_option("FILE", audit_path, "The audit log")->required();
+        "verify",
+        "Check every file, seal and link of the trail and its checkpoint; name each edited, "
+        "removed, reordered, forged or cut record. Exit 0 only when all is intact");
+    audit_verify->add_option("--format", audit.format, "text (default) or json");
+    CLI::App* audit_show = audit_cmd->add_subcommand(
+        "show", "What MicroCare did for a patient, an encounter, a rule or a period");
+    audit_show->add_option("--patient", audit.patient, "Patient/id or id");
+    audit_show->add_option("--encounter", audit.encounter, "Encounter/id or id");
+    audit_show->add_option("--rule", audit.rule, "A rule id of the pack");
+    audit_show->add_option("--format", audit.format, "table (default) or json");
+    CLI::App* audit_export =
+        audit_cmd->add_subcommand("export", "The sealed records as JSON lines, for a SIEM");
+    audit_export->add_option("--after", audit.after, "Only records after this seq");
+    for (CLI::App* command : {audit_show, audit_export}) {
+        command->add_option("--since", audit.since, "From this FHIR date or instant");
+        command->add_option("--until", audit.until, "Up to this FHIR date or instant");
+    }
+    for (CLI::App* command : {audit_verify, audit_show, audit_export}) {
+        command->add_option("--config", audit.config_path,
+                            "Service configuration naming the trail, its key and checkpoint");
+        command->add_option("FILE", audit.file, "The trail's active file (without --config)");
+        command
+            ->add_option("--key-file", audit.key_files,
+                         "A key the trail was sealed with (repeatable: older keys too)")
+            ->allow_extra_args(false);  // one file each time, so FILE after it stays FILE
+        command->add_option("--checkpoint", audit.checkpoint_path,
+                            "The trail's checkpoint (with FILE; default FILE.checkpoint)");
+    }
 
     try {
         app.parse(argc, argv);
@@ -77,7 +104,9 @@ int main(int argc, char** argv) {
         if (*jobs_list) return RunJobsList(jobs, std::cout, std::cerr);
         if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
         if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
-        if (*audit_verify) return RunAuditVerify(audit_path, std::cout, std::cerr);
+        if (*audit_verify) return RunAuditVerify(audit, std::cout, std::cerr);
+        if (*audit_show) return RunAuditShow(audit, std::cout, std::cerr);
+        if (*audit_export) return RunAuditExport(audit, std::cout, std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "microcare: internal error: " << e.what() << "\n";
         return 1;

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <initializer_list>
 
+#include "adapter/audit/audit_key.hpp"
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "fhir/json.hpp"
@@ -47,16 +49,23 @@ public:
     void Secret(Node object, std::string_view key, std::string_view file_key,
                 const std::string& path, std::string& out) {
         if (auto value = String(object, key, path)) out = *value;
-        if (auto file = String(object, file_key, path)) {
-            auto text = read_file_(*file);
-            if (!text) {
-                Error(At(path, file_key), "cannot read " + *file);
-                return;
-            }
-            while (!text->empty() && (text->back() == '\n' || text->back() == '\r'))
-                text->pop_back();
-            out = *text;
+        if (auto text = SecretFile(object, file_key, path)) out = *text;
+    }
+
+    // The content of the file named by `file_key`, without a trailing newline: a secret.
+    std::optional<std::string> SecretFile(Node object, std::string_view file_key,
+                                          const std::string& path,
+                                          std::string* file_name = nullptr) {
+        auto file = String(object, file_key, path);
+        if (!file) return std::nullopt;
+        if (file_name != nullptr) *file_name = *file;
+        auto text = read_file_(*file);
+        if (!text) {
+            Error(At(path, file_key), "cannot read " + *file);
+            return std::nullopt;
         }
+        while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+        return text;
     }
 
     template <typename T>
@@ -275,6 +284,35 @@ public:
         }
     }
 
+    void Audit(Node node, AuditSettings& a) {
+        const std::string path = "audit";
+        if (!Object(node, path,
+                    {"path", "keyFile", "checkpointPath", "checkpointEvery", "checkpointSeconds",
+                     "rotateBytes", "keepFiles"})) {
+            return;
+        }
+        String(node, "path", path, a.path);
+        if (a.path.empty()) Error(At(path, "path"), "must not be empty");
+        String(node, "checkpointPath", path, a.checkpoint_path);
+        Number(node, "checkpointEvery", path, a.checkpoint_every, 1, 1000000);
+        long long seconds = -1;
+        Number(node, "checkpointSeconds", path, seconds, 1, 24 * 3600);
+        if (seconds > 0) a.checkpoint_interval = std::chrono::seconds(seconds);
+        // 0 turns rotation off; below 64 KiB a file would hold too few records to be useful.
+        Number(node, "rotateBytes", path, a.rotate_bytes, 0, 1024.0 * 1024 * 1024 * 1024);
+        if (a.rotate_bytes != 0 && a.rotate_bytes < 64 * 1024) {
+            Error(At(path, "rotateBytes"), "must be 0 (never rotate) or at least 65536");
+        }
+        Number(node, "keepFiles", path, a.keep_files, 0, 1000000);
+        // The key is a secret: read from its file, never shown.
+        if (auto key = SecretFile(node, "keyFile", path, &a.key_file)) {
+            a.key = *key;
+            if (std::string problem = ChainKey::KeyProblem(a.key); !problem.empty()) {
+                Error(At(path, "keyFile"), problem);
+            }
+        }
+    }
+
     std::optional<ServiceConfig> Read(Node root) {
         ServiceConfig config;
         if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log", "audit"}))
@@ -299,9 +337,15 @@ public:
         if (root["rules"].Exists() && Object(root["rules"], "rules", {"path"})) {
             String(root["rules"], "path", "rules", config.rules_path);
         }
-        if (root["audit"].Exists() && Object(root["audit"], "audit", {"path"})) {
-            String(root["audit"], "path", "audit", config.audit_path);
-            if (config.audit_path.empty()) Error("audit.path", "must not be empty");
+        if (root["audit"].Exists()) Audit(root["audit"], config.audit);
+        if (config.audit.checkpoint_path.empty()) {
+            // Apart from the trail: beside the store, where a copy of the trail's directory
+            // does not take it along.
+            const auto store_dir = std::filesystem::path(config.store.path).parent_path();
+            config.audit.checkpoint_path =
+                (store_dir /
+                 (std::filesystem::path(config.audit.path).filename().string() + ".checkpoint"))
+                    .string();
         }
         if (root["log"].Exists() && Object(root["log"], "log", {"level"})) {
             String(root["log"], "level", "log", config.log_level);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "adapter/audit/audit_settings.hpp"
 #include "adapter/client/smart_auth.hpp"
 #include "fhir/issues.hpp"
 
@@ -80,7 +81,7 @@ struct ServiceConfig {
     WorkerSettings worker;
     EhrSettings ehr;
     std::string rules_path;  // empty: the shipped pack
-    std::string audit_path = "var/audit.log";
+    AuditSettings audit;
     std::string log_level = "info";
 };
 

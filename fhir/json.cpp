@@ -489,9 +489,14 @@ void JsonWriter::EndArray() {
     impl_->With([](auto& w) { w.EndArray(); });
 }
 void JsonWriter::Key(std::string_view key) {
+    // RapidJSON's writer copies bytes as they are: invalid ones would make invalid JSON.
+    std::string valid;
+    if (FirstInvalidByte(key) != std::string_view::npos) key = valid = ToValidUtf8(key);
     impl_->With([&](auto& w) { w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size())); });
 }
 void JsonWriter::String(std::string_view value) {
+    std::string valid;
+    if (FirstInvalidByte(value) != std::string_view::npos) value = valid = ToValidUtf8(value);
     impl_->With(
         [&](auto& w) { w.String(value.data(), static_cast<rapidjson::SizeType>(value.size())); });
 }
@@ -533,6 +538,20 @@ std::string_view JsonWriter::View() const {
 }
 
 std::string JsonWriter::Take() { return std::string(View()); }
+
+std::string ToValidUtf8(std::string_view text) {
+    static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+    std::string out;
+    out.reserve(text.size());
+    while (true) {
+        const std::size_t bad = FirstInvalidByte(text);
+        if (bad == std::string_view::npos) break;
+        out.append(text.substr(0, bad)).append(kReplacement);
+        text.remove_prefix(bad + 1);
+    }
+    out.append(text);
+    return out;
+}
 
 std::string Serialize(Node node, bool pretty) {
     JsonWriter writer(pretty);

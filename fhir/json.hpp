@@ -108,6 +108,7 @@ private:
 };
 
 // Streams JSON text, compact or indented. Used by the builders and to write documents back.
+// Keys and strings that are not valid UTF-8 are written as ToValidUtf8 makes them.
 class JsonWriter {
 public:
     explicit JsonWriter(bool pretty = false);
@@ -144,5 +145,11 @@ private:
 };
 
 std::string Serialize(Node node, bool pretty = false);
+
+// `text` with each byte that is not part of valid UTF-8 (a lone surrogate's encoding, an
+// overlong form, a stray continuation byte), and each NUL, replaced by U+FFFD. JsonWriter writes
+// strings through it, so that whatever bytes a caller passes, what it writes is valid UTF-8 JSON
+// that JsonDocument::Parse reads back.
+std::string ToValidUtf8(std::string_view text);
 
 }  // namespace microcare::fhir

@@ -1,120 +1,315 @@
 #include "adapter/audit/audit_log.hpp"
 
-#include <openssl/evp.h>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 
-#include <chrono>
-#include <memory>
-
+#include "adapter/audit/audit_chain.hpp"
+#include "adapter/audit/audit_checkpoint.hpp"
+#include "adapter/audit/audit_file_set.hpp"
+#include "adapter/log.hpp"
 #include "fhir/date_time.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter {
 namespace {
 
-constexpr std::string_view kGenesis =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+struct SealedRecord {
+    std::string line;  // with its newline
+    std::string hash;
+};
 
-// A record is hashed as written without its own "hash" member, which comes last.
-std::string Body(std::string_view line) {
-    auto at = line.rfind(",\"hash\":\"");
-    return at == std::string_view::npos ? std::string(line) : std::string(line.substr(0, at)) + "}";
+std::optional<SealedRecord> SealRecord(
+    std::uint64_t seq, const std::string& ts, std::string_view event,
+    const std::vector<std::pair<std::string, std::string>>& fields, const std::string& prev,
+    const ChainKey& key) {
+    // The writer escapes every value; bytes that are not UTF-8 become U+FFFD, so a record is
+    // always valid JSON whatever the caller passed.
+    fhir::JsonWriter w;
+    w.StartObject();
+    w.Key("seq");
+    w.Int(static_cast<long long>(seq));
+    w.Field("ts", ts);
+    w.Field("event", event);
+    for (const auto& [name, value] : fields) w.Field(name, value);
+    w.Field("prev", prev);
+    w.EndObject();
+    std::string line = SealLine(w.View(), key);
+    if (line.empty()) return std::nullopt;
+    // The seal is the 64 digits before the closing `"}`.
+    SealedRecord sealed{std::move(line), {}};
+    sealed.hash = sealed.line.substr(sealed.line.size() - 66, 64);
+    sealed.line += '\n';
+    return sealed;
 }
+
+bool FieldsAllowed(std::span<const AuditLog::Field> fields) {
+    static constexpr std::string_view kReserved[] = {"seq", "ts", "event", "prev", "hash"};
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        const std::string_view key = fields[i].key;
+        if (key.empty()) return false;
+        for (std::string_view reserved : kReserved) {
+            if (key == reserved) return false;
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (fields[j].key == key) return false;
+        }
+    }
+    return true;
+}
+
+// Failures are logged the first time and then at 2, 4, 8, ... in a row: a full disk must not
+// also flood the log.
+bool WorthLogging(std::uint64_t in_a_row) { return (in_a_row & (in_a_row - 1)) == 0; }
 
 }  // namespace
 
-std::string Sha256Hex(std::string_view data) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex;
-    hex.reserve(length * 2);
-    for (unsigned int i = 0; i < length; ++i) {
-        hex += kHex[digest[i] >> 4];
-        hex += kHex[digest[i] & 0xf];
-    }
-    return hex;
-}
+AuditLog::AuditLog(AuditSettings settings, ChainKey key, Options options, TrailLock lock)
+    : settings_(std::move(settings)),
+      key_(std::move(key)),
+      options_(std::move(options)),
+      lock_(std::move(lock)),
+      last_hash_(kGenesisHash) {}
 
-AuditLog::AuditLog(const std::string& path, std::string last_hash, std::uint64_t next_sequence)
-    : out_(path, std::ios::app | std::ios::binary),
-      last_hash_(std::move(last_hash)),
-      next_sequence_(next_sequence) {}
+AuditLog::~AuditLog() { (void)Close(); }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path) {
-    std::string last_hash(kGenesis);
-    std::uint64_t records = 0;
-    {
-        std::ifstream in(path, std::ios::binary);
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.empty()) continue;
-            fhir::IssueList issues;
-            auto doc = fhir::JsonDocument::Parse(line, issues);
-            if (!doc) return Error::kStoreFailed;  // a damaged log is not silently extended
-            last_hash = std::string(doc->Root()["hash"].String());
-            ++records;
-        }
-    }
-    std::unique_ptr<AuditLog> log(new AuditLog(path, std::move(last_hash), records + 1));
-    if (!log->out_) return Error::kStoreFailed;
-    return log;
+    AuditSettings settings;
+    settings.path = path;
+    return Open(settings);
 }
 
-void AuditLog::Append(std::string_view event, std::initializer_list<Field> fields) {
-    const auto now =
-        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+Result<void> AuditLog::Append(std::string_view event, std::initializer_list<Field> fields) {
+    return Append(event, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fields) {
+    if (!FieldsAllowed(fields)) return make_error_code(boost::system::errc::invalid_argument);
+    Pending record{std::string(event), {}};
+    record.fields.reserve(fields.size());
+    for (const Field& field : fields) record.fields.emplace_back(field.key, field.value);
+    std::vector<Pending> records;
+    records.push_back(std::move(record));
     std::lock_guard lock(mutex_);
-    fhir::JsonWriter record;
-    record.StartObject();
-    record.Key("seq");
-    record.Int(static_cast<long long>(next_sequence_));
-    record.Field("ts", fhir::FormatInstant(now, 0));
-    record.Field("event", event);
-    for (const Field& field : fields) record.Field(field.key, field.value);
-    record.Field("prev", last_hash_);
-    record.EndObject();
-    std::string line(record.View());
-    const std::string hash = Sha256Hex(line);
-    line.pop_back();  // the closing brace: the hash goes last
-    line += ",\"hash\":\"" + hash + "\"}\n";
-    out_ << line;
-    out_.flush();
-    last_hash_ = hash;
-    ++next_sequence_;
+    auto written = WriteLocked(std::move(records));
+    if (!written) return written;
+    MaybeCheckpointLocked();
+    MaybeRotateLocked();
+    return {};
 }
 
-Result<AuditLog::Verdict> AuditLog::Verify(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Error::kNotFound;
-    Verdict verdict;
-    std::string expected_prev(kGenesis);
-    std::uint64_t expected_seq = 1;
-    std::string line;
-    std::size_t number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        fhir::IssueList issues;
-        auto doc = fhir::JsonDocument::Parse(line, issues);
-        auto bad = [&](std::string problem) {
-            verdict.first_bad_line = number;
-            verdict.problem = std::move(problem);
-            return verdict;
-        };
-        if (!doc) return bad("not a JSON record");
-        fhir::Node root = doc->Root();
-        if (root["prev"].String() != expected_prev) {
-            return bad("its prev does not match the record before it (removed or reordered)");
-        }
-        if (Sha256Hex(Body(line)) != root["hash"].String()) return bad("its content was changed");
-        if (root["seq"].NumberText() != std::to_string(expected_seq)) {
-            return bad("its sequence number is out of order");
-        }
-        expected_prev = std::string(root["hash"].String());
-        ++expected_seq;
-        ++verdict.records;
+Result<void> AuditLog::Close() {
+    std::lock_guard lock(mutex_);
+    if (closed_) return {};
+    auto checkpoint = CheckpointLocked();
+    closed_ = true;
+    file_.reset();
+    return checkpoint;
+}
+
+AuditLog::Head AuditLog::head() const {
+    std::lock_guard lock(mutex_);
+    return Head{next_seq_ - 1, last_hash_, FileName(settings_.path)};
+}
+
+AuditLog::Health AuditLog::health() const {
+    std::lock_guard lock(mutex_);
+    return Health{failures_in_a_row_ == 0, failed_appends_, last_error_};
+}
+
+std::string AuditLog::Now() const {
+    return fhir::FormatInstant(std::chrono::floor<std::chrono::milliseconds>(options_.clock()), 0);
+}
+
+Result<void> AuditLog::OpenActiveFile() {
+    auto file = options_.open_file(settings_.path);
+    if (!file) return file.error();
+    auto size = (*file)->Size();
+    if (!size) return size.error();
+    file_ = std::move(*file);
+    good_size_ = *size;
+    dirty_ = false;
+    if (good_size_ == 0) {
+        file_first_seq_ = next_seq_;
+        (void)SyncDirectoryOf(settings_.path);  // a created file must outlive a crash
     }
-    return verdict;
+    return {};
+}
+
+void AuditLog::NoteFailure(const boost::system::error_code& error) {
+    ++failures_in_a_row_;
+    ++failed_appends_;
+    last_error_ = error;
+    if (failures_in_a_row_ == 1) failing_since_ = Now();
+    if (WorthLogging(failures_in_a_row_)) {
+        Log::Error(
+            "cannot write the audit trail; the record is refused and the next one tries "
+            "again",
+            {{"file", FileName(settings_.path)},
+             {"error", error.message()},
+             {"failuresInARow", std::to_string(failures_in_a_row_)}});
+    }
+}
+
+Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
+    if (closed_) return Error::kShuttingDown;
+    if (!file_) {
+        if (auto opened = OpenActiveFile(); !opened) {
+            NoteFailure(opened.error());
+            return opened.error();
+        }
+    }
+    // A failed write may have left part of a line: cut back to the last whole record first.
+    if (dirty_) {
+        if (auto cut = file_->Truncate(good_size_); !cut) {
+            NoteFailure(cut.error());
+            return cut.error();
+        }
+        dirty_ = false;
+    }
+    if (auto size = file_->Size(); size && *size != good_size_) {
+        // Only this object writes the file (TrailLock): a change is another program's doing.
+        Log::Error(*size < good_size_
+                       ? "the audit trail was cut by another program (logrotate's copytruncate?); "
+                         "MicroCare rotates its trail itself, no other program may"
+                       : "another program wrote to the audit trail",
+                   {{"file", FileName(settings_.path)},
+                    {"expectedBytes", std::to_string(good_size_)},
+                    {"foundBytes", std::to_string(*size)}});
+        good_size_ = *size;
+        if (good_size_ == 0) file_first_seq_ = next_seq_;
+    }
+    std::vector<Pending> all = pending_;
+    if (failures_in_a_row_ > 0 && !records.empty()) {
+        all.push_back(Pending{std::string(kEventResumed),
+                              {{"failedAppends", std::to_string(failures_in_a_row_)},
+                               {"since", failing_since_},
+                               {"error", last_error_.message()}}});
+    }
+    for (Pending& record : records) all.push_back(std::move(record));
+    if (all.empty()) return {};
+    std::string batch;
+    std::uint64_t seq = next_seq_;
+    std::string prev = last_hash_;
+    const std::string ts = Now();
+    for (const Pending& record : all) {
+        auto sealed = SealRecord(seq, ts, record.event, record.fields, prev, key_);
+        if (!sealed) {
+            NoteFailure(Error::kAuditFailed);
+            return Error::kAuditFailed;
+        }
+        batch += sealed->line;
+        prev = std::move(sealed->hash);
+        ++seq;
+    }
+    if (auto written = file_->Append(batch); !written) {
+        NoteFailure(written.error());
+        dirty_ = true;
+        if (file_->Truncate(good_size_)) dirty_ = false;
+        return written.error();
+    }
+    good_size_ += batch.size();
+    next_seq_ = seq;
+    last_hash_ = std::move(prev);
+    pending_.clear();
+    if (failures_in_a_row_ > 0 && !records.empty()) {
+        Log::Info("the audit trail is written again",
+                  {{"file", FileName(settings_.path)},
+                   {"failedAppends", std::to_string(failures_in_a_row_)}});
+        failures_in_a_row_ = 0;
+    }
+    since_checkpoint_ += all.size();
+    return {};
+}
+
+Result<void> AuditLog::CheckpointLocked() {
+    AuditCheckpoint checkpoint;
+    checkpoint.records = next_seq_ - 1;
+    checkpoint.last_hash = last_hash_;
+    checkpoint.file = FileName(settings_.path);
+    checkpoint.time = Now();
+    checkpoint.key_id = key_.id();
+    auto written = WriteCheckpoint(CheckpointPathOf(settings_), checkpoint, key_);
+    if (!written) {
+        Log::Warning("cannot write the audit checkpoint; trying again with the next record",
+                     {{"error", written.error().message()}});
+        return written;
+    }
+    since_checkpoint_ = 0;
+    last_checkpoint_ = options_.clock();
+    return {};
+}
+
+void AuditLog::MaybeCheckpointLocked() {
+    if (since_checkpoint_ == 0) return;
+    if (since_checkpoint_ >= settings_.checkpoint_every ||
+        options_.clock() - last_checkpoint_ >= settings_.checkpoint_interval) {
+        (void)CheckpointLocked();
+    }
+}
+
+void AuditLog::MaybeRotateLocked() {
+    if (settings_.rotate_bytes == 0 || good_size_ < settings_.rotate_bytes || !file_) return;
+    const std::string rotated = RotatedPath(settings_.path, file_first_seq_);
+    std::error_code ec;
+    if (std::filesystem::exists(rotated, ec) || ec) {
+        Log::Error("cannot rotate the audit trail: the rotated file exists already",
+                   {{"file", FileName(rotated)}});
+        return;
+    }
+    if (std::rename(settings_.path.c_str(), rotated.c_str()) != 0) {
+        Log::Warning("cannot rotate the audit trail; trying again with the next record",
+                     {{"error", LastSystemError().message()}});
+        return;
+    }
+    file_.reset();
+    (void)SyncDirectoryOf(settings_.path);
+    // The new file begins by naming the one before it; the chain goes on through it.
+    pending_.push_back(Pending{std::string(kEventContinue),
+                               {{"format", std::string(kFormat)},
+                                {"key", key_.id()},
+                                {"previousFile", FileName(rotated)}}});
+    if (!WriteLocked({})) return;  // logged; the next Append writes it
+    ApplyRetentionLocked();
+    (void)CheckpointLocked();
+}
+
+void AuditLog::ApplyRetentionLocked() {
+    if (settings_.keep_files == 0) return;
+    std::vector<TrailFile> rotated;
+    for (TrailFile& file : ListTrailFiles(settings_.path).files) {
+        if (!file.active) rotated.push_back(std::move(file));
+    }
+    while (rotated.size() > settings_.keep_files) {
+        // Where the removed file ended is where the next one begins: its first record's prev.
+        std::ifstream next(rotated[1].path, std::ios::binary);
+        std::string line;
+        std::string why;
+        std::optional<AuditRecord> first;
+        if (std::getline(next, line)) first = ParseRecordLine(line, why);
+        if (!first) {
+            Log::Error("retention stopped: a rotated audit file does not begin with a record",
+                       {{"file", rotated[1].name}});
+            return;
+        }
+        const TrailFile& oldest = rotated.front();
+        // Recorded before the file goes: a crash in between leaves a file too many, never a
+        // removal nobody recorded.
+        Pending record{std::string(kEventRetention),
+                       {{"removed", oldest.name},
+                        {"firstSeq", std::to_string(oldest.first_seq)},
+                        {"lastSeq", std::to_string(first->seq - 1)},
+                        {"lastHash", first->prev},
+                        {"keepFiles", std::to_string(settings_.keep_files)}}};
+        if (!WriteLocked({record})) return;
+        if (std::remove(oldest.path.c_str()) != 0) {
+            Log::Warning("cannot remove an old audit file", {{"file", oldest.name}});
+            return;
+        }
+        (void)SyncDirectoryOf(settings_.path);
+        Log::Info("an old audit file was removed (audit.keepFiles)", {{"file", oldest.name}});
+        rotated.erase(rotated.begin());
+    }
 }
 
 }  // namespace microcare::adapter

@@ -1,22 +1,32 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
-#include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "adapter/audit/audit_file.hpp"
+#include "adapter/audit/audit_key.hpp"
+#include "adapter/audit/audit_settings.hpp"
 #include "adapter/error.hpp"
 
 namespace microcare::adapter {
 
-// The audit trail: one JSON object per line for every decision and every write, each holding
-// the SHA-256 of the previous record, so that an edited, removed or reordered record breaks the
-// chain at that point. Records carry resource ids, rule ids and outcomes; never names, birth
-// dates, free text or bodies.
+// The audit trail: one JSON object per line for every decision and every write. Each record is
+// sealed, over its exact bytes, with an HMAC-SHA-256 under the configured key (plain SHA-256
+// without one) and holds the seal of the record before it, so that an edited, removed,
+// reordered or forged record breaks the chain at that point; a checkpoint of the head, kept
+// apart, shows records cut from the end. Records carry resource ids, rule ids and outcomes;
+// never names, birth dates, free text or bodies. deploy/OPERATIONS.md tells how to verify,
+// rotate, keep, export and recover it.
 class AuditLog {
 public:
     struct Field {
@@ -25,30 +35,90 @@ public:
         std::string_view value;
     };
 
-    // Opens (or creates) the log and continues its chain from the last record.
+    struct Options {
+        AuditFileOpener open_file;                                     // default: OpenAuditFile
+        std::function<std::chrono::system_clock::time_point()> clock;  // default: the system's
+    };
+
+    // Opens (or creates) the trail and continues its chain. A torn last line (a crash while it
+    // was written) is cut off and a record says so; damage before it, or a trail that ends
+    // before its checkpoint, refuses the open: the trail is not silently extended. Why, with the
+    // file, the line and the command that inspects it, is logged and put in `problem`.
+    static Result<std::unique_ptr<AuditLog>> Open(const AuditSettings& settings,
+                                                  Options options = {},
+                                                  std::string* problem = nullptr);
+    // An unkeyed trail at `path` with the default settings.
     static Result<std::unique_ptr<AuditLog>> Open(const std::string& path);
 
-    // Appends one record and flushes it. Thread-safe.
-    void Append(std::string_view event, std::initializer_list<Field> fields);
+    ~AuditLog();
+    AuditLog(const AuditLog&) = delete;
+    AuditLog& operator=(const AuditLog&) = delete;
 
-    struct Verdict {
-        std::size_t records = 0;
-        std::optional<std::size_t> first_bad_line;  // 1-based
-        std::string problem;
+    // Appends one record and makes it durable (fdatasync) before returning. Values are any
+    // bytes: what is not UTF-8 is replaced, never copied. On an error (a full disk: ENOSPC)
+    // nothing of the record stays in the file; the next Append tries again, first recording
+    // how many appends failed. Keys must be unique and not seq, ts, event, prev or hash.
+    // Thread-safe.
+    Result<void> Append(std::string_view event, std::initializer_list<Field> fields);
+    Result<void> Append(std::string_view event, std::span<const Field> fields);
+
+    // Writes the last checkpoint; later Appends fail. The destructor does it too.
+    Result<void> Close();
+
+    // The last record.
+    struct Head {
+        std::uint64_t records = 0;
+        std::string last_hash;
+        std::string file;
     };
-    // Checks the whole chain of a log file.
-    static Result<Verdict> Verify(const std::string& path);
+    Head head() const;
+
+    // For /readyz and the metrics: whether the last Append succeeded, and the failures so far.
+    struct Health {
+        bool writable = true;
+        std::uint64_t failed_appends = 0;  // since the process started
+        boost::system::error_code last_error;
+    };
+    Health health() const;
 
 private:
-    AuditLog(const std::string& path, std::string last_hash, std::uint64_t next_sequence);
+    struct Pending {
+        std::string event;
+        std::vector<std::pair<std::string, std::string>> fields;
+    };
 
-    std::mutex mutex_;
-    std::ofstream out_;
+    AuditLog(AuditSettings settings, ChainKey key, Options options, TrailLock lock);
+
+    Result<void> Recover(std::string& problem);
+    Result<void> OpenActiveFile();
+    Result<void> WriteLocked(std::vector<Pending> records);
+    void NoteFailure(const boost::system::error_code& error);
+    Result<void> CheckpointLocked();
+    void MaybeCheckpointLocked();
+    void MaybeRotateLocked();
+    void ApplyRetentionLocked();
+    std::string Now() const;
+
+    const AuditSettings settings_;
+    const ChainKey key_;
+    Options options_;
+    TrailLock lock_;
+
+    mutable std::mutex mutex_;
+    std::unique_ptr<AuditFile> file_;  // null: the active file is to be (re)opened
+    std::uint64_t file_first_seq_ = 0;
+    std::uint64_t good_size_ = 0;  // where the last whole record of the active file ends
+    bool dirty_ = false;           // bytes of a failed write may lie beyond good_size_
+    std::uint64_t next_seq_ = 1;
     std::string last_hash_;
-    std::uint64_t next_sequence_;
+    std::vector<Pending> pending_;  // records of the trail's own to write before the next one
+    std::uint64_t failures_in_a_row_ = 0;
+    std::string failing_since_;
+    std::uint64_t failed_appends_ = 0;
+    boost::system::error_code last_error_;
+    std::uint64_t since_checkpoint_ = 0;
+    std::chrono::system_clock::time_point last_checkpoint_;
+    bool closed_ = false;
 };
-
-// Lower-case hex SHA-256 (OpenSSL EVP).
-std::string Sha256Hex(std::string_view data);
 
 }  // namespace microcare::adapter

@@ -128,7 +128,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     Log::Info("rule pack loaded", {{"pack", s.rules->id}, {"version", s.rules->version}});
 
     // The data directory is made on first start.
-    for (const std::string& file : {config.store.path, config.audit_path}) {
+    for (const std::string& file : {config.store.path, config.audit.path}) {
         std::error_code ignored;
         const auto parent = std::filesystem::path(file).parent_path();
         if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
@@ -141,10 +141,10 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
         return store.error();
     }
     s.store = std::move(*store);
-    auto audit = AuditLog::Open(config.audit_path);
+    auto audit = AuditLog::Open(config.audit);
     if (!audit) {
         Log::Error("cannot open the audit log (damaged, or not writable)",
-                   {{"path", config.audit_path}});
+                   {{"path", config.audit.path}});
         return audit.error();
     }
     s.audit = std::move(*audit);

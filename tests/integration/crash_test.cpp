@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "adapter/audit/audit_verify.hpp"
 #include "fhir/json.hpp"
 #include "service_harness.hpp"
 
@@ -85,6 +86,8 @@ protected:
                                << kToken << R"("]}},
           "store": {"path": ")" << (dir_ / "microcare.db").string()
                                << R"("},
+          "audit": {"path": ")" << (dir_ / "audit.log").string()
+                               << R"("},
           "worker": {"concurrency": 4, "leaseSeconds": 1, "backoffInitialMs": 20, "backoffMaxMs": 200,
                      "pollIntervalMs": 20, "maxAttempts": 20},
           "ehr": {"baseUrl": ")"
@@ -157,6 +160,11 @@ TEST_F(CrashTest, KilledWithJobsInFlightEveryAcknowledgedTriggerLandsOnce) {
                         std::chrono::seconds(60)));
     EXPECT_EQ(MostCarePlansOfOneEncounter(), 1u);
     again.Signal(SIGTERM);
+    // The trail survived the kill: a record cut in the middle was repaired at the restart.
+    const adapter::AuditReport trail = adapter::VerifyTrail(adapter::TrailToVerify{
+        (dir_ / "audit.log").string(), {}, (dir_ / "audit.log.checkpoint").string()});
+    EXPECT_TRUE(trail.intact()) << (trail.problems.empty() ? "" : trail.problems[0].message);
+    EXPECT_GT(trail.records, static_cast<std::uint64_t>(kEncounters));
 }
 
 TEST_F(CrashTest, KilledBetweenTheEhrsWriteAndItsOwnRecordNothingIsWrittenTwice) {

@@ -44,7 +44,7 @@ adapter::ServiceConfig TestConfig(const std::string& ehr_base, const std::filesy
     config.server.max_body_bytes = 256 * 1024;
     config.server.request_timeout = std::chrono::seconds(5);
     config.store.path = (dir / "microcare.db").string();
-    config.audit_path = (dir / "audit.log").string();
+    config.audit.path = (dir / "audit.log").string();
     config.worker.concurrency = 4;
     config.worker.max_attempts = 5;
     config.worker.backoff_initial = std::chrono::milliseconds(20);

@@ -27,6 +27,8 @@ Parsed Parse(const std::string& json, std::map<std::string, std::string> env = {
     };
     FileReader files = [](const std::string& path) -> std::optional<std::string> {
         if (path == "/secrets/key.pem") return std::string("-----BEGIN PRIVATE KEY-----\n...\n");
+        if (path == "/secrets/audit.key") return std::string(64, 'k') + "\n";
+        if (path == "/secrets/short.key") return std::string("too-short\n");
         return std::nullopt;
     };
     p.config = ParseServiceConfig(json, lookup, files, p.issues);
@@ -134,6 +136,47 @@ TEST(ServiceConfig, TlsNeedsItsFiles) {
     EXPECT_FALSE(p.config);
     EXPECT_TRUE(HasIssue(p, "server.tls", "privateKeyFile are required")) << All(p);
     EXPECT_TRUE(HasIssue(p, "server.tls.clientCaFile", "required when")) << All(p);
+}
+
+TEST(ServiceConfig, TheAuditTrailsKeyCheckpointRotationAndRetention) {
+    Parsed defaults = Parse(kMinimal);
+    ASSERT_TRUE(defaults.config) << All(defaults);
+    EXPECT_TRUE(defaults.config->audit.key.empty());
+    // The checkpoint lives beside the store, apart from the trail.
+    EXPECT_EQ(defaults.config->audit.checkpoint_path, "var/audit.log.checkpoint");
+
+    Parsed p = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "store": {"path": "/var/lib/microcare/db/microcare.db"},
+      "audit": {"path": "/var/log/microcare/audit.log", "keyFile": "/secrets/audit.key",
+                "checkpointEvery": 10, "checkpointSeconds": 30, "rotateBytes": 1048576,
+                "keepFiles": 24}})");
+    ASSERT_TRUE(p.config) << All(p);
+    const AuditSettings& a = p.config->audit;
+    EXPECT_EQ(a.key, std::string(64, 'k'));  // the newline dropped
+    EXPECT_EQ(a.key_file, "/secrets/audit.key");
+    EXPECT_EQ(a.checkpoint_path, "/var/lib/microcare/db/audit.log.checkpoint");
+    EXPECT_EQ(a.checkpoint_every, 10u);
+    EXPECT_EQ(a.checkpoint_interval, std::chrono::seconds(30));
+    EXPECT_EQ(a.rotate_bytes, 1048576u);
+    EXPECT_EQ(a.keep_files, 24u);
+
+    Parsed bad = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "audit": {"keyFile": "/secrets/short.key", "rotateBytes": 100, "keepFiles": -1,
+                "checkpointEvery": 0, "key": "inline"}})");
+    EXPECT_FALSE(bad.config);
+    EXPECT_TRUE(HasIssue(bad, "audit.keyFile", "at least 32 bytes")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "audit.rotateBytes", "65536")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "audit.keepFiles", "whole number")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "audit.checkpointEvery", "whole number")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "audit.key", "unknown key")) << All(bad);
+    // The key itself is never in a message.
+    EXPECT_EQ(All(bad).find("too-short"), std::string::npos) << All(bad);
+
+    Parsed missing = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"}, "audit": {"keyFile": "/nowhere"}})");
+    EXPECT_TRUE(HasIssue(missing, "audit.keyFile", "cannot read")) << All(missing);
 }
 
 }  // namespace

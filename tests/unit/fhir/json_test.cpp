@@ -132,5 +132,26 @@ TEST(Json, EqualityComparesNumbersByText) {
     EXPECT_FALSE(JsonEqual(a.Root(), c.Root()));
 }
 
+// Issue 8: the writer copied bytes as they were, so a lone surrogate in a value made invalid
+// JSON (in the audit trail among others).
+TEST(Json, TheWriterMakesValidUtf8OfAnyBytes) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("lone",
+            "a\xed\xb0\x80"
+            "b");
+    w.Field("bad", "\xff\xc0\xaf");
+    w.Field(std::string("k\xfe"), std::string("n\0ul", 4));
+    w.Field("fine", "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    w.EndObject();
+    JsonDocument doc = ParseOk(std::string(w.View()));
+    EXPECT_EQ(doc.Root()["lone"].String(),
+              "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+              "b");
+    EXPECT_EQ(doc.Root()["k\xef\xbf\xbd"].String(), "n\xef\xbf\xbdul");
+    EXPECT_EQ(doc.Root()["fine"].String(), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    EXPECT_EQ(ToValidUtf8("plain"), "plain");
+}
+
 }  // namespace
 }  // namespace microcare::fhir
