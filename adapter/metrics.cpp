@@ -47,6 +47,9 @@ std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running,
     Counter(out, "microcare_tasks_failed_total",
             "Background tasks (worker loops, sessions) ended by an unexpected exception.",
             tasks_failed);
+    Counter(out, "microcare_audit_failures_total",
+            "Audit records that could not be written (the trigger was refused with a 503).",
+            audit_failures);
     Counter(out, "microcare_jobs_queued", "Jobs waiting.", queued, "gauge");
     Counter(out, "microcare_jobs_running", "Jobs being worked on.", running, "gauge");
     Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", dead, "gauge");

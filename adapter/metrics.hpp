@@ -20,7 +20,8 @@ struct Metrics {
     std::atomic<std::uint64_t> ehr_failures{0};
     std::atomic<std::uint64_t> findings_absolute{0};
     std::atomic<std::uint64_t> findings_relative{0};
-    std::atomic<std::uint64_t> tasks_failed{0};  // background coroutines ended by an exception
+    std::atomic<std::uint64_t> tasks_failed{0};    // background coroutines ended by an exception
+    std::atomic<std::uint64_t> audit_failures{0};  // records the trail could not take
 
     // `queued` and `dead` are read from the store when the page is served.
     std::string Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead) const;

@@ -98,6 +98,16 @@ HttpResponseOut Unavailable(const std::string& what) {
     return out;
 }
 
+// A trigger that cannot be audited is not acknowledged: its job is journaled, so the sender's
+// re-send finds it (and is audited as a repeat) once the trail can be written again.
+HttpResponseOut Unaudited(Metrics& metrics, const HttpRequestIn& request,
+                          const boost::system::error_code& error) {
+    ++metrics.audit_failures;
+    Log::Error("cannot write the audit trail",
+               {{"request", request.request_id}, {"error", error.message()}});
+    return Unavailable("the audit trail cannot be written; send it again later");
+}
+
 // Journals a job; resumes the coroutine once it is on disk. A plain function, not a coroutine:
 // g++ 12 mis-moves objects captured by value into lambdas inside co_await expressions, so the
 // job travels as an ordinary argument instead.
@@ -328,12 +338,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
         co_return Unavailable("the message could not be journaled; send it again later");
     }
     const std::string job_id = std::to_string(enqueued->job_id);
-    audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
-                  {{"channel", "$process-message"},
-                   {"message", bundle_id},
-                   {"job", job_id},
-                   {"encounter", encounter},
-                   {"request", request.request_id}});
+    auto audited = audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                                 {{"channel", "$process-message"},
+                                  {"message", bundle_id},
+                                  {"job", job_id},
+                                  {"encounter", encounter},
+                                  {"request", request.request_id}});
+    if (!audited) co_return Unaudited(metrics_, request, audited.error());
     if (!enqueued->created) {
         ++metrics_.triggers_duplicate;
         Log::Info("re-sent message answered from the store",
@@ -431,12 +442,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         auto enqueued = co_await Journal(store_, std::move(job));
         if (!enqueued)
             co_return Unavailable("the notification could not be journaled; send it again");
-        audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
-                      {{"channel", "notification"},
-                       {"trigger", trigger_key},
-                       {"job", std::to_string(enqueued->job_id)},
-                       {"encounter", encounter},
-                       {"request", request.request_id}});
+        auto audited = audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                                     {{"channel", "notification"},
+                                      {"trigger", trigger_key},
+                                      {"job", std::to_string(enqueued->job_id)},
+                                      {"encounter", encounter},
+                                      {"request", request.request_id}});
+        if (!audited) co_return Unaudited(metrics_, request, audited.error());
         if (enqueued->created) {
             ++metrics_.triggers_accepted;
         } else {
