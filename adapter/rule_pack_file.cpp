@@ -8,15 +8,25 @@
 
 namespace microcare::adapter {
 
+// The paths come from CMakeLists.txt. The installed pack is looked for relative to the
+// executable (<bindir>/../share/microcare/...), not at a fixed prefix, so that a relocated or
+// DESTDIR-staged install reads its own copy; the source tree's serves the binary run from its
+// build directory. With none present, the installed path is named in the error.
 std::string DefaultRulePackPath() {
+    namespace fs = std::filesystem;
     if (const char* env = std::getenv("MICROCARE_RULES"); env != nullptr && *env != '\0') {
         return env;
     }
-    for (const char* candidate :
-         {"/etc/microcare/rules/microneedling.json", "config/rules/microneedling.json"}) {
-        if (std::filesystem::exists(candidate)) return candidate;
+    std::error_code error;
+    const fs::path executable = fs::read_symlink("/proc/self/exe", error);
+    const fs::path installed =
+        error ? fs::path(MICROCARE_INSTALLED_RULES)
+              : (executable.parent_path() / MICROCARE_INSTALLED_RULES).lexically_normal();
+    for (const fs::path& candidate :
+         {fs::path(MICROCARE_SYSCONF_RULES), installed, fs::path(MICROCARE_SOURCE_RULES)}) {
+        if (candidate.is_absolute() && fs::exists(candidate, error)) return candidate.string();
     }
-    return MICROCARE_DEFAULT_RULES;
+    return installed.string();
 }
 
 std::optional<rules::RuleSet> LoadRulePackFile(const std::string& path, fhir::IssueList& issues) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the whole test suite: unit tests, the rule pack check,
 # every sample record through `microcare evaluate` with its outputs validated by a third-party
-# FHIR validator, and the round trip of HL7's official R4 examples.
+# FHIR validator, and the round trip of HL7's official R4 examples; then the same on a Release
+# build, with its install (deploy/release.sh), and the hardening builds (deploy/hardening.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh
@@ -16,6 +17,15 @@ export MICROCARE_VALIDATOR="$PWD/tests/validator/validate.mjs"
 
 cd "$build_dir"
 ctest --output-on-failure -j2
+passed="main suite passed (its ctest summary is above)"
+
+# ---- Release (issue 6) --------------------------------------------------------------------
+# The same suite on a Release (-O3) build in build-release, then its install staged under a
+# scratch DESTDIR (deploy/release.sh, one line per step). MICROCARE_RELEASE=0 skips it.
+if [ "${MICROCARE_RELEASE:-1}" != 0 ]; then
+  "$OLDPWD/deploy/release.sh"
+  passed+="; Release suite and install passed"
+fi
 
 # ---- Hardening (issue 7) ------------------------------------------------------------------
 # The fuzzers (clang, build-fuzz) and the unit and integration suites under ASan+UBSan (g++,
@@ -24,5 +34,6 @@ ctest --output-on-failure -j2
 # MICROCARE_HARDENING=0 skips it (a quick local run).
 if [ "${MICROCARE_HARDENING:-1}" != 0 ]; then
   "$OLDPWD/deploy/hardening.sh"
-  echo "test: main suite passed (its ctest summary is above); hardening passed"
+  passed+="; hardening passed"
 fi
+echo "test: $passed"
