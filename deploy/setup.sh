@@ -31,6 +31,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 build_dir="${MICROCARE_BUILD_DIR:-build}"
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+# Release (-O3) with the packaged prefix: the build the suite tests is the one that ships, and
+# deploy/release.sh installs it as a package would (/usr/bin, /usr/share/microcare, /etc/microcare).
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" \
+  -DCMAKE_INSTALL_PREFIX="${CMAKE_INSTALL_PREFIX:-/usr}" >/dev/null
 cmake --build "$build_dir" -j2
 echo "setup: built $build_dir/microcare"
