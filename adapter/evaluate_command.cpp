@@ -79,7 +79,8 @@ int RunRulesCheck(const std::string& path, std::ostream& out, std::ostream& err)
     out << path << ": rule pack " << rule_set->id << " " << rule_set->version
         << " is valid: " << rule_set->value_sets.size() << " value sets, " << rule_set->rules.size()
         << " contraindication rules, " << rule_set->aftercare.instructions.size()
-        << " patient instructions\n";
+        << " patient instructions\n"
+        << path << ": sha256 " << rule_set->sha256 << "\n";
     return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "adapter/metrics.hpp"
 
+#include <string_view>
+
 namespace microcare::adapter {
 namespace {
 
@@ -20,10 +22,25 @@ void Counter(std::string& out, const char* name, const char* help, std::uint64_t
     out += '\n';
 }
 
+// A label value in the text format: backslash, double quote and newline escaped. Pack ids and
+// versions are FHIR ids, but the exposition must stay parseable whatever they hold.
+std::string LabelValue(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
 }  // namespace
 
-std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running,
-                                std::uint64_t dead) const {
+std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead,
+                                const rules::PackIdentity& pack) const {
     std::string out;
     Counter(out, "microcare_http_requests_total", "HTTP requests received.", requests);
     Counter(out, "microcare_http_requests_refused_total", "Requests answered with a 4xx.",
@@ -53,6 +70,12 @@ std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running,
     Counter(out, "microcare_jobs_queued", "Jobs waiting.", queued, "gauge");
     Counter(out, "microcare_jobs_running", "Jobs being worked on.", running, "gauge");
     Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", dead, "gauge");
+    out +=
+        "# HELP microcare_rule_pack_info The rule pack in force.\n"
+        "# TYPE microcare_rule_pack_info gauge\n"
+        "microcare_rule_pack_info{id=\"" +
+        LabelValue(pack.id) + "\",version=\"" + LabelValue(pack.version) + "\",sha256=\"" +
+        LabelValue(pack.sha256) + "\"} 1\n";
     return out;
 }
 

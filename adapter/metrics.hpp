@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "rules/pack_identity.hpp"
+
 namespace microcare::adapter {
 
 // The service's counters, exposed at /metrics in the Prometheus text format.
@@ -23,8 +25,10 @@ struct Metrics {
     std::atomic<std::uint64_t> tasks_failed{0};    // background coroutines ended by an exception
     std::atomic<std::uint64_t> audit_failures{0};  // records the trail could not take
 
-    // `queued` and `dead` are read from the store when the page is served.
-    std::string Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead) const;
+    // `queued` and `dead` are read from the store when the page is served; `pack` is the rule
+    // pack in force, shown as an info metric (value 1, the identity in its labels).
+    std::string Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead,
+                           const rules::PackIdentity& pack) const;
 };
 
 }  // namespace microcare::adapter

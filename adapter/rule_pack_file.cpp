@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "adapter/audit/audit_log.hpp"
 #include "adapter/file_io.hpp"
 #include "rules/rule_set_loader.hpp"
 
@@ -40,7 +41,9 @@ std::optional<rules::RuleSet> LoadRulePackFile(const std::string& path, fhir::Is
     rules::PackFileReader read_relative = [&folder](std::string_view relative) {
         return ReadFile((folder / std::string(relative)).string());
     };
-    return rules::LoadRuleSet(*text, read_relative, issues);
+    // The digest is taken here because the adapter is what links OpenSSL; what is hashed is the
+    // loader's to define, since only it knows which files the pack includes and in which order.
+    return rules::LoadRuleSet(*text, read_relative, issues, Sha256Hex);
 }
 
 }  // namespace microcare::adapter

@@ -9,6 +9,7 @@
 #include "fhir/date_time.hpp"
 #include "fhir/patient_record.hpp"
 #include "rules/code_index.hpp"
+#include "rules/pack_identity.hpp"
 
 namespace microcare::rules {
 
@@ -150,6 +151,9 @@ struct Aftercare {
 struct RuleSet {
     std::string id;
     std::string version;
+    // Lower-case hex SHA-256 of the pack's canonical content, value-set files included (see
+    // LoadRuleSet): id and version are what the author says, this is what was actually loaded.
+    std::string sha256;
     std::string title;
     std::string publisher;
     std::string description;
@@ -170,6 +174,8 @@ struct RuleSet {
     std::vector<std::size_t> criteria_without_value_set;
     // For each criterion, what it is for.
     std::vector<CriterionRole> roles;
+
+    PackIdentity Identity() const { return {id, version, sha256}; }
 
     const StatusSets& StatusDefaults(fhir::ResourceType type) const {
         return status_defaults[static_cast<std::size_t>(type)];

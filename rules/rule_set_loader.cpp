@@ -76,11 +76,15 @@ public:
     PackLoader(const PackFileReader& read_file, IssueList& issues)
         : JsonPathReader(issues), read_file_(read_file), issues_(issues) {}
 
+    // The canonical content read so far (see LoadRuleSet).
+    const std::string& CanonicalContent() const { return canonical_; }
+
     std::optional<RuleSet> Load(Node root) {
         if (!root.IsObject()) {
             Error("", "a rule pack is a JSON object");
             return std::nullopt;
         }
+        canonical_ = fhir::Serialize(root);
         Keys(root, "",
              {"id", "version", "title", "publisher", "description", "statusDefaults", "caps",
               "valueSets", "microneedling", "contraindications", "aftercare", "source", "date",
@@ -368,6 +372,8 @@ private:
         for (const fhir::Issue& issue : file_issues) Error(where, issue.message);
         if (!doc) return;
         Node root = doc->Root();
+        canonical_ += '\n';
+        canonical_ += fhir::Serialize(root);
         if (root["resourceType"].String() != "ValueSet") {
             Error(where, "is not a FHIR ValueSet");
             return;
@@ -849,18 +855,22 @@ private:
     IssueList& issues_;
     RuleSet set_;
     std::unordered_map<std::string, std::size_t> value_set_ids_;
+    std::string canonical_;
 };
 
 }  // namespace
 
 std::optional<RuleSet> LoadRuleSet(std::string_view json_text, const PackFileReader& read_file,
-                                   IssueList& issues) {
+                                   IssueList& issues, const ContentDigest& digest) {
     IssueList parse_issues;
     auto doc = fhir::JsonDocument::Parse(std::string(json_text), parse_issues);
     for (const fhir::Issue& issue : parse_issues)
         issues.Error("invalid", issue.path, issue.message);
     if (!doc) return std::nullopt;
-    return PackLoader(read_file, issues).Load(doc->Root());
+    PackLoader loader(read_file, issues);
+    auto set = loader.Load(doc->Root());
+    if (set && digest) set->sha256 = digest(loader.CanonicalContent());
+    return set;
 }
 
 }  // namespace microcare::rules

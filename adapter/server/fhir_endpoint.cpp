@@ -13,6 +13,7 @@
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
+#include "adapter/server/readiness.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 
@@ -143,13 +144,14 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 
 FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
                            asio::thread_pool& blocking, AuditLog& audit,
-                           std::function<bool()> ready)
+                           std::function<bool()> ready, std::function<rules::PackIdentity()> pack)
     : settings_(settings),
       store_(store),
       metrics_(metrics),
       blocking_(blocking),
       audit_(audit),
-      ready_(std::move(ready)) {}
+      ready_(std::move(ready)),
+      pack_(std::move(pack)) {}
 
 HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
                                       const std::string& path, const std::string& message) {
@@ -288,12 +290,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     } else if (route == Route::kHealth) {
         out = HttpResponseOut{200, "text/plain", "ok\n", {}};
     } else if (route == Route::kReady) {
-        out = ready_() ? HttpResponseOut{200, "text/plain", "ready\n", {}}
-                       : HttpResponseOut{503, "text/plain", "not ready\n", {}};
+        const bool ready = ready_();
+        out = HttpResponseOut{
+            ready ? 200u : 503u, "application/json", ReadinessJson(ready, pack_()), {}};
     } else if (route == Route::kMetrics) {
         out = co_await MetricsPage();
     } else if (route == Route::kMetadata) {
-        out = Json(200, CapabilityStatementJson(base, Now()));
+        out = Json(200, CapabilityStatementJson(base, Now(), pack_()));
     } else if (route == Route::kProcessMessage) {
         out = co_await ProcessMessage(request, target.query);
     } else {
@@ -471,7 +474,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
     });
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
-    page.body = metrics_.Prometheus(counts[0], counts[1], counts[2]);
+    page.body = metrics_.Prometheus(counts[0], counts[1], counts[2], pack_());
     co_return page;
 }
 

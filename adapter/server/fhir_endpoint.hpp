@@ -12,6 +12,7 @@
 #include "adapter/server/http_server.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/store/job_store.hpp"
+#include "rules/pack_identity.hpp"
 
 namespace microcare::adapter {
 
@@ -22,7 +23,8 @@ namespace microcare::adapter {
 class FhirEndpoint {
 public:
     FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
-                 boost::asio::thread_pool& blocking, AuditLog& audit, std::function<bool()> ready);
+                 boost::asio::thread_pool& blocking, AuditLog& audit, std::function<bool()> ready,
+                 std::function<rules::PackIdentity()> pack);
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
 
@@ -67,6 +69,8 @@ private:
     boost::asio::thread_pool& blocking_;
     AuditLog& audit_;
     std::function<bool()> ready_;
+    // A function, not a copy: the pack in force may change while the service runs.
+    std::function<rules::PackIdentity()> pack_;
 };
 
 }  // namespace microcare::adapter

@@ -170,20 +170,42 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
     return trigger;
 }
 
-std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant now) {
+std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant now,
+                                    const rules::PackIdentity& pack) {
     fhir::JsonWriter out;
     out.StartObject();
     out.Field("resourceType", "CapabilityStatement");
     out.Field("status", "active");
     out.Field("date", fhir::FormatInstant(now, 0));
     out.Field("kind", "instance");
+    out.Key("extension");
+    out.StartArray();
+    out.StartObject();
+    out.Field("url", kRulePackExtension);
+    out.Key("extension");
+    out.StartArray();
+    auto part = [&out](std::string_view name, std::string_view value) {
+        out.StartObject();
+        out.Field("url", name);
+        out.Field("valueString", value);
+        out.EndObject();
+    };
+    part("id", pack.id);
+    part("version", pack.version);
+    part("sha256", pack.sha256);
+    out.EndArray();
+    out.EndObject();
+    out.EndArray();
     out.Key("software");
     out.StartObject();
     out.Field("name", "MicroCare");
     out.EndObject();
     out.Key("implementation");
     out.StartObject();
-    out.Field("description", "MicroCare microneedling contraindication and aftercare service");
+    // software.version is MicroCare's own; the pack is named here, for people reading it.
+    out.Field("description",
+              "MicroCare microneedling contraindication and aftercare service; rule pack " +
+                  pack.id + " " + pack.version + " (sha256 " + pack.sha256 + ")");
     out.Field("url", base_url);
     out.EndObject();
     out.Field("fhirVersion", "4.0.1");

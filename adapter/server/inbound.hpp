@@ -3,12 +3,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "adapter/jobs/job_contract.hpp"
 #include "fhir/date_time.hpp"
 #include "fhir/issues.hpp"
 #include "fhir/json.hpp"
+#include "rules/pack_identity.hpp"
 
 namespace microcare::adapter {
 
@@ -36,7 +38,13 @@ struct MessageOptions {
 std::optional<MessageTrigger> ParseProcessMessage(fhir::Node bundle, const MessageOptions& options,
                                                   fhir::Instant now, fhir::IssueList& issues);
 
-// The CapabilityStatement served at [base]/metadata.
-std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant now);
+// The CapabilityStatement served at [base]/metadata, naming the rule pack in force in
+// implementation.description and, for machines, in the rule-pack extension (kRulePackExtension).
+std::string CapabilityStatementJson(const std::string& base_url, fhir::Instant now,
+                                    const rules::PackIdentity& pack);
+
+// A complex extension with valueString parts "id", "version" and "sha256".
+inline constexpr std::string_view kRulePackExtension =
+    "https://microcare.example/fhir/StructureDefinition/rule-pack";
 
 }  // namespace microcare::adapter

@@ -125,7 +125,8 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
         return Error::kInvalidConfig;
     }
     s.rules = std::make_shared<const rules::RuleSet>(std::move(*pack));
-    Log::Info("rule pack loaded", {{"pack", s.rules->id}, {"version", s.rules->version}});
+    Log::Info("rule pack loaded",
+              {{"pack", s.rules->id}, {"version", s.rules->version}, {"sha256", s.rules->sha256}});
 
     // The data directory is made on first start.
     for (const std::string& file : {config.store.path, config.audit.path}) {
@@ -167,8 +168,9 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     s.ehr = std::make_unique<FhirClient>(*s.http, *s.auth, FhirClientOptions{config.ehr.base_url});
     s.worker = std::make_unique<Worker>(s.io.get_executor(), config.worker, *s.store, *s.ehr,
                                         s.rules, s.metrics, s.blocking, *s.audit);
-    s.endpoint = std::make_unique<FhirEndpoint>(config.server, *s.store, s.metrics, s.blocking,
-                                                *s.audit, [&s] { return s.ready.load(); });
+    s.endpoint = std::make_unique<FhirEndpoint>(
+        config.server, *s.store, s.metrics, s.blocking, *s.audit, [&s] { return s.ready.load(); },
+        [&s] { return s.rules->Identity(); });
     Worker* worker = s.worker.get();
     FhirEndpoint* endpoint = s.endpoint.get();
     s.server = std::make_unique<HttpServer>(

@@ -291,6 +291,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         audit.Append("decision", {{"job", std::to_string(job.id)},
                                   {"encounter", payload.encounter},
                                   {"pack", pack.id + " " + pack.version},
+                                  {"packSha256", pack.sha256},
                                   {"session", std::to_string(assessment.session_number)},
                                   {"findings", run->FindingsLine()}});
         const fhir::TransactionValue& value = run->transaction();

@@ -8,6 +8,8 @@
 
 #include <fstream>
 
+#include "adapter/rule_pack_file.hpp"
+#include "adapter/server/inbound.hpp"
 #include "adapter/store/job_store.hpp"
 #include "fhir/json.hpp"
 #include "service_harness.hpp"
@@ -73,6 +75,14 @@ protected:
     std::filesystem::path dir_;
     std::string base_;
 };
+
+// The body as JSON; an empty document (every member missing) if it is not JSON.
+fhir::JsonDocument Parsed(const std::string& body) {
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(body, issues);
+    EXPECT_TRUE(doc.has_value()) << body;
+    return doc ? std::move(*doc) : fhir::JsonDocument();
+}
 
 std::string ResponseCode(const std::string& body) {
     fhir::IssueList issues;
@@ -329,6 +339,47 @@ TEST_F(ServiceTest, MetadataAndHealthEndpoints) {
         Send("GET", root + "/metrics", "", {{"Authorization", std::string("Bearer ") + kToken}});
     EXPECT_EQ(metrics.status, 200u);
     EXPECT_NE(metrics.body.find("microcare_jobs_queued"), std::string::npos);
+}
+
+// Which pack is in force shows on /readyz, /metrics and /metadata, with the hash the loader
+// computed for the file the service was started with.
+TEST_F(ServiceTest, RulePackIdentityIsShown) {
+    Start();
+    fhir::IssueList issues;
+    auto pack = adapter::LoadRulePackFile(
+        std::string(MICROCARE_SOURCE_DIR) + "/config/rules/microneedling.json", issues);
+    ASSERT_TRUE(pack.has_value());
+    ASSERT_EQ(pack->sha256.size(), 64u);
+    const std::string root = "http://127.0.0.1:" + std::to_string(service_->port());
+
+    Reply ready = Send("GET", root + "/readyz", "", {});
+    EXPECT_EQ(ready.status, 200u);
+    fhir::JsonDocument ready_json = Parsed(ready.body);
+    EXPECT_EQ(ready_json.Root()["status"].String(), "ready");
+    EXPECT_EQ(ready_json.Root()["rulePack"]["id"].String(), pack->id);
+    EXPECT_EQ(ready_json.Root()["rulePack"]["version"].String(), pack->version);
+    EXPECT_EQ(ready_json.Root()["rulePack"]["sha256"].String(), pack->sha256);
+
+    Reply metrics =
+        Send("GET", root + "/metrics", "", {{"Authorization", std::string("Bearer ") + kToken}});
+    EXPECT_EQ(metrics.status, 200u);
+    const std::string info = "\nmicrocare_rule_pack_info{id=\"" + pack->id + "\",version=\"" +
+                             pack->version + "\",sha256=\"" + pack->sha256 + "\"} 1\n";
+    EXPECT_NE(metrics.body.find(info), std::string::npos) << metrics.body;
+
+    Reply metadata = Send("GET", base_ + "/metadata", "", {});
+    EXPECT_EQ(metadata.status, 200u);
+    fhir::JsonDocument capability = Parsed(metadata.body);
+    fhir::Node extension = capability.Root()["extension"][0];
+    EXPECT_EQ(extension["url"].String(), adapter::kRulePackExtension);
+    EXPECT_EQ(extension["extension"][0]["url"].String(), "id");
+    EXPECT_EQ(extension["extension"][0]["valueString"].String(), pack->id);
+    EXPECT_EQ(extension["extension"][1]["url"].String(), "version");
+    EXPECT_EQ(extension["extension"][1]["valueString"].String(), pack->version);
+    EXPECT_EQ(extension["extension"][2]["url"].String(), "sha256");
+    EXPECT_EQ(extension["extension"][2]["valueString"].String(), pack->sha256);
+    EXPECT_NE(capability.Root()["implementation"]["description"].String().find(pack->sha256),
+              std::string::npos);
 }
 
 // ---- subscriptions ---------------------------------------------------------------------

@@ -166,11 +166,22 @@ TEST(ProcessMessage, DotSegmentFocusIsNotAnEncounter) {
 }
 
 TEST(CapabilityStatement, DeclaresMessagingAndReliableCache) {
-    auto doc = Doc(CapabilityStatementJson("/fhir", kNow));
+    auto doc = Doc(CapabilityStatementJson("/fhir", kNow, {"pack", "1.0.0", "ab12"}));
     EXPECT_EQ(doc.Root()["resourceType"].String(), "CapabilityStatement");
     EXPECT_EQ(doc.Root()["messaging"][0]["endpoint"][0]["address"].String(),
               "/fhir/$process-message");
     EXPECT_TRUE(doc.Root()["messaging"][0]["reliableCache"].IsNumber());
+}
+
+TEST(CapabilityStatement, NamesTheRulePackInForce) {
+    auto doc = Doc(CapabilityStatementJson("/fhir", kNow, {"pack", "1.0.0", "ab12"}));
+    fhir::Node extension = doc.Root()["extension"][0];
+    EXPECT_EQ(extension["url"].String(), kRulePackExtension);
+    EXPECT_EQ(extension["extension"][2]["url"].String(), "sha256");
+    EXPECT_EQ(extension["extension"][2]["valueString"].String(), "ab12");
+    EXPECT_EQ(doc.Root()["implementation"]["description"].String(),
+              "MicroCare microneedling contraindication and aftercare service; rule pack pack "
+              "1.0.0 (sha256 ab12)");
 }
 
 }  // namespace

@@ -196,5 +196,65 @@ TEST(RuleSetLoader, ReportsEveryProblemAtOnce) {
     EXPECT_GE(result.issues.size(), 3u);
 }
 
+// ---- identity ------------------------------------------------------------------------------
+
+// The digest the service uses is SHA-256 (adapter/rule_pack_file.cpp); here the digest returns
+// the canonical content itself, so that the tests see exactly what would be hashed.
+std::string CanonicalOf(const std::string& pack, const std::string& value_set_file) {
+    fhir::IssueList issues;
+    PackFileReader reader = [&](std::string_view path) -> std::optional<std::string> {
+        if (path != "valuesets/iso.json") return std::nullopt;
+        return value_set_file;
+    };
+    auto set = LoadRuleSet(pack, reader, issues,
+                           [](std::string_view canonical) { return std::string(canonical); });
+    EXPECT_TRUE(set.has_value());
+    return set ? set->sha256 : std::string();
+}
+
+std::string Reindent(std::string text) {
+    std::string out;
+    for (char c : text) {
+        out += c;
+        if (c == ',' || c == '{' || c == '[') out += "\n\t  ";
+    }
+    return out;
+}
+
+TEST(RuleSetLoaderIdentity, CanonicalContentIsThePackThenEachFileCompact) {
+    const std::string canonical = CanonicalOf(kPack, kValueSetFile);
+    EXPECT_TRUE(canonical.starts_with(R"({"id":"test-pack","version":"1.0.0","title":"Test",)"))
+        << canonical;
+    EXPECT_TRUE(canonical.ends_with(
+        "\n"
+        R"({"resourceType":"ValueSet","status":"active","expansion":{"timestamp":)"
+        R"("2026-01-01","contains":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm",)"
+        R"("code":"197843"},{"abstract":true,"contains":[{"system":)"
+        R"("http://www.nlm.nih.gov/research/umls/rxnorm","code":"197844"}]}]}})"))
+        << canonical;
+}
+
+TEST(RuleSetLoaderIdentity, WhitespaceDoesNotChangeIt) {
+    const std::string canonical = CanonicalOf(kPack, kValueSetFile);
+    EXPECT_EQ(CanonicalOf(Reindent(kPack), kValueSetFile), canonical);
+    EXPECT_EQ(CanonicalOf(kPack, Reindent(kValueSetFile)), canonical);
+}
+
+TEST(RuleSetLoaderIdentity, AChangedValueSetFileOrPackChangesIt) {
+    const std::string canonical = CanonicalOf(kPack, kValueSetFile);
+    EXPECT_NE(CanonicalOf(kPack, Replace(kValueSetFile, "197843", "197845")), canonical);
+    EXPECT_NE(
+        CanonicalOf(Replace(kPack, R"("title": "Test")", R"("title": "Test 2")"), kValueSetFile),
+        canonical);
+}
+
+TEST(RuleSetLoaderIdentity, NoDigestLeavesItEmpty) {
+    LoadResult result = Load(kPack);
+    ASSERT_TRUE(result.set.has_value());
+    EXPECT_EQ(result.set->sha256, "");
+    EXPECT_EQ(result.set->Identity().id, "test-pack");
+    EXPECT_EQ(result.set->Identity().version, "1.0.0");
+}
+
 }  // namespace
 }  // namespace microcare::rules
