@@ -290,19 +290,44 @@ private:
                 }
             }
             if (finding.evidence.empty()) continue;
-            Grade(rule, finding);
             found[i] = std::move(finding);
         }
+        // Suppression is per evidence resource: a clinician reviewing the finding must see every
+        // relevant record, so only the resources a suppressing finding already shows are dropped
+        // (a history of skin cancer in another record stays beside an active one). Suppressors
+        // are compared with everything they found, before their own suppression, so the order of
+        // the rules in the pack does not matter. Grading follows, on what is left.
         for (std::size_t i = 0; i < found.size(); ++i) {
             if (!found[i]) continue;
-            const auto& suppressors = rules_.rules[i].suppressed_by;
-            bool suppressed = std::any_of(suppressors.begin(), suppressors.end(),
-                                          [&](std::size_t s) { return found[s].has_value(); });
-            if (!suppressed) out_.findings.push_back(std::move(*found[i]));
+            const auto& excluders = rules_.rules[i].excluded_by;
+            if (std::any_of(excluders.begin(), excluders.end(),
+                            [&](std::size_t s) { return found[s].has_value(); })) {
+                continue;
+            }
+            Finding finding = *found[i];
+            std::erase_if(finding.evidence,
+                          [&](const Evidence& e) { return ShownBySuppressor(i, found, e); });
+            if (finding.evidence.empty()) continue;
+            Grade(rules_.rules[i], finding);
+            out_.findings.push_back(std::move(finding));
         }
         std::stable_sort(
             out_.findings.begin(), out_.findings.end(),
             [](const Finding& a, const Finding& b) { return a.severity > b.severity; });
+    }
+
+    // Whether a rule that suppresses rule `rule` rests on the same resource as `e`.
+    bool ShownBySuppressor(std::size_t rule, const std::vector<std::optional<Finding>>& found,
+                           const Evidence& e) const {
+        for (std::size_t s : rules_.rules[rule].suppressed_by) {
+            if (!found[s]) continue;
+            const auto& shown = found[s]->evidence;
+            if (std::any_of(shown.begin(), shown.end(),
+                            [&](const Evidence& x) { return x.resource == e.resource; })) {
+                return true;
+            }
+        }
+        return false;
     }
 
     void Grade(const Rule& rule, Finding& finding) {

@@ -93,8 +93,12 @@ struct Rule {
     Severity severity = Severity::kRelative;
     std::string issue_code;  // v3-ActCode
     bool treatment_area = false;
-    std::vector<std::size_t> evidence;       // indexes into RuleSet::criteria
-    std::vector<std::size_t> suppressed_by;  // indexes into RuleSet::rules
+    std::vector<std::size_t> evidence;  // indexes into RuleSet::criteria
+    // Indexes into RuleSet::rules. suppressed_by drops only the evidence resources those rules'
+    // findings already show; excluded_by drops the whole finding when one of them is found, for
+    // rules that state the other's absence ("diabetes, no sign of poor control").
+    std::vector<std::size_t> suppressed_by;
+    std::vector<std::size_t> excluded_by;
     std::optional<Downgrade> downgrade;
     std::string message;
     std::string action;

@@ -613,11 +613,31 @@ private:
         }
     }
 
+    // A list of other rules' ids (suppressedBy, excludedBy), as indexes; absent is empty.
+    std::vector<std::size_t> OtherRules(Node rule, std::string_view key, const std::string& path,
+                                        std::size_t index,
+                                        const std::unordered_map<std::string, std::size_t>& ids) {
+        std::vector<std::size_t> result;
+        if (!rule[key].Exists()) return result;
+        const std::string at = At(path, key);
+        auto names = Strings(rule[key], at);
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            auto it = ids.find(names[i]);
+            if (it == ids.end() || it->second == index) {
+                Error(At(at, i), Quote(names[i]) + (it == ids.end() ? " is not a rule of this pack"
+                                                                    : " is this rule itself"));
+                continue;
+            }
+            result.push_back(it->second);
+        }
+        return result;
+    }
+
     void ReadRule(Node node, const std::string& path, std::size_t index,
                   const std::unordered_map<std::string, std::size_t>& ids) {
         Keys(node, path,
              {"id", "title", "severity", "issueCode", "treatmentArea", "evidence", "suppressedBy",
-              "downgrade", "message", "action", "source", "window", "notes"});
+              "excludedBy", "downgrade", "message", "action", "source", "window", "notes"});
         Rule& rule = set_.rules[index];
         rule.title = Text(node, "title", At(path, "title"), true);
         if (auto severity = SeverityAt(node, "severity", At(path, "severity"))) {
@@ -650,19 +670,8 @@ private:
                 }
             }
         }
-        if (node["suppressedBy"].Exists()) {
-            auto names = Strings(node["suppressedBy"], At(path, "suppressedBy"));
-            for (std::size_t i = 0; i < names.size(); ++i) {
-                auto it = ids.find(names[i]);
-                if (it == ids.end() || it->second == index) {
-                    Error(At(At(path, "suppressedBy"), i),
-                          Quote(names[i]) + (it == ids.end() ? " is not a rule of this pack"
-                                                             : " is this rule itself"));
-                    continue;
-                }
-                set_.rules[index].suppressed_by.push_back(it->second);
-            }
-        }
+        set_.rules[index].suppressed_by = OtherRules(node, "suppressedBy", path, index, ids);
+        set_.rules[index].excluded_by = OtherRules(node, "excludedBy", path, index, ids);
         Node downgrade = node["downgrade"];
         if (downgrade.Exists() && !downgrade.IsNull()) {
             std::string at = At(path, "downgrade");

@@ -187,6 +187,20 @@ TEST(RuleSetLoader, ValueSetFilesMustExistAndBeValueSets) {
                   "inside the pack's folder");
 }
 
+TEST(RuleSetLoader, SuppressedByAndExcludedByNameOtherRules) {
+    ExpectRefused(Replace(kPack, R"("message": "m", "action": "a")",
+                          R"("excludedBy": ["A404"], "message": "m", "action": "a")"),
+                  "contraindications[0].excludedBy[0]", "not a rule of this pack");
+    ExpectRefused(Replace(kPack, R"("message": "m", "action": "a")",
+                          R"("suppressedBy": ["A12"], "message": "m", "action": "a")"),
+                  "contraindications[0].suppressedBy[0]", "this rule itself");
+    LoadResult result = Load(Replace(kPack, R"("message": "m", "action": "a")",
+                                     R"("excludedBy": ["A8"], "message": "m", "action": "a")"));
+    ASSERT_TRUE(result.set.has_value());
+    EXPECT_EQ(result.set->rules[0].excluded_by, std::vector<std::size_t>{1});
+    EXPECT_TRUE(result.set->rules[0].suppressed_by.empty());
+}
+
 TEST(RuleSetLoader, ReportsEveryProblemAtOnce) {
     std::string pack = Replace(kPack, "\"lookBack\": \"P0D\"", "\"lookBack\": \"soon\"");
     pack = Replace(pack, "\"issueCode\": \"COND\"", "\"issueCode\": \"X\"");
