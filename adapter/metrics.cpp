@@ -39,8 +39,7 @@ std::string LabelValue(std::string_view text) {
 
 }  // namespace
 
-std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead,
-                                const rules::PackIdentity& pack) const {
+std::string Metrics::Prometheus(const LiveReadings& live) const {
     std::string out;
     Counter(out, "microcare_http_requests_total", "HTTP requests received.", requests);
     Counter(out, "microcare_http_requests_refused_total", "Requests answered with a 4xx.",
@@ -67,15 +66,24 @@ std::string Metrics::Prometheus(std::uint64_t queued, std::uint64_t running, std
     Counter(out, "microcare_audit_failures_total",
             "Audit records that could not be written (the trigger was refused with a 503).",
             audit_failures);
-    Counter(out, "microcare_jobs_queued", "Jobs waiting.", queued, "gauge");
-    Counter(out, "microcare_jobs_running", "Jobs being worked on.", running, "gauge");
-    Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", dead, "gauge");
+    Counter(out, "microcare_http_accept_failures_total",
+            "accept() failures (file descriptors exhausted, ...); retried after a short pause.",
+            live.edge.accept_failures);
+    Counter(out, "microcare_http_connections_evicted_total",
+            "Idle or slow connections closed to make room at server.maxConnections.",
+            live.edge.connections_evicted);
+    Counter(out, "microcare_http_connections_refused_total",
+            "Connections closed at once: the limit and the probes' reserve were both full.",
+            live.edge.connections_refused);
+    Counter(out, "microcare_jobs_queued", "Jobs waiting.", live.queued, "gauge");
+    Counter(out, "microcare_jobs_running", "Jobs being worked on.", live.running, "gauge");
+    Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", live.dead, "gauge");
     out +=
         "# HELP microcare_rule_pack_info The rule pack in force.\n"
         "# TYPE microcare_rule_pack_info gauge\n"
         "microcare_rule_pack_info{id=\"" +
-        LabelValue(pack.id) + "\",version=\"" + LabelValue(pack.version) + "\",sha256=\"" +
-        LabelValue(pack.sha256) + "\"} 1\n";
+        LabelValue(live.pack.id) + "\",version=\"" + LabelValue(live.pack.version) +
+        "\",sha256=\"" + LabelValue(live.pack.sha256) + "\"} 1\n";
     return out;
 }
 

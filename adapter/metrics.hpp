@@ -4,9 +4,21 @@
 #include <cstdint>
 #include <string>
 
+#include "adapter/server/http_server_stats.hpp"
 #include "rules/pack_identity.hpp"
 
 namespace microcare::adapter {
+
+// What /metrics reads from the running service when the page is served, beside the counters:
+// the store's job counts, the rule pack in force (an info metric: value 1, the identity in its
+// labels) and the HTTP edge's own counts.
+struct LiveReadings {
+    std::uint64_t queued = 0;
+    std::uint64_t running = 0;
+    std::uint64_t dead = 0;
+    rules::PackIdentity pack;
+    HttpServerStats edge;
+};
 
 // The service's counters, exposed at /metrics in the Prometheus text format.
 struct Metrics {
@@ -25,10 +37,7 @@ struct Metrics {
     std::atomic<std::uint64_t> tasks_failed{0};    // background coroutines ended by an exception
     std::atomic<std::uint64_t> audit_failures{0};  // records the trail could not take
 
-    // `queued` and `dead` are read from the store when the page is served; `pack` is the rule
-    // pack in force, shown as an info metric (value 1, the identity in its labels).
-    std::string Prometheus(std::uint64_t queued, std::uint64_t running, std::uint64_t dead,
-                           const rules::PackIdentity& pack) const;
+    std::string Prometheus(const LiveReadings& live) const;
 };
 
 }  // namespace microcare::adapter

@@ -143,15 +143,13 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 }  // namespace
 
 FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
-                           asio::thread_pool& blocking, AuditLog& audit,
-                           std::function<bool()> ready, std::function<rules::PackIdentity()> pack)
+                           asio::thread_pool& blocking, AuditLog& audit, LiveState live)
     : settings_(settings),
       store_(store),
       metrics_(metrics),
       blocking_(blocking),
       audit_(audit),
-      ready_(std::move(ready)),
-      pack_(std::move(pack)) {}
+      live_(std::move(live)) {}
 
 HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
                                       const std::string& path, const std::string& message) {
@@ -290,13 +288,13 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     } else if (route == Route::kHealth) {
         out = HttpResponseOut{200, "text/plain", "ok\n", {}};
     } else if (route == Route::kReady) {
-        const bool ready = ready_();
+        const bool ready = live_.ready();
         out = HttpResponseOut{
-            ready ? 200u : 503u, "application/json", ReadinessJson(ready, pack_()), {}};
+            ready ? 200u : 503u, "application/json", ReadinessJson(ready, live_.pack()), {}};
     } else if (route == Route::kMetrics) {
         out = co_await MetricsPage();
     } else if (route == Route::kMetadata) {
-        out = Json(200, CapabilityStatementJson(base, Now(), pack_()));
+        out = Json(200, CapabilityStatementJson(base, Now(), live_.pack()));
     } else if (route == Route::kProcessMessage) {
         out = co_await ProcessMessage(request, target.query);
     } else {
@@ -474,7 +472,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
     });
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
-    page.body = metrics_.Prometheus(counts[0], counts[1], counts[2], pack_());
+    page.body = metrics_.Prometheus({counts[0], counts[1], counts[2], live_.pack(),
+                                     live_.edge ? live_.edge() : HttpServerStats{}});
     co_return page;
 }
 

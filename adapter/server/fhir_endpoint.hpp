@@ -22,9 +22,17 @@ namespace microcare::adapter {
 // is on disk.
 class FhirEndpoint {
 public:
+    // What the endpoint asks the running service when a probe or /metrics is served: functions,
+    // not copies, since each may change while the service runs (readiness, a reloaded pack, the
+    // HTTP server's counts; the server is built after the endpoint it serves).
+    struct LiveState {
+        std::function<bool()> ready;
+        std::function<rules::PackIdentity()> pack;
+        std::function<HttpServerStats()> edge;
+    };
+
     FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
-                 boost::asio::thread_pool& blocking, AuditLog& audit, std::function<bool()> ready,
-                 std::function<rules::PackIdentity()> pack);
+                 boost::asio::thread_pool& blocking, AuditLog& audit, LiveState live);
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
 
@@ -68,9 +76,7 @@ private:
     Metrics& metrics_;
     boost::asio::thread_pool& blocking_;
     AuditLog& audit_;
-    std::function<bool()> ready_;
-    // A function, not a copy: the pack in force may change while the service runs.
-    std::function<rules::PackIdentity()> pack_;
+    LiveState live_;
 };
 
 }  // namespace microcare::adapter

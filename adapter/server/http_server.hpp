@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "adapter/error.hpp"
+#include "adapter/server/http_server_stats.hpp"
 #include "adapter/service_config.hpp"
 
 namespace boost::asio::ssl {
@@ -48,14 +49,6 @@ using RefusalWriter = std::function<HttpResponseOut(unsigned status, const std::
 
 // Paths that connections taken beyond max_connections (the probes' reserve) may ask for.
 inline constexpr std::string_view kProbePaths[] = {"/healthz", "/readyz"};
-
-// What the server counts about connections it could not serve normally.
-struct HttpServerStats {
-    std::uint64_t accept_failures = 0;         // accept() errors (EMFILE, ENFILE, ...)
-    std::uint64_t accept_failures_logged = 0;  // of those, how many were written to the log
-    std::uint64_t connections_evicted = 0;     // closed to make room under max_connections
-    std::uint64_t connections_refused = 0;     // closed at once: no room even for a probe
-};
 
 // HTTP/1.1 over Boost.Beast with C++20 coroutines: one coroutine per connection, keep-alive,
 // optional TLS (with client-certificate verification for mutual TLS), limits on header size,

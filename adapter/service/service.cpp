@@ -168,9 +168,11 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     s.ehr = std::make_unique<FhirClient>(*s.http, *s.auth, FhirClientOptions{config.ehr.base_url});
     s.worker = std::make_unique<Worker>(s.io.get_executor(), config.worker, *s.store, *s.ehr,
                                         s.rules, s.metrics, s.blocking, *s.audit);
-    s.endpoint = std::make_unique<FhirEndpoint>(
-        config.server, *s.store, s.metrics, s.blocking, *s.audit, [&s] { return s.ready.load(); },
-        [&s] { return s.rules->Identity(); });
+    s.endpoint =
+        std::make_unique<FhirEndpoint>(config.server, *s.store, s.metrics, s.blocking, *s.audit,
+                                       FhirEndpoint::LiveState{[&s] { return s.ready.load(); },
+                                                               [&s] { return s.rules->Identity(); },
+                                                               [&s] { return s.server->stats(); }});
     Worker* worker = s.worker.get();
     FhirEndpoint* endpoint = s.endpoint.get();
     s.server = std::make_unique<HttpServer>(

@@ -254,12 +254,16 @@ private:
 // ---- 1. Denial of service without credentials -------------------------------------------
 
 // Half-sent requests beyond the limit do not pile up: the oldest are closed to make room, and
-// /healthz keeps answering while the limit is held.
+// /healthz keeps answering while the limit is held, with the process idle (no spinning) and the
+// log quiet (an eviction is counted in /metrics, not logged).
 TEST_F(HttpEdgeTest, HalfSentRequestsCannotHoldMoreThanTheLimitOrSilenceHealthz) {
     Start([](adapter::ServiceConfig& config) {
         config.server.max_connections = 16;
         config.server.request_timeout = 20s;  // no help from the timeout
+        config.server.metrics_token = kMetricsToken;
+        config.log_level = "info";
     });
+    ::testing::internal::CaptureStderr();
     std::vector<std::unique_ptr<RawConnection>> holders;
     for (int i = 0; i < 40; ++i) {
         holders.push_back(std::make_unique<RawConnection>(port_));
@@ -286,6 +290,28 @@ TEST_F(HttpEdgeTest, HalfSentRequestsCannotHoldMoreThanTheLimitOrSilenceHealthz)
         EXPECT_EQ(health->status, 200u);
         EXPECT_EQ(health->body, "ok\n");
     }
+
+    // Held for a second: a server that spun on its sockets would use about a second of CPU.
+    const auto cpu = [] {
+        rusage usage{};
+        ::getrusage(RUSAGE_SELF, &usage);
+        return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+               std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+    };
+    const auto cpu_before = cpu();
+    std::this_thread::sleep_for(1s);
+    EXPECT_LT(cpu() - cpu_before, 300ms)
+        << "the server worked while only held connections were open";
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_LT(log.size(), 2048u) << log.substr(0, 2048);
+
+    auto page = Exchange("GET /metrics HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer " +
+                         std::string(kMetricsToken) + "\r\n\r\n");
+    ASSERT_TRUE(page);
+    const std::string evicted = "\nmicrocare_http_connections_evicted_total ";
+    const auto at = page->body.find(evicted);
+    ASSERT_NE(at, std::string::npos) << page->body;
+    EXPECT_GE(std::stoul(page->body.substr(at + evicted.size())), 24u) << page->body;
 }
 
 // Running out of file descriptors makes accept() fail until one is free. The server must wait
