@@ -472,8 +472,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
     });
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
-    page.body = metrics_.Prometheus({counts[0], counts[1], counts[2], live_.pack(),
-                                     live_.edge ? live_.edge() : HttpServerStats{}});
+    page.body = metrics_.Prometheus({counts[0], counts[1], counts[2], live_.pack(), live_.edge()});
     co_return page;
 }
 
