@@ -10,6 +10,7 @@
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/service_config.hpp"
+#include "adapter/time_bound.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter {
@@ -17,71 +18,6 @@ namespace {
 
 // The trail, its keys and its checkpoint, from the configuration or the arguments; nullopt
 // after saying why on `err`.
-std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& err) {
-    TrailToVerify trail;
-    if (!args.config_path.empty() && !args.file.empty()) {
-        err << "name the trail once: --config FILE or the trail's FILE, not both\n";
-        return std::nullopt;
-    }
-    if (!args.config_path.empty()) {
-        fhir::IssueList issues;
-        auto config = LoadServiceConfig(args.config_path, issues);
-        if (!config) {
-            ReportIssues(err, args.config_path, issues);
-            ReportRefused(err, args.config_path, issues);
-            return std::nullopt;
-        }
-        trail.path = config->audit.path;
-        trail.checkpoint_path = CheckpointPathOf(config->audit);
-        if (!config->audit.key.empty()) {
-            auto key = ChainKey::Hmac(config->audit.key);
-            if (!key) {
-                err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
-                return std::nullopt;
-            }
-            trail.keys.push_back(*key);
-        }
-    } else if (!args.file.empty()) {
-        trail.path = args.file;
-        trail.checkpoint_path = args.checkpoint_path;
-        std::error_code ec;
-        if (trail.checkpoint_path.empty() && std::filesystem::exists(args.file + ".checkpoint", ec))
-            trail.checkpoint_path = args.file + ".checkpoint";
-    } else {
-        err << "name the trail: --config FILE (the service configuration) or the trail's FILE\n";
-        return std::nullopt;
-    }
-    for (const std::string& key_file : args.key_files) {
-        std::string why;
-        auto text = ReadFile(key_file, &why, 64 * 1024);
-        if (!text) {
-            err << "--key-file " << key_file << ": cannot read it: " << why << "\n";
-            return std::nullopt;
-        }
-        while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
-        auto key = ChainKey::Hmac(*text);
-        if (!key) {
-            err << "--key-file " << key_file << ": " << ChainKey::KeyProblem(*text) << "\n";
-            return std::nullopt;
-        }
-        trail.keys.push_back(*key);
-    }
-    return trail;
-}
-
-std::optional<fhir::Instant> ParseBound(const std::string& text, const char* option, bool latest,
-                                        std::ostream& err, bool& bad) {
-    if (text.empty()) return std::nullopt;
-    auto parsed = fhir::DateTime::Parse(text);
-    if (!parsed) {
-        err << option << ": \"" << text
-            << "\" is not a FHIR date, dateTime or instant (2026-01-31, "
-               "2026-01-31T10:00:00Z)\n";
-        bad = true;
-        return std::nullopt;
-    }
-    return latest ? parsed->Latest() : parsed->Earliest();
-}
 
 std::optional<AuditQuery> ParseQuery(const AuditArgs& args, std::ostream& err) {
     AuditQuery query;
@@ -90,8 +26,8 @@ std::optional<AuditQuery> ParseQuery(const AuditArgs& args, std::ostream& err) {
     query.rule = args.rule;
     query.after_seq = args.after;
     bool bad = false;
-    query.since = ParseBound(args.since, "--since", false, err, bad);
-    query.until = ParseBound(args.until, "--until", true, err, bad);
+    query.since = ParseTimeBound(args.since, "--since", false, err, bad);
+    query.until = ParseTimeBound(args.until, "--until", true, err, bad);
     if (bad) return std::nullopt;
     return query;
 }
@@ -206,6 +142,58 @@ void WriteReportText(const TrailToVerify& trail, const AuditReport& report, std:
 }
 
 }  // namespace
+
+std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& err) {
+    TrailToVerify trail;
+    if (!args.config_path.empty() && !args.file.empty()) {
+        err << "name the trail once: --config FILE or the trail's FILE, not both\n";
+        return std::nullopt;
+    }
+    if (!args.config_path.empty()) {
+        fhir::IssueList issues;
+        auto config = LoadServiceConfig(args.config_path, issues);
+        if (!config) {
+            ReportIssues(err, args.config_path, issues);
+            ReportRefused(err, args.config_path, issues);
+            return std::nullopt;
+        }
+        trail.path = config->audit.path;
+        trail.checkpoint_path = CheckpointPathOf(config->audit);
+        if (!config->audit.key.empty()) {
+            auto key = ChainKey::Hmac(config->audit.key);
+            if (!key) {
+                err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
+                return std::nullopt;
+            }
+            trail.keys.push_back(*key);
+        }
+    } else if (!args.file.empty()) {
+        trail.path = args.file;
+        trail.checkpoint_path = args.checkpoint_path;
+        std::error_code ec;
+        if (trail.checkpoint_path.empty() && std::filesystem::exists(args.file + ".checkpoint", ec))
+            trail.checkpoint_path = args.file + ".checkpoint";
+    } else {
+        err << "name the trail: --config FILE (the service configuration) or the trail's FILE\n";
+        return std::nullopt;
+    }
+    for (const std::string& key_file : args.key_files) {
+        std::string why;
+        auto text = ReadFile(key_file, &why, 64 * 1024);
+        if (!text) {
+            err << "--key-file " << key_file << ": cannot read it: " << why << "\n";
+            return std::nullopt;
+        }
+        while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+        auto key = ChainKey::Hmac(*text);
+        if (!key) {
+            err << "--key-file " << key_file << ": " << ChainKey::KeyProblem(*text) << "\n";
+            return std::nullopt;
+        }
+        trail.keys.push_back(*key);
+    }
+    return trail;
+}
 
 int RunAuditVerify(const AuditArgs& args, std::ostream& out, std::ostream& err) {
     auto trail = ResolveTrail(args, err);

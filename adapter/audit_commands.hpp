@@ -2,8 +2,11 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "adapter/audit/audit_verify.hpp"
 
 namespace microcare::adapter {
 
@@ -27,6 +30,10 @@ struct AuditArgs {
 
 // 0 when every file, every seal, the chain and the checkpoint are intact; 2 when something is
 // wrong (each problem with its file, line and kind) or the input is bad.
+// The trail that `args` names (--config, or FILE with --key-file and --checkpoint), or nothing
+// with the reason on `err`. `audit verify` and `status` both read it this way.
+std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& err);
+
 int RunAuditVerify(const AuditArgs& args, std::ostream& out, std::ostream& err);
 
 // The records that answer the question, with the rest of their jobs: a table or JSON.

@@ -6,6 +6,7 @@
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/rule_pack_file.hpp"
+#include "adapter/time_bound.hpp"
 #include "rules/record_assessment.hpp"
 
 namespace microcare::adapter {
@@ -19,20 +20,10 @@ int Report(std::ostream& err, const std::string& source, const fhir::IssueList& 
     return issues.HasErrors() ? kBadInput : 0;
 }
 
-std::optional<fhir::Instant> ParseNow(const std::string& text) {
-    auto parsed = fhir::DateTime::Parse(text);
-    if (!parsed || parsed->precision() != fhir::DatePrecision::kSecond ||
-        !parsed->offset_minutes()) {
-        return std::nullopt;
-    }
-    return parsed->Earliest();
-}
-
 }  // namespace
 
 int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) {
-    const std::string rules_path =
-        args.rules_path.empty() ? DefaultRulePackPath() : args.rules_path;
+    const std::string rules_path = RulePackPath(args.rules_path);
     fhir::IssueList pack_issues;
     auto rule_set = LoadRulePackFile(rules_path, pack_issues);
     if (!rule_set) {
@@ -43,7 +34,7 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
     fhir::Instant now =
         std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     if (args.now) {
-        auto parsed = ParseNow(*args.now);
+        auto parsed = ParseInstant(*args.now);
         if (!parsed) {
             err << "--now: \"" << *args.now
                 << "\" is not a FHIR instant such as 2026-11-24T12:00:00Z\n";
@@ -69,13 +60,8 @@ int RunEvaluate(const EvaluateArgs& args, std::ostream& out, std::ostream& err) 
 }
 
 int RunRulesCheck(const std::string& path, std::ostream& out, std::ostream& err) {
-    fhir::IssueList issues;
-    auto rule_set = LoadRulePackFile(path, issues);
-    Report(err, path, issues);
-    if (!rule_set) {
-        ReportRefused(err, path, issues);
-        return kBadInput;
-    }
+    auto rule_set = CheckRulePackFile(path, err);
+    if (!rule_set) return kBadInput;
     out << path << ": rule pack " << rule_set->id << " " << rule_set->version
         << " is valid: " << rule_set->value_sets.size() << " value sets, " << rule_set->rules.size()
         << " contraindication rules, " << rule_set->aftercare.instructions.size()

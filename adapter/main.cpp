@@ -6,6 +6,9 @@
 #include "adapter/admin_commands.hpp"
 #include "adapter/audit_commands.hpp"
 #include "adapter/evaluate_command.hpp"
+#include "adapter/jobs_commands.hpp"
+#include "adapter/replay_command.hpp"
+#include "adapter/status_command.hpp"
 
 int main(int argc, char** argv) {
     using namespace microcare::adapter;
@@ -33,6 +36,24 @@ int main(int argc, char** argv) {
     rules_cmd->require_subcommand(1);
     CLI::App* check_cmd = rules_cmd->add_subcommand("check", "Validate a rule pack");
     check_cmd->add_option("FILE", pack_path, "Rule pack JSON")->required();
+    ReplayArgs replay;
+    CLI::App* replay_cmd = rules_cmd->add_subcommand(
+        "replay",
+        "Show what a new pack would change for the encounters already assessed (read again "
+        "from the EHR); with --apply, queue a re-assessment of each changed one");
+    replay_cmd->add_option("--config", replay.config_path, "Service configuration (JSON)")
+        ->required();
+    replay_cmd->add_option("--rules", replay.rules_path, "The new rule pack")->required();
+    replay_cmd->add_option("--since", replay.since,
+                           "Encounters assessed from this FHIR date or instant");
+    replay_cmd->add_option("--until", replay.until,
+                           "Encounters assessed up to this FHIR date or instant");
+    replay_cmd->add_option("--encounter", replay.encounter,
+                           "Only this Encounter (id or reference)");
+    replay_cmd->add_option("--rate", replay.rate, "EHR requests per second at most (default 5)");
+    replay_cmd->add_option("--now", replay.now, "Evaluation time, a FHIR instant");
+    replay_cmd->add_flag("--apply", replay.apply,
+                         "Queue the re-assessments and audit the replay (the service stopped)");
 
     std::string config_path;
     CLI::App* serve_cmd = app.add_subcommand("serve", "Run the service the EHR calls");
@@ -43,17 +64,32 @@ int main(int argc, char** argv) {
     CLI::App* config_check_cmd = config_cmd->add_subcommand("check", "Validate a configuration");
     config_check_cmd->add_option("FILE", config_path, "Service configuration (JSON)")->required();
 
+    CLI::App* status_cmd = app.add_subcommand(
+        "status",
+        "Version, rule pack, jobs by state, oldest waiting job, dead letters and the audit "
+        "trail's health, read from the configured files (no network)");
+    status_cmd->add_option("--config", config_path, "Service configuration (JSON)")->required();
+
     JobsArgs jobs;
-    CLI::App* jobs_cmd = app.add_subcommand("jobs", "Inspect and retry the service's jobs");
+    CLI::App* jobs_cmd = app.add_subcommand("jobs", "Inspect, retry and purge the service's jobs");
     jobs_cmd->require_subcommand(1);
-    CLI::App* jobs_list = jobs_cmd->add_subcommand("list", "List jobs, newest first");
-    jobs_list->add_option("--state", jobs.state, "queued, running, done or dead");
-    jobs_list->add_option("--limit", jobs.limit, "At most this many");
+    CLI::App* jobs_list = jobs_cmd->add_subcommand(
+        "list", "List jobs, newest first, then the total per state of the whole store");
+    jobs_list->add_option("--limit", jobs.limit, "At most this many (50)");
+    jobs_list->add_option("--encounter", jobs.encounter, "Encounter/id or id");
     CLI::App* jobs_show = jobs_cmd->add_subcommand("show", "Show one job");
     jobs_show->add_option("ID", jobs.id)->required();
-    CLI::App* jobs_retry = jobs_cmd->add_subcommand("retry", "Queue a done or dead job again");
-    jobs_retry->add_option("ID", jobs.id)->required();
-    for (CLI::App* command : {jobs_list, jobs_show, jobs_retry}) {
+    CLI::App* jobs_retry = jobs_cmd->add_subcommand(
+        "retry", "Queue done or dead jobs again: by id, or every one --state and --since select");
+    jobs_retry->add_option("ID", jobs.ids, "Job ids");
+    for (CLI::App* command : {jobs_list, jobs_retry}) {
+        command->add_option("--state", jobs.state, "queued, running, done or dead");
+        command->add_option("--since", jobs.since, "Changed at or after this FHIR date or instant");
+    }
+    CLI::App* jobs_purge = jobs_cmd->add_subcommand(
+        "purge", "Delete done jobs last changed before a date (never queued, running or dead)");
+    jobs_purge->add_option("--done-before", jobs.done_before, "A FHIR date or instant")->required();
+    for (CLI::App* command : {jobs_list, jobs_show, jobs_retry, jobs_purge}) {
         command->add_option("--config", jobs.config_path, "Service configuration naming the store");
         command->add_option("--store", jobs.store_path, "The store's SQLite file");
     }
@@ -99,11 +135,14 @@ int main(int argc, char** argv) {
     try {
         if (*evaluate_cmd) return RunEvaluate(evaluate, std::cout, std::cerr);
         if (*check_cmd) return RunRulesCheck(pack_path, std::cout, std::cerr);
+        if (*replay_cmd) return RunRulesReplay(replay, std::cout, std::cerr);
         if (*serve_cmd) return RunServe(config_path, std::cerr);
+        if (*status_cmd) return RunStatus(config_path, std::cout, std::cerr);
         if (*config_check_cmd) return RunConfigCheck(config_path, std::cout, std::cerr);
         if (*jobs_list) return RunJobsList(jobs, std::cout, std::cerr);
         if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
         if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
+        if (*jobs_purge) return RunJobsPurge(jobs, std::cout, std::cerr);
         if (*audit_verify) return RunAuditVerify(audit, std::cout, std::cerr);
         if (*audit_show) return RunAuditShow(audit, std::cout, std::cerr);
         if (*audit_export) return RunAuditExport(audit, std::cout, std::cerr);

@@ -5,8 +5,7 @@
 namespace microcare::adapter {
 namespace {
 
-void Counter(std::string& out, const char* name, const char* help, std::uint64_t value,
-             const char* type = "counter") {
+void Header(std::string& out, const char* name, const char* help, const char* type) {
     out += "# HELP ";
     out += name;
     out += ' ';
@@ -16,6 +15,11 @@ void Counter(std::string& out, const char* name, const char* help, std::uint64_t
     out += ' ';
     out += type;
     out += '\n';
+}
+
+void Counter(std::string& out, const char* name, const char* help, std::uint64_t value,
+             const char* type = "counter") {
+    Header(out, name, help, type);
     out += name;
     out += ' ';
     out += std::to_string(value);
@@ -39,6 +43,12 @@ std::string LabelValue(std::string_view text) {
 
 }  // namespace
 
+std::uint64_t Metrics::JobsRetried() const {
+    std::uint64_t total = 0;
+    for (const auto& count : jobs_retried) total += count;
+    return total;
+}
+
 std::string Metrics::Prometheus(const LiveReadings& live) const {
     std::string out;
     Counter(out, "microcare_http_requests_total", "HTTP requests received.", requests);
@@ -51,7 +61,17 @@ std::string Metrics::Prometheus(const LiveReadings& live) const {
     Counter(out, "microcare_subscription_gaps_total", "Gaps seen in subscription event numbers.",
             subscription_gaps);
     Counter(out, "microcare_jobs_done_total", "Jobs completed.", jobs_done);
-    Counter(out, "microcare_jobs_retried_total", "Job attempts scheduled again.", jobs_retried);
+    // One series per reason, every one always present: sum() over them is the total that the
+    // unlabelled counter used to be, and a rate never starts from a missing series.
+    Header(out, "microcare_jobs_retried_total", "Job attempts scheduled again, by reason.",
+           "counter");
+    for (FailureReason reason : kFailureReasons) {
+        out += "microcare_jobs_retried_total{reason=\"";
+        out += ToString(reason);
+        out += "\"} ";
+        out += std::to_string(jobs_retried[static_cast<std::size_t>(reason)]);
+        out += '\n';
+    }
     Counter(out, "microcare_jobs_dead_total", "Jobs dead-lettered.", jobs_dead);
     Counter(out, "microcare_ehr_requests_total", "Requests sent to the EHR.", ehr_requests);
     Counter(out, "microcare_ehr_failures_total", "EHR requests that failed or were refused.",
@@ -75,9 +95,20 @@ std::string Metrics::Prometheus(const LiveReadings& live) const {
     Counter(out, "microcare_http_connections_refused_total",
             "Connections closed at once: the limit and the probes' reserve were both full.",
             live.edge.connections_refused);
+    Counter(out, "microcare_reloads_applied_total",
+            "Reloads (SIGHUP, POST /admin/reload) that put a rule pack in force.", reloads_applied);
+    Counter(out, "microcare_reloads_refused_total",
+            "Reloads refused: the old rule pack and configuration stayed in force.",
+            reloads_refused);
     Counter(out, "microcare_jobs_queued", "Jobs waiting.", live.queued, "gauge");
     Counter(out, "microcare_jobs_running", "Jobs being worked on.", live.running, "gauge");
     Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", live.dead, "gauge");
+    Counter(out, "microcare_oldest_waiting_job_age_seconds",
+            "Age of the oldest job not yet done or dead (0: none).", live.oldest_waiting_seconds,
+            "gauge");
+    Counter(out, "microcare_ehr_up",
+            "1 unless the last exchange with the EHR found it unreachable or failing (5xx).",
+            live.ehr_up ? 1 : 0, "gauge");
     out +=
         "# HELP microcare_rule_pack_info The rule pack in force.\n"
         "# TYPE microcare_rule_pack_info gauge\n"

@@ -5,6 +5,7 @@
 
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/file_io.hpp"
+#include "adapter/issue_report.hpp"
 #include "rules/rule_set_loader.hpp"
 
 namespace microcare::adapter {
@@ -30,6 +31,10 @@ std::string DefaultRulePackPath() {
     return installed.string();
 }
 
+std::string RulePackPath(const std::string& configured) {
+    return configured.empty() ? DefaultRulePackPath() : configured;
+}
+
 std::optional<rules::RuleSet> LoadRulePackFile(const std::string& path, fhir::IssueList& issues) {
     std::string problem;
     auto text = ReadFile(path, &problem);
@@ -44,6 +49,14 @@ std::optional<rules::RuleSet> LoadRulePackFile(const std::string& path, fhir::Is
     // The digest is taken here because the adapter is what links OpenSSL; what is hashed is the
     // loader's to define, since only it knows which files the pack includes and in which order.
     return rules::LoadRuleSet(*text, read_relative, issues, Sha256Hex);
+}
+
+std::optional<rules::RuleSet> CheckRulePackFile(const std::string& path, std::ostream& err) {
+    fhir::IssueList issues;
+    auto rule_set = LoadRulePackFile(path, issues);
+    ReportIssues(err, path, issues);
+    if (!rule_set) ReportRefused(err, path, issues);
+    return rule_set;
 }
 
 }  // namespace microcare::adapter

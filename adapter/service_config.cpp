@@ -19,8 +19,32 @@ using fhir::Node;
 // Reads one configuration document, collecting every problem with its path.
 class ConfigReader : public fhir::JsonPathReader {
 public:
-    ConfigReader(const EnvLookup& env, const FileReader& read_file, fhir::IssueList& issues)
-        : JsonPathReader(issues), env_(env), read_file_(read_file) {}
+    ConfigReader(const EnvLookup& env, const FileReader& read_file, fhir::IssueList& issues,
+                 std::string base_dir)
+        : JsonPathReader(issues),
+          env_(env),
+          read_file_(read_file),
+          base_dir_(std::move(base_dir)) {}
+
+    // A file's name. With the configuration's folder known, a name is absolute or explicitly
+    // relative to that folder (`./tls/server.pem`): a bare `tls/server.pem` would depend on the
+    // directory the service happens to be started from, which differs between a shell, systemd
+    // and a container.
+    std::optional<std::string> FileName(Node object, std::string_view key,
+                                        const std::string& path) {
+        auto name = String(object, key, path);
+        if (!name || name->empty() || base_dir_.empty() || name->front() == '/') return name;
+        if (name->starts_with("./") || name->starts_with("../")) {
+            return (std::filesystem::path(base_dir_) / *name).lexically_normal().string();
+        }
+        Error(At(path, key), "\"" + *name + "\" is a relative path: write it absolute, or as ./" +
+                                 *name + " for a path beside the configuration file");
+        return std::nullopt;
+    }
+
+    void FileName(Node object, std::string_view key, const std::string& path, std::string& out) {
+        if (auto value = FileName(object, key, path)) out = *value;
+    }
 
     // A section: an object with only these keys.
     bool Object(Node node, const std::string& path, std::initializer_list<std::string_view> keys) {
@@ -56,12 +80,13 @@ public:
     std::optional<std::string> SecretFile(Node object, std::string_view file_key,
                                           const std::string& path,
                                           std::string* file_name = nullptr) {
-        auto file = String(object, file_key, path);
+        auto file = FileName(object, file_key, path);
         if (!file) return std::nullopt;
         if (file_name != nullptr) *file_name = *file;
         auto text = read_file_(*file);
         if (!text) {
-            Error(At(path, file_key), "cannot read " + *file);
+            Error(At(path, file_key),
+                  "cannot read " + *file + ": check that it exists and that this user may read it");
             return std::nullopt;
         }
         while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
@@ -105,7 +130,7 @@ public:
         if (!Object(node, path,
                     {"listen", "port", "basePath", "maxBodyBytes", "maxHeaderBytes",
                      "requestTimeoutMs", "threads", "tls", "auth", "endpointName", "maxConnections",
-                     "metricsToken", "metricsTokenFile"})) {
+                     "metricsToken", "metricsTokenFile", "adminToken", "adminTokenFile"})) {
             return;
         }
         String(node, "listen", path, s.listen);
@@ -123,6 +148,10 @@ public:
         if (!s.metrics_token.empty() && s.metrics_token.size() < 16) {
             Error(At(path, "metricsToken"), "too short: use at least 16 characters");
         }
+        Secret(node, "adminToken", "adminTokenFile", path, s.admin_token);
+        if (!s.admin_token.empty() && s.admin_token.size() < 16) {
+            Error(At(path, "adminToken"), "too short: use at least 16 characters");
+        }
         String(node, "endpointName", path, s.endpoint_name);
         if (node["tls"].Exists()) {
             const std::string tls_path = At(path, "tls");
@@ -131,9 +160,9 @@ public:
                        {"certificateFile", "privateKeyFile", "clientCaFile",
                         "requireClientCertificate"})) {
                 TlsServerSettings t;
-                String(tls, "certificateFile", tls_path, t.certificate_file);
-                String(tls, "privateKeyFile", tls_path, t.private_key_file);
-                String(tls, "clientCaFile", tls_path, t.client_ca_file);
+                FileName(tls, "certificateFile", tls_path, t.certificate_file);
+                FileName(tls, "privateKeyFile", tls_path, t.private_key_file);
+                FileName(tls, "clientCaFile", tls_path, t.client_ca_file);
                 Bool(tls, "requireClientCertificate", tls_path, t.require_client_certificate);
                 if (t.certificate_file.empty() || t.private_key_file.empty()) {
                     Error(tls_path, "certificateFile and privateKeyFile are required with TLS");
@@ -172,12 +201,18 @@ public:
                 Error(auth_path, "no bearer token: every request would be refused");
             }
         }
+        // One credential per role: an EHR's token must not open the admin endpoint.
+        if (!s.admin_token.empty() && (s.admin_token == s.metrics_token ||
+                                       std::find(s.bearer_tokens.begin(), s.bearer_tokens.end(),
+                                                 s.admin_token) != s.bearer_tokens.end())) {
+            Error(At(path, "adminToken"), "must differ from the EHRs' and the metrics token");
+        }
     }
 
     void Store(Node node, StoreSettings& s) {
         const std::string path = "store";
         if (!Object(node, path, {"path", "synchronous"})) return;
-        String(node, "path", path, s.path);
+        FileName(node, "path", path, s.path);
         Bool(node, "synchronous", path, s.synchronous);
         if (s.path.empty()) Error(At(path, "path"), "must not be empty");
     }
@@ -232,14 +267,17 @@ public:
                     e.allowed_response_urls.push_back(HttpUrl(*url, at));
             }
         }
-        String(node, "baseUrl", path, e.base_url);
-        if (!e.base_url.starts_with("http://") && !e.base_url.starts_with("https://")) {
+        // An unset ${VAR} has been reported: no second message about the URL it would have made.
+        const bool base_url_given = node["baseUrl"].Exists();
+        if (auto url = String(node, "baseUrl", path)) e.base_url = *url;
+        if ((!base_url_given || !e.base_url.empty()) && !e.base_url.starts_with("http://") &&
+            !e.base_url.starts_with("https://")) {
             Error(At(path, "baseUrl"), "must be an http:// or https:// URL of the EHR's FHIR base");
         }
         while (e.base_url.ends_with('/')) e.base_url.pop_back();
-        String(node, "caFile", path, e.ca_file);
-        String(node, "clientCertificateFile", path, e.client_certificate_file);
-        String(node, "clientKeyFile", path, e.client_key_file);
+        FileName(node, "caFile", path, e.ca_file);
+        FileName(node, "clientCertificateFile", path, e.client_certificate_file);
+        FileName(node, "clientKeyFile", path, e.client_key_file);
         Millis(node, "connectTimeoutMs", path, e.connect_timeout, 10, 600 * 1000);
         Millis(node, "requestTimeoutMs", path, e.request_timeout, 10, 3600 * 1000);
         Number(node, "maxResponseBytes", path, e.max_response_bytes, 1024,
@@ -263,7 +301,9 @@ public:
         } else if (type == "bearer") {
             a.kind = AuthSettings::Kind::kBearer;
             Secret(auth, "token", "tokenFile", auth_path, a.bearer_token);
-            if (a.bearer_token.empty()) Error(At(auth_path, "token"), "required for bearer auth");
+            if (!auth["token"].Exists() && !auth["tokenFile"].Exists()) {
+                Error(At(auth_path, "token"), "required for bearer auth (or tokenFile)");
+            }
         } else if (type == "smart-backend") {
             a.kind = AuthSettings::Kind::kSmartBackend;
             String(auth, "clientId", auth_path, a.client_id);
@@ -273,7 +313,7 @@ public:
             String(auth, "scope", auth_path, a.scope);
             String(auth, "tokenEndpoint", auth_path, a.token_endpoint);
             if (a.client_id.empty()) Error(At(auth_path, "clientId"), "required for smart-backend");
-            if (a.private_key_pem.empty()) {
+            if (!auth["privateKey"].Exists() && !auth["privateKeyFile"].Exists()) {
                 Error(At(auth_path, "privateKeyFile"), "required for smart-backend");
             }
             if (a.algorithm != "RS384" && a.algorithm != "ES384") {
@@ -288,12 +328,12 @@ public:
         const std::string path = "audit";
         if (!Object(node, path,
                     {"path", "keyFile", "checkpointPath", "checkpointEvery", "checkpointSeconds",
-                     "rotateBytes", "keepFiles"})) {
+                     "rotateBytes", "rotateHours", "keepFiles", "keepHours"})) {
             return;
         }
-        String(node, "path", path, a.path);
+        FileName(node, "path", path, a.path);
         if (a.path.empty()) Error(At(path, "path"), "must not be empty");
-        String(node, "checkpointPath", path, a.checkpoint_path);
+        FileName(node, "checkpointPath", path, a.checkpoint_path);
         Number(node, "checkpointEvery", path, a.checkpoint_every, 1, 1000000);
         long long seconds = -1;
         Number(node, "checkpointSeconds", path, seconds, 1, 24 * 3600);
@@ -304,6 +344,12 @@ public:
             Error(At(path, "rotateBytes"), "must be 0 (never rotate) or at least 65536");
         }
         Number(node, "keepFiles", path, a.keep_files, 0, 1000000);
+        long long hours = -1;
+        Number(node, "rotateHours", path, hours, 0, 24.0 * 366);
+        if (hours >= 0) a.rotate_every = std::chrono::hours(hours);
+        hours = -1;
+        Number(node, "keepHours", path, hours, 0, 24.0 * 366 * 100);
+        if (hours >= 0) a.keep_for = std::chrono::hours(hours);
         // The key is a secret: read from its file, never shown.
         if (auto key = SecretFile(node, "keyFile", path, &a.key_file)) {
             a.key = *key;
@@ -335,7 +381,7 @@ public:
             Error("ehr", "missing: the EHR's FHIR base URL is required");
         }
         if (root["rules"].Exists() && Object(root["rules"], "rules", {"path"})) {
-            String(root["rules"], "path", "rules", config.rules_path);
+            FileName(root["rules"], "path", "rules", config.rules_path);
         }
         if (root["audit"].Exists()) Audit(root["audit"], config.audit);
         if (config.audit.checkpoint_path.empty()) {
@@ -387,16 +433,18 @@ private:
 
     const EnvLookup& env_;
     const FileReader& read_file_;
+    const std::string base_dir_;
 };
 
 }  // namespace
 
 std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const EnvLookup& env,
                                                 const FileReader& read_file,
-                                                fhir::IssueList& issues) {
+                                                fhir::IssueList& issues,
+                                                const std::string& config_dir) {
     auto doc = fhir::JsonDocument::Parse(json, issues);
     if (!doc) return std::nullopt;
-    return ConfigReader(env, read_file, issues).Read(doc->Root());
+    return ConfigReader(env, read_file, issues, config_dir).Read(doc->Root());
 }
 
 std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues) {
@@ -412,7 +460,9 @@ std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::Is
         return std::string(value);
     };
     FileReader files = [](const std::string& file) { return ReadFile(file); };
-    return ParseServiceConfig(*text, env, files, issues);
+    std::error_code ignored;
+    const auto dir = std::filesystem::absolute(path, ignored).parent_path().string();
+    return ParseServiceConfig(*text, env, files, issues, dir);
 }
 
 }  // namespace microcare::adapter

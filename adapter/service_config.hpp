@@ -36,6 +36,9 @@ struct ServerSettings {
     std::string endpoint_name = "urn:microcare";  // MessageHeader.source.endpoint of replies
     // Opens /metrics (and nothing else): a scraper need not hold an EHR's token.
     std::string metrics_token;
+    // Opens POST /admin/reload (and nothing else); never an EHR's token, so an EHR cannot change
+    // the rules. Empty: admin requests are refused (SIGHUP still reloads).
+    std::string admin_token;
     // Where asynchronous response messages may be sent, in normal form: ehr.messageEndpoint and
     // ehr.allowedResponseUrls (filled from the `ehr` section; empty: none).
     std::vector<std::string> allowed_response_urls;
@@ -91,11 +94,14 @@ using FileReader = std::function<std::optional<std::string>(const std::string&)>
 // Reads the JSON configuration. `${NAME}` in any string is replaced by the environment
 // variable NAME (a missing one is an error); secrets may also come from files
 // (`tokenFile`, `privateKeyFile`). Unknown keys and wrong types are errors, each with its path.
+// With `config_dir`, every file name must be absolute or start with ./ or ../ (resolved against
+// `config_dir`); without it, names are taken as they are.
 std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const EnvLookup& env,
                                                 const FileReader& read_file,
-                                                fhir::IssueList& issues);
+                                                fhir::IssueList& issues,
+                                                const std::string& config_dir = {});
 
-// From a file, with the process environment.
+// From a file, with the process environment; file names relative to the file's folder.
 std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues);
 
 }  // namespace microcare::adapter

@@ -20,7 +20,8 @@ DESTDIR="$stage" cmake --install "$dir" >"$dir/install.log" 2>&1 ||
     { cat "$dir/install.log"; exit 1; }
 for f in usr/bin/microcare usr/share/microcare/rules/microneedling.json \
     usr/share/microcare/microcare.json etc/microcare/microcare.json \
-    usr/lib/systemd/system/microcare.service; do
+    usr/lib/systemd/system/microcare.service usr/share/microcare/microcare.env.example \
+    usr/share/doc/microcare/README.md usr/share/doc/microcare/OPERATIONS.md; do
     [ -f "$stage/$f" ] || { echo "release: the install lacks /$f" >&2; exit 1; }
 done
 sed -i '0,/"version": *"/s//&staged-/' "$stage/usr/share/microcare/rules/microneedling.json"

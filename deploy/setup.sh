@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev openssl ca-certificates
   clang libclang-rt-14-dev
   nodejs npm
+  dpkg-dev file python3-yaml   # the .deb's library dependencies (CPack runs file and dpkg-shlibdeps); the manifests' check
 )
 missing=()
 for p in "${packages[@]}"; do

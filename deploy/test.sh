@@ -2,7 +2,9 @@
 # Sets everything up, builds, and runs the whole test suite: unit tests, the rule pack check,
 # every sample record through `microcare evaluate` with its outputs validated by a third-party
 # FHIR validator, and the round trip of HL7's official R4 examples, on the Release build; then
-# that build's install (deploy/release.sh), and the hardening builds (deploy/hardening.sh).
+# that build's install (deploy/release.sh), its Debian package (deploy/package-test.sh) and the
+# container and Kubernetes definitions (deploy/k8s/check.py), and the hardening builds
+# (deploy/hardening.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh
@@ -25,6 +27,18 @@ passed="main suite passed (its ctest summary is above)"
 if [ "${MICROCARE_RELEASE:-1}" != 0 ]; then
   "$OLDPWD/deploy/release.sh"
   passed+="; its install passed"
+fi
+
+# ---- Package (issue 10) -------------------------------------------------------------------
+# The .deb built from that same build, installed for real with apt-get, its user, data directory
+# and installed binary checked, then purged, even on failure (deploy/package-test.sh: it needs
+# root and refuses a machine where MicroCare is installed); and the container image definition
+# and Kubernetes manifests checked by parsing (no runtime or cluster here: deploy/k8s/check.py).
+# Under a minute. MICROCARE_PACKAGE=0 skips it.
+if [ "${MICROCARE_PACKAGE:-1}" != 0 ]; then
+  "$OLDPWD/deploy/package-test.sh"
+  /usr/bin/python3 "$OLDPWD/deploy/k8s/check.py"  # Debian's python3, which has python3-yaml
+  passed+="; its package and manifests passed"
 fi
 
 # ---- Hardening (issue 7) ------------------------------------------------------------------

@@ -39,4 +39,29 @@ std::string OperationOutcomeJson(const IssueList& issues, bool pretty) {
     return out.Take();
 }
 
+std::optional<std::vector<OutcomeIssue>> ReadOperationOutcome(const std::string& json) {
+    IssueList ignored;
+    auto doc = JsonDocument::Parse(json, ignored);
+    if (!doc) return std::nullopt;
+    const Node root = doc->Root();
+    const Node type = root["resourceType"];
+    if (!type.IsString() || type.String() != "OperationOutcome") return std::nullopt;
+    auto text = [](Node node) {
+        return node.IsString() ? std::string(node.String()) : std::string();
+    };
+    std::vector<OutcomeIssue> issues;
+    const Node list = root["issue"];
+    for (std::size_t i = 0; list.IsArray() && i < list.Size(); ++i) {
+        const Node issue = list[i];
+        OutcomeIssue out{text(issue["severity"]), text(issue["code"]), {}, {}};
+        for (std::string_view key : {"expression", "location"}) {
+            if (out.path.empty() && issue[key].IsArray()) out.path = text(issue[key][0]);
+        }
+        out.text = text(issue["details"]["text"]);
+        if (out.text.empty()) out.text = text(issue["diagnostics"]);
+        issues.push_back(std::move(out));
+    }
+    return issues;
+}
+
 }  // namespace microcare::fhir

@@ -58,40 +58,80 @@ void WriteNarrative(JsonWriter& out, std::string_view html_body) {
     out.EndObject();
 }
 
-// The fullUrls of the Bundle's entries, computed once: resources refer to each other by them.
+// How the resources of one Bundle refer to each other, computed once: by fullUrl for what is
+// created, by `Type/id` for what is already on the EHR; for a digest, by identifier, so that a
+// resource's digest does not depend on where its siblings stand.
 struct EntryUrls {
+    bool digest = false;
     std::string care_plan;
     std::vector<std::string> issues;
     std::string task;
 
-    explicit EntryUrls(const TransactionValue& value) {
-        if (value.care_plan) care_plan = FullUrl(value.care_plan->identifier);
+    EntryUrls(const TransactionValue& value, bool for_digest) : digest(for_digest) {
+        if (value.care_plan)
+            care_plan = Url(value.care_plan->identifier, value.care_plan->on_ehr, "CarePlan");
         for (const DetectedIssueValue& issue : value.issues)
-            issues.push_back(FullUrl(issue.identifier));
-        if (value.task) task = FullUrl(value.task->identifier);
+            issues.push_back(Url(issue.identifier, issue.on_ehr, "DetectedIssue"));
+        if (value.task) task = Url(value.task->identifier, value.task->on_ehr, "Task");
+    }
+
+private:
+    std::string Url(const IdentifierValue& identifier, const OnEhr& on_ehr,
+                    std::string_view type) const {
+        if (digest) return identifier.system + "|" + identifier.value;
+        if (on_ehr.write == OnEhr::Write::kCreate) return FullUrl(identifier);
+        return std::string(type) + "/" + on_ehr.id;
     }
 };
 
-// Opens a transaction entry and the resource's common header; the caller writes the rest.
-void BeginEntry(JsonWriter& out, const Provenance& provenance, std::string_view resource_type,
-                const IdentifierValue& identifier, std::string_view full_url) {
+void WriteTag(JsonWriter& out, std::string_view system, std::string_view version,
+              std::string_view code, std::string_view display) {
     out.StartObject();
-    out.Field("fullUrl", full_url);
-    out.Key("resource");
-    out.StartObject();
-    out.Field("resourceType", resource_type);
+    out.Field("system", system);
+    if (!version.empty()) out.Field("version", version);
+    out.Field("code", code);
+    if (!display.empty()) out.Field("display", display);
+    out.EndObject();
+}
+
+// The pack's tags: its id and version, then its SHA-256.
+void WritePackTags(JsonWriter& out, const Provenance& provenance) {
+    WriteTag(out, provenance.pack_tag.system, provenance.pack_version, provenance.pack_tag.code,
+             provenance.pack_tag.display);
+    if (!provenance.pack_sha256.empty())
+        WriteTag(out, kPackSha256TagSystem, {}, provenance.pack_sha256, {});
+}
+
+bool IsPackOrDigestTag(const Provenance& provenance, std::string_view system) {
+    return system == provenance.pack_tag.system || system == kPackSha256TagSystem ||
+           system == kDigestTagSystem;
+}
+
+void WriteMeta(JsonWriter& out, const Provenance& provenance, std::string_view digest) {
     out.Key("meta");
     out.StartObject();
     out.Key("tag");
     out.StartArray();
-    out.StartObject();
-    out.Field("system", provenance.pack_tag.system);
-    out.Field("version", provenance.pack_version);
-    out.Field("code", provenance.pack_tag.code);
-    if (!provenance.pack_tag.display.empty()) out.Field("display", provenance.pack_tag.display);
-    out.EndObject();
+    WritePackTags(out, provenance);
+    if (!digest.empty()) WriteTag(out, kDigestTagSystem, {}, digest, {});
     out.EndArray();
     out.EndObject();
+}
+
+// Opens a transaction entry and the resource's common header; the caller writes the rest.
+// With `digest` empty (computing one), only the resource is written, its meta without the
+// digest.
+void BeginEntry(JsonWriter& out, const Provenance& provenance, std::string_view resource_type,
+                const IdentifierValue& identifier, const OnEhr& on_ehr, std::string_view digest) {
+    out.StartObject();
+    if (!digest.empty()) {
+        out.Field("fullUrl", FullUrl(identifier));
+        out.Key("resource");
+        out.StartObject();
+    }
+    out.Field("resourceType", resource_type);
+    if (!digest.empty() && on_ehr.write == OnEhr::Write::kUpdate) out.Field("id", on_ehr.id);
+    WriteMeta(out, provenance, digest);
     out.Key("identifier");
     out.StartArray();
     out.StartObject();
@@ -101,20 +141,45 @@ void BeginEntry(JsonWriter& out, const Provenance& provenance, std::string_view 
     out.EndArray();
 }
 
-void EndEntry(JsonWriter& out, std::string_view resource_type, const IdentifierValue& identifier) {
-    out.EndObject();  // resource
+void WriteRequest(JsonWriter& out, std::string_view resource_type,
+                  const IdentifierValue* identifier, const OnEhr& on_ehr) {
     out.Key("request");
     out.StartObject();
-    out.Field("method", "POST");
-    out.Field("url", resource_type);
-    out.Field("ifNoneExist", "identifier=" + identifier.system + "|" + identifier.value);
+    if (on_ehr.write == OnEhr::Write::kUpdate) {
+        out.Field("method", "PUT");
+        out.Field("url", std::string(resource_type) + "/" + on_ehr.id);
+        out.Field("ifMatch", "W/\"" + on_ehr.version_id + "\"");
+    } else {
+        out.Field("method", "POST");
+        out.Field("url", resource_type);
+        out.Field("ifNoneExist", "identifier=" + identifier->system + "|" + identifier->value);
+    }
     out.EndObject();
+}
+
+void EndEntry(JsonWriter& out, std::string_view resource_type, const IdentifierValue& identifier,
+              const OnEhr& on_ehr, bool digest) {
+    if (digest) {
+        out.EndObject();
+        return;
+    }
+    out.EndObject();  // resource
+    WriteRequest(out, resource_type, &identifier, on_ehr);
     out.EndObject();  // entry
 }
 
-void WriteCarePlan(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls) {
+// Writes a time only when it is not a digest: when a resource was written is not what it says.
+// An update keeps the time of the first writing.
+void WriteTime(JsonWriter& out, std::string_view key, const LocalInstant& at, const OnEhr& on_ehr,
+               const EntryUrls& urls) {
+    if (urls.digest) return;
+    out.Field(key, on_ehr.first_written.empty() ? Text(at) : on_ehr.first_written);
+}
+
+void WriteCarePlan(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls,
+                   std::string_view digest) {
     const CarePlanValue& plan = *value.care_plan;
-    BeginEntry(out, value.provenance, "CarePlan", plan.identifier, urls.care_plan);
+    BeginEntry(out, value.provenance, "CarePlan", plan.identifier, plan.on_ehr, digest);
     std::string html = "<p><b>" + EscapeXhtml(plan.title) + "</b></p><p>" +
                        EscapeXhtml(plan.description) + "</p><ul>";
     for (const ActivityValue& activity : plan.activities) {
@@ -135,7 +200,7 @@ void WriteCarePlan(JsonWriter& out, const TransactionValue& value, const EntryUr
     WriteReference(out, "subject", plan.subject);
     if (!plan.encounter.empty()) WriteReference(out, "encounter", plan.encounter);
     WritePeriod(out, "period", plan.period_start, plan.period_end);
-    out.Field("created", Text(plan.created));
+    WriteTime(out, "created", plan.created, plan.on_ehr, urls);
     if (!value.issues.empty()) {
         out.Key("supportingInfo");
         out.StartArray();
@@ -161,19 +226,20 @@ void WriteCarePlan(JsonWriter& out, const TransactionValue& value, const EntryUr
         out.EndObject();
     }
     out.EndArray();
-    EndEntry(out, "CarePlan", plan.identifier);
+    EndEntry(out, "CarePlan", plan.identifier, plan.on_ehr, digest.empty());
 }
 
 void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
-                        const DetectedIssueValue& issue, std::string_view full_url) {
-    BeginEntry(out, provenance, "DetectedIssue", issue.identifier, full_url);
+                        const DetectedIssueValue& issue, const EntryUrls& urls,
+                        std::string_view digest) {
+    BeginEntry(out, provenance, "DetectedIssue", issue.identifier, issue.on_ehr, digest);
     WriteNarrative(out, "<p><b>" + EscapeXhtml(issue.title) + "</b> (" + issue.severity +
                             ")</p><p>" + EscapeXhtml(issue.detail) + "</p>");
-    out.Field("status", "final");
+    if (!urls.digest) out.Field("status", issue.status);
     WriteConcept(out, "code", issue.codes, issue.title);
     out.Field("severity", issue.severity);
     WriteReference(out, "patient", issue.patient);
-    out.Field("identifiedDateTime", Text(issue.identified));
+    WriteTime(out, "identifiedDateTime", issue.identified, issue.on_ehr, urls);
     if (!issue.implicated.empty()) {
         out.Key("implicated");
         out.StartArray();
@@ -185,12 +251,13 @@ void WriteDetectedIssue(JsonWriter& out, const Provenance& provenance,
         out.EndArray();
     }
     out.Field("detail", issue.detail);
-    EndEntry(out, "DetectedIssue", issue.identifier);
+    EndEntry(out, "DetectedIssue", issue.identifier, issue.on_ehr, digest.empty());
 }
 
-void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls) {
+void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& urls,
+               std::string_view digest) {
     const TaskValue& task = *value.task;
-    BeginEntry(out, value.provenance, "Task", task.identifier, urls.task);
+    BeginEntry(out, value.provenance, "Task", task.identifier, task.on_ehr, digest);
     WriteNarrative(
         out, "<p>" + EscapeXhtml(task.description) + "</p><p>" + EscapeXhtml(task.reason) + "</p>");
     out.Field("status", "requested");
@@ -204,7 +271,7 @@ void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& 
     if (value.care_plan) WriteReference(out, "focus", urls.care_plan);
     WriteReference(out, "for", task.patient);
     if (!task.encounter.empty()) WriteReference(out, "encounter", task.encounter);
-    out.Field("authoredOn", Text(task.authored));
+    WriteTime(out, "authoredOn", task.authored, task.on_ehr, urls);
     WriteConcept(out, "reasonCode", {}, task.reason);
     if (!value.issues.empty()) {
         out.Key("input");
@@ -217,10 +284,96 @@ void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& 
         }
         out.EndArray();
     }
-    EndEntry(out, "Task", task.identifier);
+    EndEntry(out, "Task", task.identifier, task.on_ehr, digest.empty());
+}
+
+// The resource as read, with status `cancelled`, the retiring pack's tag and the note; what
+// MicroCare did not write on it (other tags, extensions, a clinician's edits) is kept.
+void WriteRetired(JsonWriter& out, const Provenance& provenance, const RetiredValue& retired) {
+    const bool issue = retired.resource_type == "DetectedIssue";
+    const std::string note_key = issue ? "detail" : "statusReason";
+    out.StartObject();
+    out.Key("resource");
+    out.StartObject();
+    bool wrote_note = false;
+    retired.resource.ForEachMember([&](std::string_view name, Node member) {
+        if (name == "status" || name == "text") return;
+        if (name == "meta") {
+            out.Key("meta");
+            out.StartObject();
+            out.Key("tag");
+            out.StartArray();
+            WritePackTags(out, provenance);
+            const Node tags = member["tag"];
+            for (std::size_t i = 0; tags.IsArray() && i < tags.Size(); ++i) {
+                if (IsPackOrDigestTag(provenance, tags[i]["system"].String())) continue;
+                out.Value(tags[i]);
+            }
+            out.EndArray();
+            out.EndObject();
+            return;
+        }
+        if (name == note_key) {
+            wrote_note = true;
+            if (issue) {
+                out.Field("detail", std::string(member.String()) + " " + retired.note);
+            } else {
+                WriteConcept(out, "statusReason", {}, retired.note);
+            }
+            return;
+        }
+        out.Key(name);
+        out.Value(member);
+    });
+    if (!wrote_note) {
+        if (issue) {
+            out.Field("detail", retired.note);
+        } else {
+            WriteConcept(out, "statusReason", {}, retired.note);
+        }
+    }
+    WriteNarrative(out, "<p><b>Cancelled.</b> " + EscapeXhtml(retired.note) + "</p>");
+    out.Field("status", "cancelled");
+    out.EndObject();  // resource
+    OnEhr on_ehr{OnEhr::Write::kUpdate, retired.id, retired.version_id, {}};
+    WriteRequest(out, retired.resource_type, nullptr, on_ehr);
+    out.EndObject();  // entry
+}
+
+std::string Hash(JsonWriter& out) {
+    // 128 bits of FNV-1a tell one version of a resource from the next; nothing here needs to
+    // resist someone forging a collision (the tag only spares a write).
+    return DeterministicUuid(out.Take());
 }
 
 }  // namespace
+
+bool TransactionValue::HasWrites() const {
+    auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
+    if (care_plan && writes(care_plan->on_ehr)) return true;
+    if (task && writes(task->on_ehr)) return true;
+    for (const DetectedIssueValue& issue : issues)
+        if (writes(issue.on_ehr)) return true;
+    return !retired.empty();
+}
+
+std::string CarePlanDigest(const TransactionValue& value) {
+    JsonWriter out;
+    WriteCarePlan(out, value, EntryUrls(value, true), {});
+    return Hash(out);
+}
+
+std::string IssueDigest(const TransactionValue& value, std::size_t index) {
+    JsonWriter out;
+    WriteDetectedIssue(out, value.provenance, value.issues[index], EntryUrls(value, true), {});
+    return Hash(out);
+}
+
+std::string TaskDigest(const TransactionValue& value) {
+    JsonWriter out;
+    WriteTask(out, value, EntryUrls(value, true), {});
+    return Hash(out);
+}
 
 void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     out.StartObject();
@@ -228,12 +381,16 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     out.Field("type", "transaction");
     out.Key("entry");
     out.StartArray();
-    const EntryUrls urls(value);
-    if (value.care_plan) WriteCarePlan(out, value, urls);
+    const EntryUrls urls(value, false);
+    auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
+    if (value.care_plan && writes(value.care_plan->on_ehr))
+        WriteCarePlan(out, value, urls, CarePlanDigest(value));
     for (std::size_t i = 0; i < value.issues.size(); ++i) {
-        WriteDetectedIssue(out, value.provenance, value.issues[i], urls.issues[i]);
+        if (!writes(value.issues[i].on_ehr)) continue;
+        WriteDetectedIssue(out, value.provenance, value.issues[i], urls, IssueDigest(value, i));
     }
-    if (value.task) WriteTask(out, value, urls);
+    if (value.task && writes(value.task->on_ehr)) WriteTask(out, value, urls, TaskDigest(value));
+    for (const RetiredValue& retired : value.retired) WriteRetired(out, value.provenance, retired);
     out.EndArray();
     out.EndObject();
 }

@@ -11,8 +11,10 @@
 namespace microcare::fhir {
 
 // What MicroCare writes, described in FHIR terms; WriteTransaction turns it into an R4
-// transaction Bundle in which every resource is a conditional create on its identifier, so
-// that posting the same Bundle twice never makes a second resource.
+// transaction Bundle. A resource new to the EHR is a conditional create on its identifier, so
+// that posting the same Bundle twice never makes a second resource; one MicroCare wrote before
+// is replaced by an update guarded by If-Match on the version read, so that of two revisions
+// racing only one lands (the other is refused and re-reads).
 
 struct CodingValue {
     std::string system;
@@ -35,7 +37,29 @@ struct LocalInstant {
 struct Provenance {
     CodingValue pack_tag;      // system, code = pack id, display = pack title
     std::string pack_version;  // Coding.version of the tag
+    std::string pack_sha256;   // the pack's content hash: a second tag (kPackSha256TagSystem)
     std::string pack_uri;      // CarePlan.instantiatesUri
+};
+
+// The tag that carries the SHA-256 of the pack a resource was written under: two edits of a
+// pack under one version are told apart on the EHR too.
+inline constexpr std::string_view kPackSha256TagSystem =
+    "https://microcare.example/fhir/CodeSystem/rule-pack-sha256";
+
+// Where a resource stands on the EHR, as the revision found it.
+struct OnEhr {
+    enum class Write {
+        kCreate,  // not there: a conditional create
+        kUpdate,  // there and different: a PUT with If-Match on `version_id`
+        kNone,    // there and the same: not written; the others refer to it by `id`
+    };
+    Write write = Write::kCreate;
+    std::string id;
+    std::string version_id;
+    // When the resource was first written (CarePlan.created, DetectedIssue.identifiedDateTime,
+    // Task.authoredOn) as the EHR holds it: an update keeps it, so that revising a finding
+    // does not make it look newly found.
+    std::string first_written;
 };
 
 struct ActivityValue {
@@ -57,17 +81,20 @@ struct CarePlanValue {
     LocalInstant period_end;
     LocalInstant created;
     std::vector<ActivityValue> activities;
+    OnEhr on_ehr;
 };
 
 struct DetectedIssueValue {
     IdentifierValue identifier;
     std::vector<CodingValue> codes;  // v3-ActCode alert, then MicroCare's rule code
     std::string title;
-    std::string severity;  // high | moderate | low
+    std::string severity;          // high | moderate | low
+    std::string status = "final";  // "amended" when a revision changed the severity
     std::string patient;
     LocalInstant identified;
     std::vector<std::string> implicated;
     std::string detail;
+    OnEhr on_ehr;
 };
 
 struct TaskValue {
@@ -78,6 +105,18 @@ struct TaskValue {
     std::string patient;
     std::string encounter;
     LocalInstant authored;
+    OnEhr on_ehr;
+};
+
+// A resource MicroCare wrote before that the assessment no longer supports: written back as it
+// is on the EHR, with status `cancelled`, the retiring pack's tag and `note` (in
+// DetectedIssue.detail, which R4 gives no note element, or in Task.statusReason).
+struct RetiredValue {
+    std::string resource_type;  // DetectedIssue | Task
+    std::string id;
+    std::string version_id;
+    Node resource;  // as read; must outlive the writing
+    std::string note;
 };
 
 struct TransactionValue {
@@ -85,11 +124,26 @@ struct TransactionValue {
     std::optional<CarePlanValue> care_plan;
     std::vector<DetectedIssueValue> issues;
     std::optional<TaskValue> task;
+    std::vector<RetiredValue> retired;
+
+    // Whether anything is to be written (a revision that found no difference writes nothing).
+    bool HasWrites() const;
 };
 
 // Writes the transaction Bundle. The resources refer to each other by deterministic
 // `urn:uuid:` fullUrls derived from their identifiers.
 void WriteTransaction(JsonWriter& out, const TransactionValue& value);
+
+// What a resource says, for telling whether a revision changes it: a hash of what
+// WriteTransaction writes for it, without the times of writing, its status and its place on the
+// EHR (references to its siblings count by identifier), with the pack's tags (a resource
+// written under another pack is re-tagged on revision). WriteTransaction labels each resource
+// with it (meta.tag, kDigestTagSystem); `index` picks the DetectedIssue.
+inline constexpr std::string_view kDigestTagSystem =
+    "https://microcare.example/fhir/CodeSystem/content-digest";
+std::string CarePlanDigest(const TransactionValue& value);
+std::string IssueDigest(const TransactionValue& value, std::size_t index);
+std::string TaskDigest(const TransactionValue& value);
 
 // A version-4-shaped UUID computed from `key` (not random: the same key always gives the same
 // UUID, which keeps a replayed transaction byte-identical).

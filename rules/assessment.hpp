@@ -35,6 +35,7 @@ struct PlannedActivity {
     CodingSpec code;
     std::string status;  // care-plan-activity-status
     std::string description;
+    std::string instruction;  // kInstruction: the pack's instruction id, naming it in a replay
     fhir::Instant start;
     fhir::Instant end;
 };

@@ -487,6 +487,7 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
         activity.start = at(instruction.from);
         activity.end = at(instruction.until);
         activity.description = instruction.text;
+        activity.instruction = instruction.id;
         out.activities.push_back(std::move(activity));
     }
 }

@@ -82,12 +82,15 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
     fhir::TransactionValue value;
     value.provenance.pack_tag = {std::string(kRulePackTagSystem), rules.id, rules.title};
     value.provenance.pack_version = rules.version;
+    value.provenance.pack_sha256 = rules.sha256;
     value.provenance.pack_uri =
         "https://microcare.example/fhir/rule-pack/" + rules.id + "|" + rules.version;
     if (!a.applies) return value;
 
     const int offset = a.offset_minutes;
-    const std::string key = EncounterKey(*a.encounter) + ":" + rules.id + ":" + rules.version;
+    // The encounter alone: one CarePlan per encounter whatever the pack, so that a new pack
+    // revises what an earlier one wrote (plan_revision) instead of writing beside it.
+    const std::string key = EncounterKey(*a.encounter);
     const std::string system(kIdentifierSystem);
 
     fhir::CarePlanValue plan;

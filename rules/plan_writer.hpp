@@ -16,9 +16,11 @@ inline constexpr std::string_view kRuleCodeSystem =
     "https://microcare.example/fhir/CodeSystem/rule";
 
 // What MicroCare writes for an assessment: one CarePlan, one DetectedIssue per finding and a
-// Task when a clinician must review. Identifiers derive from the encounter, the pack id and the
-// pack version only, so the same encounter assessed again with the same pack yields the same
-// resources (and a conditional create makes no duplicate). Nothing applies: an empty value.
+// Task when a clinician must review. Identifiers derive from the encounter only (and the rule,
+// for a DetectedIssue), never from the pack, so the same encounter assessed again, under this
+// pack or another, names the same resources: a conditional create makes no duplicate, and
+// ReviseTransaction (plan_revision) turns the value into the difference with what is on the
+// EHR. Nothing applies: an empty value (everything to create).
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& assessment,
                                         fhir::Instant now);
 

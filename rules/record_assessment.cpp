@@ -67,6 +67,10 @@ bool RecordAssessment::Assess(const EncounterChoice& choice, fhir::Instant now,
     return true;
 }
 
+Assessment RecordAssessment::EvaluateUnder(const RuleSet& other, fhir::Instant now) const {
+    return Evaluate(other, record_, *encounter_, now);
+}
+
 std::string RecordAssessment::TransactionJson(bool pretty) const {
     fhir::JsonWriter writer(pretty);
     fhir::WriteTransaction(writer, transaction_);
@@ -75,12 +79,26 @@ std::string RecordAssessment::TransactionJson(bool pretty) const {
 
 std::string RecordAssessment::Summary() const { return Summarize(pack_, assessment_); }
 
+namespace {
+
+// `Type/id/_history/vid` when the EHR gave the version it was read at: the trail then names the
+// exact content a finding rests on, even after the resource changes.
+std::string VersionedReference(const fhir::ClinicalResource& resource) {
+    std::string out(resource.reference);
+    if (resource.entry == nullptr || out.starts_with("urn:")) return out;
+    const std::string_view version = resource.entry->resource["meta"]["versionId"].String();
+    if (!version.empty()) out += "/_history/" + std::string(version);
+    return out;
+}
+
+}  // namespace
+
 std::string RecordAssessment::FindingsLine() const {
     std::string line;
     for (const Finding& f : assessment_.findings) {
         line += (line.empty() ? "" : " ") + pack_.rules[f.rule].id + ":" +
                 std::string(WireSeverity(f.severity));
-        for (const Evidence& e : f.evidence) line += "@" + std::string(e.resource->reference);
+        for (const Evidence& e : f.evidence) line += "@" + VersionedReference(*e.resource);
     }
     return line;
 }

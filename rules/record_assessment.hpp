@@ -59,13 +59,17 @@ public:
 
     const fhir::ClinicalResource& encounter() const { return *encounter_; }
     const Assessment& assessment() const { return assessment_; }
+    // The same record and encounter evaluated under another pack, for a replay that compares
+    // packs on one read of the record. It views into this object and `other`: it must not
+    // outlive either.
+    Assessment EvaluateUnder(const RuleSet& other, fhir::Instant now) const;
     // Empty (no CarePlan) when the assessment does not apply.
     const fhir::TransactionValue& transaction() const { return transaction_; }
     // The transaction Bundle to post, as JSON.
     std::string TransactionJson(bool pretty = false) const;
     // For people: which rules fired, on which resources and dates (no names, no free text).
     std::string Summary() const;
-    // For the audit trail: `rule:severity@Type/id ...`, ids only.
+    // For the audit trail: `rule:severity@Type/id[/_history/vid] ...`, ids only.
     std::string FindingsLine() const;
 
 private:

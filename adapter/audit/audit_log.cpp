@@ -58,6 +58,15 @@ bool FieldsAllowed(std::span<const AuditLog::Field> fields) {
     return true;
 }
 
+// The first record of a trail file, read from its start.
+std::optional<AuditRecord> FirstRecordOf(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string line;
+    std::string why;
+    if (!std::getline(in, line)) return std::nullopt;
+    return ParseRecordLine(line, why);
+}
+
 // Failures are logged the first time and then at 2, 4, 8, ... in a row: a full disk must not
 // also flood the log.
 bool WorthLogging(std::uint64_t in_a_row) { return (in_a_row & (in_a_row - 1)) == 0; }
@@ -81,6 +90,12 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path) {
 
 Result<void> AuditLog::Append(std::string_view event, std::initializer_list<Field> fields) {
     return Append(event, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+Result<void> AuditLog::Resume() {
+    std::lock_guard lock(mutex_);
+    if (failures_in_a_row_ == 0) return {};
+    return WriteLocked({});
 }
 
 Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fields) {
@@ -131,6 +146,7 @@ Result<void> AuditLog::OpenActiveFile() {
     dirty_ = false;
     if (good_size_ == 0) {
         file_first_seq_ = next_seq_;
+        file_started_ = options_.clock();
         (void)SyncDirectoryOf(settings_.path);  // a created file must outlive a crash
     }
     return {};
@@ -180,7 +196,7 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
         if (good_size_ == 0) file_first_seq_ = next_seq_;
     }
     std::vector<Pending> all = pending_;
-    if (failures_in_a_row_ > 0 && !records.empty()) {
+    if (failures_in_a_row_ > 0) {
         all.push_back(Pending{std::string(kEventResumed),
                               {{"failedAppends", std::to_string(failures_in_a_row_)},
                                {"since", failing_since_},
@@ -212,7 +228,7 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
     next_seq_ = seq;
     last_hash_ = std::move(prev);
     pending_.clear();
-    if (failures_in_a_row_ > 0 && !records.empty()) {
+    if (failures_in_a_row_ > 0) {
         Log::Info("the audit trail is written again",
                   {{"file", FileName(settings_.path)},
                    {"failedAppends", std::to_string(failures_in_a_row_)}});
@@ -249,7 +265,10 @@ void AuditLog::MaybeCheckpointLocked() {
 }
 
 void AuditLog::MaybeRotateLocked() {
-    if (settings_.rotate_bytes == 0 || good_size_ < settings_.rotate_bytes || !file_) return;
+    const bool big = settings_.rotate_bytes != 0 && good_size_ >= settings_.rotate_bytes;
+    const bool old = settings_.rotate_every.count() != 0 &&
+                     options_.clock() - file_started_ >= settings_.rotate_every;
+    if (!file_ || !(big || old)) return;
     const std::string rotated = RotatedPath(settings_.path, file_first_seq_);
     std::error_code ec;
     if (std::filesystem::exists(rotated, ec) || ec) {
@@ -274,24 +293,33 @@ void AuditLog::MaybeRotateLocked() {
     (void)CheckpointLocked();
 }
 
+std::optional<std::chrono::system_clock::time_point> AuditLog::ParseTs(std::string_view ts) {
+    auto parsed = fhir::DateTime::Parse(ts);
+    if (!parsed) return std::nullopt;
+    return std::chrono::system_clock::time_point(parsed->Earliest().time_since_epoch());
+}
+
 void AuditLog::ApplyRetentionLocked() {
-    if (settings_.keep_files == 0) return;
+    if (settings_.keep_files == 0 && settings_.keep_for.count() == 0) return;
     std::vector<TrailFile> rotated;
     for (TrailFile& file : ListTrailFiles(settings_.path).files) {
         if (!file.active) rotated.push_back(std::move(file));
     }
-    while (rotated.size() > settings_.keep_files) {
-        // Where the removed file ended is where the next one begins: its first record's prev.
-        std::ifstream next(rotated[1].path, std::ios::binary);
-        std::string line;
-        std::string why;
-        std::optional<AuditRecord> first;
-        if (std::getline(next, line)) first = ParseRecordLine(line, why);
+    while (!rotated.empty()) {
+        // Where the removed file ended is where the next one begins (a rotated file or the
+        // active one): its first record's prev, and its ts the time the old file was done.
+        const std::string& next = rotated.size() > 1 ? rotated[1].path : settings_.path;
+        const std::optional<AuditRecord> first = FirstRecordOf(next);
         if (!first) {
-            Log::Error("retention stopped: a rotated audit file does not begin with a record",
-                       {{"file", rotated[1].name}});
+            Log::Error("retention stopped: an audit file does not begin with a record",
+                       {{"file", FileName(next)}});
             return;
         }
+        const bool too_many = settings_.keep_files != 0 && rotated.size() > settings_.keep_files;
+        const auto done_at = ParseTs(first->ts);
+        const bool too_old = settings_.keep_for.count() != 0 && done_at &&
+                             options_.clock() - *done_at > settings_.keep_for;
+        if (!too_many && !too_old) return;
         const TrailFile& oldest = rotated.front();
         // Recorded before the file goes: a crash in between leaves a file too many, never a
         // removal nobody recorded.
@@ -300,14 +328,16 @@ void AuditLog::ApplyRetentionLocked() {
                         {"firstSeq", std::to_string(oldest.first_seq)},
                         {"lastSeq", std::to_string(first->seq - 1)},
                         {"lastHash", first->prev},
-                        {"keepFiles", std::to_string(settings_.keep_files)}}};
+                        {"keepFiles", std::to_string(settings_.keep_files)},
+                        {"keepHours", std::to_string(settings_.keep_for.count())}}};
         if (!WriteLocked({record})) return;
         if (std::remove(oldest.path.c_str()) != 0) {
             Log::Warning("cannot remove an old audit file", {{"file", oldest.name}});
             return;
         }
         (void)SyncDirectoryOf(settings_.path);
-        Log::Info("an old audit file was removed (audit.keepFiles)", {{"file", oldest.name}});
+        Log::Info("an old audit file was removed (audit.keepFiles, audit.keepHours)",
+                  {{"file", oldest.name}});
         rotated.erase(rotated.begin());
     }
 }

@@ -62,6 +62,11 @@ public:
     Result<void> Append(std::string_view event, std::initializer_list<Field> fields);
     Result<void> Append(std::string_view event, std::span<const Field> fields);
 
+    // After failed appends, tries to write again (the record saying the trail resumed), so
+    // that the trail heals without waiting for the next event; nothing when it is healthy.
+    // What /readyz calls before it reports the trail's health.
+    Result<void> Resume();
+
     // Writes the last checkpoint; later Appends fail. The destructor does it too.
     Result<void> Close();
 
@@ -98,6 +103,8 @@ private:
     void MaybeRotateLocked();
     void ApplyRetentionLocked();
     std::string Now() const;
+    // A record's ts as a time; nothing when it is not one.
+    static std::optional<std::chrono::system_clock::time_point> ParseTs(std::string_view ts);
 
     const AuditSettings settings_;
     const ChainKey key_;
@@ -107,6 +114,7 @@ private:
     mutable std::mutex mutex_;
     std::unique_ptr<AuditFile> file_;  // null: the active file is to be (re)opened
     std::uint64_t file_first_seq_ = 0;
+    std::chrono::system_clock::time_point file_started_;  // the active file's first record
     std::uint64_t good_size_ = 0;  // where the last whole record of the active file ends
     bool dirty_ = false;           // bytes of a failed write may lie beyond good_size_
     std::uint64_t next_seq_ = 1;

@@ -117,6 +117,7 @@ Result<void> AuditLog::Recover(std::string& problem) {
         head_seq = scan->last_seq;
         head_hash = scan->last_hash;
         file_first_seq_ = scan->first_seq;
+        file_started_ = ParseTs(scan->first_ts).value_or(options_.clock());
         hash_at_checkpoint = scan->hash_at_seq;
         for (const AuditFinding& finding : scan->problems) {
             if (finding.kind == AuditFinding::Kind::kCutFromFront) {

@@ -21,7 +21,9 @@ struct AuditSettings {
     std::uint64_t checkpoint_every = 100;              // records between checkpoints
     std::chrono::seconds checkpoint_interval{60};      // ... or seconds, whichever comes first
     std::uint64_t rotate_bytes = 64ull * 1024 * 1024;  // 0: never rotate
+    std::chrono::hours rotate_every{0};                // ... or when the file is this old; 0: never
     std::uint32_t keep_files = 0;                      // rotated files kept; 0: all of them
+    std::chrono::hours keep_for{0};  // rotated files kept while younger; 0: however old
 };
 
 }  // namespace microcare::adapter

@@ -178,6 +178,7 @@ private:
             }
             scan.key_id = header || legacy_file_ ? key_id_ : std::string();
             scan.first_seq = record->seq;
+            scan.first_ts = record->ts;
         }
         CheckSeal(file, number, *record, sealed);
         if (scan.records == 1) {

@@ -82,6 +82,7 @@ struct FileScan {
     std::optional<std::size_t> torn_line;  // a last line without its newline
     std::uint64_t torn_bytes = 0;
     std::uint64_t first_seq = 0;
+    std::string first_ts;  // when its first record was written
     std::uint64_t last_seq = 0;
     std::string last_hash;
     std::string key_id;       // from its first record; empty when it has none

@@ -73,6 +73,11 @@ NewJob R4NotificationJob(const std::string& encounter, std::string_view request_
     return AssessJob("r4:" + encounter + ":" + std::string(request_id), encounter, std::nullopt);
 }
 
+NewJob ReplayJob(const std::string& encounter, std::string_view pack_sha256) {
+    return AssessJob("replay:" + encounter + ":" + std::string(pack_sha256), encounter,
+                     std::nullopt);
+}
+
 NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64_t to,
                   std::optional<SubscriptionEvent> event) {
     JobPayload payload;

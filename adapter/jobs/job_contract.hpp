@@ -46,6 +46,11 @@ NewJob SubscriptionEventJob(const std::string& subscription, std::int64_t number
 // request is a trigger of its own (the idempotent write-back keeps repeats harmless).
 NewJob R4NotificationJob(const std::string& encounter, std::string_view request_id);
 
+// Assess an Encounter again because `rules replay --apply` found that the pack with SHA-256
+// `pack_sha256` concludes otherwise. One per encounter and pack: a repeated replay finds the
+// job it queued before instead of making a second one.
+NewJob ReplayJob(const std::string& encounter, std::string_view pack_sha256);
+
 // Ask the EHR to replay events `from`-`to` of a subscription. `event` is recorded with the
 // job when it stands for an event of the notification being journaled.
 NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64_t to,

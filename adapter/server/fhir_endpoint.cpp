@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "adapter/async_util.hpp"
+#include "adapter/audit/audit_key.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
@@ -92,6 +93,17 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
     return token;
 }
 
+// Who sent a request, as the audit trail names it: the verified certificate's subject, or a
+// fingerprint of the bearer token (never the token; an admin tells which configured token it
+// is with `printf %s TOKEN | sha256sum`).
+std::string Caller(const HttpRequestIn& request) {
+    if (!request.client_certificate.empty()) return "certificate " + request.client_certificate;
+    if (auto token = BearerToken(request.authorization)) {
+        return "token sha256:" + Sha256Hex(*token).substr(0, 16);
+    }
+    return request.authorization.empty() ? "no credential" : "a credential that is not a token";
+}
+
 // A store failure is the EHR's cue to send the trigger again later.
 HttpResponseOut Unavailable(const std::string& what) {
     HttpResponseOut out = FhirEndpoint::Refusal(503, "transient", "", what);
@@ -149,7 +161,22 @@ FhirEndpoint::FhirEndpoint(const ServerSettings& settings, JobStore& store, Metr
       metrics_(metrics),
       blocking_(blocking),
       audit_(audit),
-      live_(std::move(live)) {}
+      live_(std::move(live)) {
+    SetCredentials(settings);
+}
+
+void FhirEndpoint::SetCredentials(const ServerSettings& settings) {
+    auto next = std::make_shared<const Credentials>(
+        Credentials{settings.bearer_tokens, settings.allow_anonymous, settings.metrics_token,
+                    settings.admin_token});
+    std::lock_guard lock(credentials_mutex_);
+    credentials_ = std::move(next);
+}
+
+std::shared_ptr<const FhirEndpoint::Credentials> FhirEndpoint::CurrentCredentials() const {
+    std::lock_guard lock(credentials_mutex_);
+    return credentials_;
+}
 
 HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
                                       const std::string& path, const std::string& message) {
@@ -187,6 +214,7 @@ FhirEndpoint::Route FhirEndpoint::RouteOf(std::string_view path) const {
     if (path == "/healthz") return Route::kHealth;
     if (path == "/readyz") return Route::kReady;
     if (path == "/metrics") return Route::kMetrics;
+    if (path == "/admin/reload") return Route::kAdminReload;
     if (path == base + "/metadata") return Route::kMetadata;
     if (path == base + "/$process-message" || path == base + "/%24process-message") {
         return Route::kProcessMessage;
@@ -198,18 +226,40 @@ FhirEndpoint::Route FhirEndpoint::RouteOf(std::string_view path) const {
 }
 
 bool FhirEndpoint::Authorised(const HttpRequestIn& request, Route route) const {
-    if (request.client_certificate_verified) return true;
+    if (!request.client_certificate.empty()) return true;
+    const std::shared_ptr<const Credentials> credentials = CurrentCredentials();
     if (auto token = BearerToken(request.authorization)) {
         bool match = false;
         // Every token is compared, so the position of a match does not show either.
-        for (const std::string& allowed : settings_.bearer_tokens)
+        for (const std::string& allowed : credentials->bearer_tokens)
             match |= SameSecret(*token, allowed);
         // The metrics token opens /metrics and nothing else.
-        if (route == Route::kMetrics && !settings_.metrics_token.empty())
-            match |= SameSecret(*token, settings_.metrics_token);
+        if (route == Route::kMetrics && !credentials->metrics_token.empty())
+            match |= SameSecret(*token, credentials->metrics_token);
         if (match) return true;
     }
-    return settings_.allow_anonymous && request.authorization.empty();
+    return credentials->allow_anonymous && request.authorization.empty();
+}
+
+// The admin endpoint takes the admin token and nothing else: not an EHR's token, not a client
+// certificate (that is an EHR's identity), not anonymous access. No credential is 401; a
+// credential that is not the admin token is 403, so a caller can tell "log in" from "not you".
+std::optional<HttpResponseOut> FhirEndpoint::AdminRefusal(const HttpRequestIn& request) const {
+    const std::shared_ptr<const Credentials> credentials = CurrentCredentials();
+    auto token = BearerToken(request.authorization);
+    if (!token) {
+        HttpResponseOut r = Refusal(401, "login", "", "the admin bearer token is required");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare admin\"");
+        return r;
+    }
+    if (credentials->admin_token.empty()) {
+        return Refusal(403, "forbidden", "",
+                       "admin requests are turned off: set server.adminToken (or use SIGHUP)");
+    }
+    if (!SameSecret(*token, credentials->admin_token)) {
+        return Refusal(403, "forbidden", "", "this credential may not make admin requests");
+    }
+    return std::nullopt;
 }
 
 std::optional<HttpResponseOut> FhirEndpoint::Gate(const HttpRequestIn& request, Route route,
@@ -241,6 +291,9 @@ std::optional<HttpResponseOut> FhirEndpoint::Gate(const HttpRequestIn& request, 
             allowed = "POST, PUT";
             needs_credentials = true;
             break;
+        case Route::kAdminReload:
+            if (request.method != "POST") return method_not_allowed("POST");
+            return AdminRefusal(request);
     }
     const bool method_ok = route == Route::kNotifications
                                ? request.method == "POST" || request.method == "PUT"
@@ -255,8 +308,45 @@ std::optional<HttpResponseOut> FhirEndpoint::Gate(const HttpRequestIn& request, 
     return std::nullopt;
 }
 
-void FhirEndpoint::Record(const HttpRequestIn& request, std::string_view path, unsigned status) {
+std::string_view FhirEndpoint::RouteName(Route route) {
+    switch (route) {
+        case Route::kHealth:
+            return "healthz";
+        case Route::kReady:
+            return "readyz";
+        case Route::kMetrics:
+            return "metrics";
+        case Route::kMetadata:
+            return "metadata";
+        case Route::kProcessMessage:
+            return "$process-message";
+        case Route::kNotifications:
+            return "notifications";
+        case Route::kAdminReload:
+            return "admin/reload";
+        case Route::kUnknown:
+            break;
+    }
+    return "unknown";
+}
+
+void FhirEndpoint::Record(const HttpRequestIn& request, Route route, std::string_view path,
+                          unsigned status) {
     if (status >= 400 && status < 500) ++metrics_.requests_refused;
+    // Who tried to get in without the right to: part of the record (sampled, see
+    // FloodSampler), never the credential itself. Written here, on the I/O thread, since a
+    // refusal before the body has no coroutine to wait in; the sampling bounds those fsyncs.
+    std::uint64_t skipped = 0;
+    if ((status == 401 || status == 403) && refusals_.Take(FloodSampler::Clock::now(), skipped)) {
+        const std::string status_text = std::to_string(status);
+        const std::string skipped_text = std::to_string(skipped);
+        const std::string caller = Caller(request);
+        (void)audit_.Append("request-refused", {{"status", status_text},
+                                                {"endpoint", RouteName(route)},
+                                                {"client", caller},
+                                                {"refusedUnrecordedBefore", skipped_text},
+                                                {"request", request.request_id}});
+    }
     Log::Info("request", {{"request", request.request_id},
                           {"method", request.method},
                           {"path", Printable(path)},
@@ -265,10 +355,11 @@ void FhirEndpoint::Record(const HttpRequestIn& request, std::string_view path, u
 
 std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
     const Target target = SplitTarget(head.target);
-    auto refused = Gate(head, RouteOf(target.path), target.path);
+    const Route route = RouteOf(target.path);
+    auto refused = Gate(head, route, target.path);
     if (refused) {
         ++metrics_.requests;
-        Record(head, target.path, refused->status);
+        Record(head, route, target.path, refused->status);
     }
     return refused;
 }
@@ -288,11 +379,21 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     } else if (route == Route::kHealth) {
         out = HttpResponseOut{200, "text/plain", "ok\n", {}};
     } else if (route == Route::kReady) {
-        const bool ready = live_.ready();
+        // A trail that failed is tried again here (off the I/O thread), so that the service
+        // heals by itself once the cause is gone, even with no trigger arriving. A healthy
+        // trail costs a probe no hop to the pool.
+        bool trail_ok = audit_.health().writable;
+        if (!trail_ok) {
+            trail_ok =
+                (co_await Offload(blocking_, [this] { return audit_.Resume(); })).has_value();
+        }
+        const Readiness readiness{live_.ready() && trail_ok, live_.ehr(), trail_ok};
         out = HttpResponseOut{
-            ready ? 200u : 503u, "application/json", ReadinessJson(ready, live_.pack()), {}};
+            readiness.HttpStatus(), "application/json", ReadinessJson(readiness, live_.pack()), {}};
     } else if (route == Route::kMetrics) {
         out = co_await MetricsPage();
+    } else if (route == Route::kAdminReload) {
+        out = co_await AdminReload();
     } else if (route == Route::kMetadata) {
         out = Json(200, CapabilityStatementJson(base, Now(), live_.pack()));
     } else if (route == Route::kProcessMessage) {
@@ -301,8 +402,20 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
         std::string named = path.size() > base.size() + 15 ? path.substr(base.size() + 15) : "";
         out = co_await Notification(request, named);
     }
-    Record(request, path, out.status);
+    Record(request, route, path, out.status);
     co_return out;
+}
+
+asio::awaitable<HttpResponseOut> FhirEndpoint::AdminReload() {
+    if (!live_.reload) co_return Refusal(404, "not-found", "", "this service cannot reload");
+    // Files and an fsync'd audit record: off the I/O threads.
+    ReloadReport report = co_await Offload(blocking_, live_.reload);
+    if (report.applied()) co_return Json(200, report.Json());
+    if (report.outcome == ReloadReport::Outcome::kUnaudited) {
+        ++metrics_.audit_failures;
+        co_return Unavailable(report.Summary());
+    }
+    co_return Outcome(422, report.RefusalIssues());
 }
 
 asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestIn& request,
@@ -339,12 +452,16 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
         co_return Unavailable("the message could not be journaled; send it again later");
     }
     const std::string job_id = std::to_string(enqueued->job_id);
-    auto audited = audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
-                                 {{"channel", "$process-message"},
-                                  {"message", bundle_id},
-                                  {"job", job_id},
-                                  {"encounter", encounter},
-                                  {"request", request.request_id}});
+    // An fsync'd record: on the blocking pool, never on an I/O thread.
+    auto audited = co_await Offload(blocking_, [&] {
+        return audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                             {{"channel", "$process-message"},
+                              {"client", Caller(request)},
+                              {"message", bundle_id},
+                              {"job", job_id},
+                              {"encounter", encounter},
+                              {"request", request.request_id}});
+    });
     if (!audited) co_return Unaudited(metrics_, request, audited.error());
     if (!enqueued->created) {
         ++metrics_.triggers_duplicate;
@@ -427,14 +544,18 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
                                    {"type", ToString(notification->type)}});
         // Handshakes and heartbeats make no job, but they are part of the record.
         if (notification->events.empty()) {
-            audit_.Append(
-                "subscription-status",
-                {{"subscription", sub},
-                 {"type", ToString(notification->type)},
-                 {"eventsSinceStart", notification->events_since_start
-                                          ? std::to_string(*notification->events_since_start)
-                                          : std::string()},
-                 {"request", request.request_id}});
+            auto audited = co_await Offload(blocking_, [&] {
+                return audit_.Append(
+                    "subscription-status",
+                    {{"subscription", sub},
+                     {"client", Caller(request)},
+                     {"type", ToString(notification->type)},
+                     {"eventsSinceStart", notification->events_since_start
+                                              ? std::to_string(*notification->events_since_start)
+                                              : std::string()},
+                     {"request", request.request_id}});
+            });
+            if (!audited) co_return Unaudited(metrics_, request, audited.error());
         }
     }
     for (NewJob& job : jobs) {
@@ -443,12 +564,15 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         auto enqueued = co_await Journal(store_, std::move(job));
         if (!enqueued)
             co_return Unavailable("the notification could not be journaled; send it again");
-        auto audited = audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
-                                     {{"channel", "notification"},
-                                      {"trigger", trigger_key},
-                                      {"job", std::to_string(enqueued->job_id)},
-                                      {"encounter", encounter},
-                                      {"request", request.request_id}});
+        auto audited = co_await Offload(blocking_, [&] {
+            return audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+                                 {{"channel", "notification"},
+                                  {"client", Caller(request)},
+                                  {"trigger", trigger_key},
+                                  {"job", std::to_string(enqueued->job_id)},
+                                  {"encounter", encounter},
+                                  {"request", request.request_id}});
+        });
         if (!audited) co_return Unaudited(metrics_, request, audited.error());
         if (enqueued->created) {
             ++metrics_.triggers_accepted;
@@ -462,17 +586,30 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
 }
 
 asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
-    auto counts = co_await Offload(blocking_, [this] {
+    LiveReadings live = co_await Offload(blocking_, [this] {
         auto count = [this](JobState state) -> std::uint64_t {
             auto n = store_.CountByState(state);
             return n ? *n : 0;
         };
-        return std::array<std::uint64_t, 3>{count(JobState::kQueued), count(JobState::kRunning),
-                                            count(JobState::kDead)};
+        LiveReadings read;
+        read.queued = count(JobState::kQueued);
+        read.running = count(JobState::kRunning);
+        read.dead = count(JobState::kDead);
+        auto oldest = store_.OldestWaiting();
+        if (oldest && *oldest) {
+            const auto age =
+                std::chrono::duration_cast<std::chrono::seconds>(live_.now() - **oldest);
+            read.oldest_waiting_seconds =
+                static_cast<std::uint64_t>(std::max<long long>(age.count(), 0));
+        }
+        return read;
     });
+    live.pack = live_.pack();
+    live.edge = live_.edge();
+    live.ehr_up = live_.ehr().up();
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
-    page.body = metrics_.Prometheus({counts[0], counts[1], counts[2], live_.pack(), live_.edge()});
+    page.body = metrics_.Prometheus(live);
     co_return page;
 }
 

@@ -3,12 +3,19 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapter/audit/audit_log.hpp"
+#include "adapter/client/ehr_health.hpp"
+#include "adapter/clock.hpp"
 #include "adapter/metrics.hpp"
+#include "adapter/reload_report.hpp"
+#include "adapter/server/flood_sampler.hpp"
 #include "adapter/server/http_server.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/store/job_store.hpp"
@@ -17,22 +24,30 @@
 namespace microcare::adapter {
 
 // MicroCare's inbound FHIR API: [base]/metadata, [base]/$process-message and
-// [base]/notifications, plus /healthz, /readyz and /metrics. Every refusal is an
+// [base]/notifications, plus /healthz, /readyz, /metrics and POST /admin/reload (the admin
+// token only). Every refusal is an
 // OperationOutcome with the status that says why; every trigger is answered only once its job
 // is on disk.
 class FhirEndpoint {
 public:
     // What the endpoint asks the running service when a probe or /metrics is served: functions,
     // not copies, since each may change while the service runs (readiness, a reloaded pack, the
-    // HTTP server's counts; the server is built after the endpoint it serves).
+    // HTTP server's counts; the server is built after the endpoint it serves) and how to reload.
     struct LiveState {
-        std::function<bool()> ready;
+        std::function<bool()> ready;  // can take triggers
         std::function<rules::PackIdentity()> pack;
         std::function<HttpServerStats()> edge;
+        std::function<ReloadReport()> reload;  // empty: this service cannot reload (404)
+        std::function<EhrHealth::Reading()> ehr;
+        WallClock now;  // the service's clock, for the age of the oldest waiting job
     };
 
     FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,
                  boost::asio::thread_pool& blocking, AuditLog& audit, LiveState live);
+
+    // A reload changed the inbound credentials (EHR tokens, metrics and admin tokens): requests
+    // admitted from now on are checked against these. Thread-safe.
+    void SetCredentials(const ServerSettings& settings);
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
 
@@ -60,16 +75,29 @@ private:
         kMetadata,
         kProcessMessage,
         kNotifications,
+        kAdminReload,
         kUnknown
     };
 
     boost::asio::awaitable<HttpResponseOut> MetricsPage();
+    boost::asio::awaitable<HttpResponseOut> AdminReload();
     Route RouteOf(std::string_view path) const;
     // The refusal a request gets before anything is read or done for it, or nothing.
     std::optional<HttpResponseOut> Gate(const HttpRequestIn& request, Route route,
                                         std::string_view path) const;
     bool Authorised(const HttpRequestIn& request, Route route) const;
-    void Record(const HttpRequestIn& request, std::string_view path, unsigned status);
+    std::optional<HttpResponseOut> AdminRefusal(const HttpRequestIn& request) const;
+
+    // Who may call: replaced whole by a reload, read by every request.
+    struct Credentials {
+        std::vector<std::string> bearer_tokens;
+        bool allow_anonymous = false;
+        std::string metrics_token;
+        std::string admin_token;
+    };
+    std::shared_ptr<const Credentials> CurrentCredentials() const;
+    void Record(const HttpRequestIn& request, Route route, std::string_view path, unsigned status);
+    static std::string_view RouteName(Route route);
 
     ServerSettings settings_;
     JobStore& store_;
@@ -77,6 +105,9 @@ private:
     boost::asio::thread_pool& blocking_;
     AuditLog& audit_;
     LiveState live_;
+    FloodSampler refusals_{20, std::chrono::minutes(1)};
+    mutable std::mutex credentials_mutex_;
+    std::shared_ptr<const Credentials> credentials_;
 };
 
 }  // namespace microcare::adapter

@@ -21,6 +21,7 @@
 #include <set>
 
 #include "adapter/log.hpp"
+#include "adapter/server/flood_sampler.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -32,6 +33,23 @@ using tcp = asio::ip::tcp;
 using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+// Who the client is, when its certificate was verified: the subject, as an audit record names
+// the caller (an EHR system's identity, not a person's). Empty: no certificate, or not verified.
+std::string VerifiedSubject(SSL* ssl) {
+    X509* certificate = SSL_get0_peer_certificate(ssl);
+    if (certificate == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+    std::string subject = "(no subject)";
+    BIO* out = BIO_new(BIO_s_mem());
+    if (out != nullptr &&
+        X509_NAME_print_ex(out, X509_get_subject_name(certificate), 0, XN_FLAG_RFC2253) > 0) {
+        char* data = nullptr;
+        const long size = BIO_get_mem_data(out, &data);
+        if (size > 0) subject.assign(data, static_cast<std::size_t>(size));
+    }
+    BIO_free(out);
+    return subject;
+}
 
 // Connections taken beyond max_connections when none can be closed to make room (all are busy
 // with admitted requests): enough for the probes, each of which gets one answer.
@@ -67,25 +85,15 @@ public:
 
     // True when this one was written.
     bool Write(std::string_view error) {
-        std::lock_guard lock(mutex_);
-        const auto now = Clock::now();
-        if (written_ && now - last_ < 1s) {
-            ++held_back_;
-            return false;
-        }
-        Log::Warning(message_, {{"error", error}, {"heldBack", std::to_string(held_back_)}});
-        written_ = true;
-        last_ = now;
-        held_back_ = 0;
+        std::uint64_t held_back = 0;
+        if (!sampler_.Take(Clock::now(), held_back)) return false;
+        Log::Warning(message_, {{"error", error}, {"heldBack", std::to_string(held_back)}});
         return true;
     }
 
 private:
     std::string_view message_;
-    std::mutex mutex_;
-    bool written_ = false;
-    Clock::time_point last_;
-    std::uint64_t held_back_ = 0;
+    FloodSampler sampler_{1, 1s};
 };
 
 bool IsProbe(std::string_view target) {
@@ -400,7 +408,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Serves requests until the connection should close. True when the client may still be
     // sending something unread (a refusal went out before its body): linger before closing.
     template <typename Stream>
-    asio::awaitable<bool> Serve(Stream& stream, ConnectionPtr connection, bool client_verified) {
+    asio::awaitable<bool> Serve(Stream& stream, ConnectionPtr connection,
+                                std::string client_certificate = {}) {
         beast::flat_buffer buffer;
         auto& tcp_stream = beast::get_lowest_layer(stream);
         while (!stopping) {
@@ -428,7 +437,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             in.content_type = std::string(req[bhttp::field::content_type]);
             in.authorization = std::string(req[bhttp::field::authorization]);
             in.request_id = NextRequestId();
-            in.client_certificate_verified = client_verified;
+            in.client_certificate = client_certificate;
             const std::string request_id = in.request_id;
 
             std::optional<HttpResponseOut> refused;
@@ -512,7 +521,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (connection->interrupt != Interrupt::kNone) co_return;  // cut before it started
 
         if (tls == nullptr) {
-            const bool linger = co_await Serve(stream, connection, false);
+            const bool linger = co_await Serve(stream, connection);
             beast::error_code ignored;
             stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
             if (linger && connection->interrupt != Interrupt::kEvicted) {
@@ -529,9 +538,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             handshake_warning.Write(ec.message());
             co_return;
         }
-        const bool verified = SSL_get0_peer_certificate(secure.native_handle()) != nullptr &&
-                              SSL_get_verify_result(secure.native_handle()) == X509_V_OK;
-        co_await Serve(secure, connection, verified);
+        co_await Serve(secure, connection, VerifiedSubject(secure.native_handle()));
         if (connection->interrupt == Interrupt::kEvicted) co_return;
         SetPhase(*connection, Phase::kClosing);
         stream.expires_after(std::chrono::seconds(5));

@@ -28,7 +28,8 @@ struct HttpRequestIn {
     std::string authorization;
     std::string body;  // empty when the request is shown to the Admission check
     std::string request_id;
-    bool client_certificate_verified = false;  // mutual TLS
+    // Mutual TLS: the verified client certificate's subject (RFC 2253); empty without one.
+    std::string client_certificate;
 };
 
 struct HttpResponseOut {

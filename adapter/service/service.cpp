@@ -1,9 +1,12 @@
 #include "adapter/service/service.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <condition_variable>
@@ -11,17 +14,22 @@
 #include <mutex>
 #include <thread>
 
+#include "adapter/admin_audit.hpp"
+#include "adapter/async_util.hpp"
 #include "adapter/audit/audit_log.hpp"
-#include "adapter/client/fhir_client.hpp"
-#include "adapter/client/http_client.hpp"
-#include "adapter/client/smart_auth.hpp"
+#include "adapter/client/ehr_health.hpp"
+#include "adapter/client/observed_ehr.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/rule_pack_file.hpp"
 #include "adapter/server/fhir_endpoint.hpp"
 #include "adapter/server/http_server.hpp"
+#include "adapter/service/ehr_connection.hpp"
+#include "adapter/service/reloader.hpp"
+#include "adapter/service/rule_pack_in_force.hpp"
 #include "adapter/service/worker.hpp"
 #include "adapter/store/job_store.hpp"
+#include "adapter/tls_contexts.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -29,93 +37,60 @@ namespace {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 
-Result<std::unique_ptr<ssl::context>> ServerTls(const TlsServerSettings& tls) {
-    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
-    boost::system::error_code ec;
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                     ec);
-    if (!ec) ctx->use_certificate_chain_file(tls.certificate_file, ec);
-    if (!ec) ctx->use_private_key_file(tls.private_key_file, ssl::context::pem, ec);
-    if (!ec && !tls.client_ca_file.empty()) {
-        ctx->load_verify_file(tls.client_ca_file, ec);
-        if (!ec) {
-            ctx->set_verify_mode(
-                ssl::verify_peer |
-                    (tls.require_client_certificate ? ssl::verify_fail_if_no_peer_cert : 0),
-                ec);
-        }
-    }
-    if (ec) {
-        Log::Error("cannot set up TLS", {{"error", ec.message()}});
-        return Error::kInvalidConfig;
-    }
-    return ctx;
-}
-
-Result<std::unique_ptr<ssl::context>> ClientTls(const EhrSettings& ehr) {
-    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-    boost::system::error_code ec;
-    ctx->set_verify_mode(ssl::verify_peer, ec);
-    if (!ec) {
-        if (ehr.ca_file.empty()) {
-            ctx->set_default_verify_paths(ec);
-        } else {
-            ctx->load_verify_file(ehr.ca_file, ec);
-        }
-    }
-    if (!ec && !ehr.client_certificate_file.empty()) {
-        ctx->use_certificate_chain_file(ehr.client_certificate_file, ec);
-        if (!ec) ctx->use_private_key_file(ehr.client_key_file, ssl::context::pem, ec);
-    }
-    if (ec) {
-        Log::Error("cannot set up TLS to the EHR", {{"error", ec.message()}});
-        return Error::kInvalidConfig;
-    }
-    return ctx;
-}
-
 }  // namespace
 
 struct Service::Impl {
+    explicit Impl(WallClock wall_clock) : now(std::move(wall_clock)), ehr_health(now) {}
+
     ServiceConfig config;
+    WallClock now;
+    EhrHealth ehr_health;
     asio::io_context io;
     asio::thread_pool blocking{2};
     Metrics metrics;
     std::unique_ptr<JobStore> store;
     std::unique_ptr<AuditLog> audit;
-    std::shared_ptr<const rules::RuleSet> rules;
+    std::unique_ptr<RulePackInForce> rules;
+    std::unique_ptr<Reloader> reloader;
     std::unique_ptr<ssl::context> server_tls;
-    std::unique_ptr<ssl::context> client_tls;
-    std::unique_ptr<HttpClient> http;
-    std::unique_ptr<AuthProvider> auth;
-    std::unique_ptr<FhirClient> ehr;
+    std::unique_ptr<EhrConnection> ehr;
+    std::unique_ptr<ObservedEhr> observed_ehr;  // what the worker talks to: ehr, watched
     std::unique_ptr<Worker> worker;
     std::unique_ptr<FhirEndpoint> endpoint;
     std::unique_ptr<HttpServer> server;
     unsigned short port = 0;
     std::vector<std::thread> threads;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::optional<asio::signal_set> stop_signals;    // SIGTERM, SIGINT
+    std::optional<asio::signal_set> reload_signals;  // SIGHUP
     std::atomic<bool> ready{false};
     std::mutex mutex;
     std::condition_variable stopped_cv;
     bool stopped = false;   // Stop() has begun
     bool finished = false;  // ... and has ended
+
+    // Every reload, whatever asked for it, goes through here to be counted.
+    ReloadReport Reload(std::string_view trigger) {
+        ReloadReport report = reloader->Reload(trigger);
+        ++(report.applied() ? metrics.reloads_applied : metrics.reloads_refused);
+        return report;
+    }
 };
 
-Service::Service() : impl_(std::make_unique<Impl>()) {}
+Service::Service(WallClock now) : impl_(std::make_unique<Impl>(std::move(now))) {}
 
 Service::~Service() { Stop(); }
 
-Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
-    std::unique_ptr<Service> service(new Service());
+Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
+                                                 const std::string& config_path,
+                                                 ServiceSeams seams) {
+    std::unique_ptr<Service> service(new Service(std::move(seams.now)));
     Impl& s = *service->impl_;
     s.config = config;
     if (auto level = ParseLogLevel(config.log_level)) Log::SetLevel(*level);
 
     fhir::IssueList issues;
-    const std::string rules_path =
-        config.rules_path.empty() ? DefaultRulePackPath() : config.rules_path;
+    const std::string rules_path = RulePackPath(config.rules_path);
     auto pack = LoadRulePackFile(rules_path, issues);
     if (!pack) {
         for (const fhir::Issue& issue : issues) {
@@ -124,9 +99,11 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
         }
         return Error::kInvalidConfig;
     }
-    s.rules = std::make_shared<const rules::RuleSet>(std::move(*pack));
+    s.rules =
+        std::make_unique<RulePackInForce>(std::make_shared<const rules::RuleSet>(std::move(*pack)));
+    const rules::PackIdentity loaded = s.rules->Snapshot()->Identity();
     Log::Info("rule pack loaded",
-              {{"pack", s.rules->id}, {"version", s.rules->version}, {"sha256", s.rules->sha256}});
+              {{"pack", loaded.id}, {"version", loaded.version}, {"sha256", loaded.sha256}});
 
     // The data directory is made on first start.
     for (const std::string& file : {config.store.path, config.audit.path}) {
@@ -136,43 +113,57 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config) {
     }
     StoreOptions store_options;
     store_options.synchronous_full = config.store.synchronous;
+    store_options.now = s.now;
     auto store = JobStore::Open(config.store.path, store_options);
     if (!store) {
         Log::Error("cannot open the store", {{"path", config.store.path}});
         return store.error();
     }
     s.store = std::move(*store);
-    auto audit = AuditLog::Open(config.audit);
+    AuditLog::Options audit_options;
+    audit_options.open_file = std::move(seams.audit_file);
+    auto audit = AuditLog::Open(config.audit, std::move(audit_options));
     if (!audit) {
         Log::Error("cannot open the audit log (damaged, or not writable)",
                    {{"path", config.audit.path}});
         return audit.error();
     }
     s.audit = std::move(*audit);
-
-    if (config.server.tls) {
-        auto tls = ServerTls(*config.server.tls);
-        if (!tls) return tls.error();
-        s.server_tls = std::move(*tls);
+    // What admins did while the service was stopped and the command line could not record.
+    if (auto written = WriteAdminNotes(*s.store, *s.audit); !written) {
+        Log::Error("cannot write admin records into the audit trail",
+                   {{"error", written.error().message()}});
     }
-    auto client_tls = ClientTls(config.ehr);
-    if (!client_tls) return client_tls.error();
-    s.client_tls = std::move(*client_tls);
 
-    HttpClientOptions http_options;
-    http_options.connect_timeout = config.ehr.connect_timeout;
-    http_options.request_timeout = config.ehr.request_timeout;
-    http_options.max_response_bytes = config.ehr.max_response_bytes;
-    s.http = std::make_unique<HttpClient>(s.io.get_executor(), *s.client_tls, http_options);
-    s.auth = std::make_unique<AuthProvider>(*s.http, config.ehr.base_url, config.ehr.auth);
-    s.ehr = std::make_unique<FhirClient>(*s.http, *s.auth, FhirClientOptions{config.ehr.base_url});
-    s.worker = std::make_unique<Worker>(s.io.get_executor(), config.worker, *s.store, *s.ehr,
-                                        s.rules, s.metrics, s.blocking, *s.audit);
-    s.endpoint =
-        std::make_unique<FhirEndpoint>(config.server, *s.store, s.metrics, s.blocking, *s.audit,
-                                       FhirEndpoint::LiveState{[&s] { return s.ready.load(); },
-                                                               [&s] { return s.rules->Identity(); },
-                                                               [&s] { return s.server->stats(); }});
+    // Every failure names its setting and file (tls_contexts.hpp), as `config check` does.
+    fhir::IssueList tls_issues;
+    if (config.server.tls) s.server_tls = ServerTlsContext(*config.server.tls, tls_issues);
+    if (tls_issues.HasErrors()) {
+        for (const fhir::Issue& issue : tls_issues) {
+            Log::Error("cannot set up TLS", {{"path", issue.path}, {"problem", issue.message}});
+        }
+        return Error::kInvalidConfig;
+    }
+    auto ehr = EhrConnection::Open(s.io.get_executor(), config.ehr);
+    if (!ehr) return ehr.error();
+    s.ehr = std::move(*ehr);
+    s.observed_ehr = std::make_unique<ObservedEhr>(s.ehr->ehr(), s.ehr_health);
+    s.worker = std::make_unique<Worker>(
+        s.io.get_executor(), config.worker, *s.store, *s.observed_ehr,
+        [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, *s.audit, s.now);
+    // Ready is "can take triggers"; an unreachable EHR only degrades the service, since
+    // triggers are journaled and written back once it returns.
+    s.endpoint = std::make_unique<FhirEndpoint>(
+        config.server, *s.store, s.metrics, s.blocking, *s.audit,
+        FhirEndpoint::LiveState{
+            [&s] { return s.ready.load(); }, [&s] { return s.rules->Snapshot()->Identity(); },
+            [&s] { return s.server->stats(); }, [&s] { return s.Reload("admin"); },
+            [&s] { return s.ehr_health.Read(); }, s.now});
+    s.reloader = std::make_unique<Reloader>(
+        config_path, config, *s.rules, *s.audit, [&s](const ServiceConfig& now_in_force) {
+            if (auto level = ParseLogLevel(now_in_force.log_level)) Log::SetLevel(*level);
+            s.endpoint->SetCredentials(now_in_force.server);
+        });
     Worker* worker = s.worker.get();
     FhirEndpoint* endpoint = s.endpoint.get();
     s.server = std::make_unique<HttpServer>(
@@ -194,14 +185,64 @@ unsigned short Service::port() const { return impl_->port; }
 
 JobStore& Service::store() { return *impl_->store; }
 
-void Service::Start() {
+ReloadReport Service::Reload(std::string_view trigger) { return impl_->Reload(trigger); }
+
+namespace {
+
+// Each SIGHUP rereads the files on the blocking pool (never on an I/O thread); signals that
+// arrive during a reload are coalesced by the signal_set into one more reload.
+asio::awaitable<void> ReloadOnHangup(asio::signal_set& hangups, asio::thread_pool& blocking,
+                                     Service& service) {
+    for (;;) {
+        auto [ec, signal] = co_await hangups.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        co_await Offload(blocking, [&service] { return service.Reload("SIGHUP"); });
+    }
+}
+
+// The command line records what admins do (jobs retry, purge) in the store, since this process
+// holds the audit trail; they reach the trail within a few seconds of being committed.
+asio::awaitable<void> WriteAdminNotesEvery(std::chrono::seconds period, asio::thread_pool& blocking,
+                                           JobStore& store, AuditLog& audit) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(period);
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        auto written = co_await Offload(
+            blocking, [&store, &audit] { return WriteAdminNotes(store, audit).has_value(); });
+        if (!written) Log::Warning("cannot write admin records into the audit trail yet");
+    }
+}
+
+}  // namespace
+
+void Service::Start(bool handle_signals) {
     Impl& s = *impl_;
+    if (handle_signals) {
+        s.stop_signals.emplace(s.io, SIGTERM, SIGINT);
+        s.stop_signals->async_wait([this](const boost::system::error_code& ec, int) {
+            if (!ec) std::thread([this] { Stop(); }).detach();
+        });
+        s.reload_signals.emplace(s.io, SIGHUP);
+        asio::co_spawn(s.io, ReloadOnHangup(*s.reload_signals, s.blocking, *this), asio::detached);
+    }
     s.work.emplace(s.io.get_executor());
     s.server->Start();
     s.worker->Start();
+    asio::co_spawn(s.io,
+                   WriteAdminNotesEvery(std::chrono::seconds(2), s.blocking, *s.store, *s.audit),
+                   asio::detached);
     const int threads = std::max(1, s.config.server.threads);
     for (int i = 0; i < threads; ++i) s.threads.emplace_back([&s] { s.io.run(); });
     s.ready = true;
+    // Part of the record: which program, under which rules, took triggers from when.
+    const rules::PackIdentity pack = s.rules->Snapshot()->Identity();
+    (void)s.audit->Append("service-start", {{"version", MICROCARE_VERSION},
+                                            {"pack", pack.id + " " + pack.version},
+                                            {"packSha256", pack.sha256},
+                                            {"ehr", s.config.ehr.base_url},
+                                            {"tls", s.server_tls ? "on" : "off"}});
     Log::Info("MicroCare is listening", {{"port", std::to_string(s.port)},
                                          {"tls", s.server_tls ? "on" : "off"},
                                          {"ehr", s.config.ehr.base_url}});
@@ -233,8 +274,12 @@ void Service::Stop() {
         for (std::thread& t : s.threads) t.join();
         s.threads.clear();
     }
+    // The I/O threads are gone: nothing else touches the signal sets now.
+    s.reload_signals.reset();
+    s.stop_signals.reset();
     s.blocking.join();
     if (s.store) s.store->Close();
+    if (s.audit) (void)s.audit->Append("service-stop", {{"version", MICROCARE_VERSION}});
     Log::Info("stopped");
     std::lock_guard lock(s.mutex);
     s.finished = true;
@@ -243,11 +288,13 @@ void Service::Stop() {
 
 void Service::Wait(bool handle_signals) {
     Impl& s = *impl_;
-    std::optional<asio::signal_set> signals;
-    if (handle_signals) {
-        signals.emplace(s.io, SIGTERM, SIGINT);
-        signals->async_wait([this](const boost::system::error_code& ec, int) {
-            if (!ec) std::thread([this] { Stop(); }).detach();
+    // Started without them: arm them now (a signal before this point has its default action).
+    if (handle_signals && !s.stop_signals) {
+        asio::post(s.io, [this, &s] {
+            s.stop_signals.emplace(s.io, SIGTERM, SIGINT);
+            s.stop_signals->async_wait([this](const boost::system::error_code& ec, int) {
+                if (!ec) std::thread([this] { Stop(); }).detach();
+            });
         });
     }
     std::unique_lock lock(s.mutex);

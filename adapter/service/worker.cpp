@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
+#include <variant>
 
 #include "adapter/async_util.hpp"
 #include "adapter/client/outbound_url.hpp"
@@ -13,6 +14,8 @@
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/service/record_fetcher.hpp"
+#include "rules/plan_revision.hpp"
+#include "rules/plan_writer.hpp"
 #include "rules/record_assessment.hpp"
 
 namespace microcare::adapter {
@@ -45,25 +48,45 @@ JobResult Dead(std::string summary, std::string outcome = {}) {
     return r;
 }
 
+std::string_view ResultName(JobResult::Kind kind) {
+    switch (kind) {
+        case JobResult::Kind::kDone:
+            return "done";
+        case JobResult::Kind::kRetry:
+            return "retry";
+        case JobResult::Kind::kDead:
+            break;
+    }
+    return "dead";
+}
+
+JobResult Unaudited(const boost::system::error_code& error) {
+    return Retry("the audit trail cannot be written: " + error.message());
+}
+
 // The EHR answered with a status: transient ones are retried, the rest are final.
 JobResult FromRefusal(const std::string& what, const HttpResponse& response) {
     std::string summary = what + " answered " + std::to_string(response.status);
     if (Classify(response.status) == EhrAnswer::kTransient) {
-        return Retry(summary, response.RetryAfter());
+        JobResult retry = Retry(summary, response.RetryAfter());
+        retry.reason = ReasonOf(response.status);
+        return retry;
     }
     return Dead(summary, response.body);
 }
 
 JobResult FromTransport(const std::string& what, const boost::system::error_code& error) {
-    return Retry(what + " failed: " + error.message());
+    JobResult retry = Retry(what + " failed: " + error.message());
+    retry.reason = ReasonOf(error);
+    return retry;
 }
 
 }  // namespace
 
 struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
-         Ehr& client, std::shared_ptr<const rules::RuleSet> rule_set, Metrics& counters,
-         asio::thread_pool& pool, AuditLog& audit_log, WallClock wall_clock)
+         Ehr& client, Worker::PackSource rule_set, Metrics& counters, asio::thread_pool& pool,
+         AuditLog& audit_log, WallClock wall_clock)
         : executor(asio::make_strand(ex)),
           Now(std::move(wall_clock)),
           settings(worker_settings),
@@ -79,7 +102,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     WorkerSettings settings;
     JobStore& store;
     Ehr& ehr;
-    std::shared_ptr<const rules::RuleSet> rules;
+    Worker::PackSource rules;
     Metrics& metrics;
     asio::thread_pool& blocking;
     AuditLog& audit;
@@ -152,13 +175,20 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                   ? "; gave up: the job is older than the maximum age"
                                   : "; gave up after " + std::to_string(job.attempts) + " attempts";
         }
-        audit.Append("job", {{"job", id},
-                             {"encounter", job.encounter},
-                             {"attempt", std::to_string(job.attempts)},
-                             {"result", result.kind == JobResult::Kind::kDone    ? "done"
-                                        : result.kind == JobResult::Kind::kRetry ? "retry"
-                                                                                 : "dead"},
-                             {"summary", result.summary}});
+        // fsync'd records go to the blocking pool, never onto an I/O thread.
+        auto audited = co_await Offload(blocking, [&] {
+            return audit.Append("job", {{"job", id},
+                                        {"encounter", job.encounter},
+                                        {"attempt", std::to_string(job.attempts)},
+                                        {"result", ResultName(result.kind)},
+                                        {"summary", result.summary}});
+        });
+        // Nothing ends unaudited: the job stays in the queue until the trail can say how it
+        // ended. Its next attempt finds what this one wrote and writes nothing again.
+        if (!audited) {
+            ++metrics.audit_failures;
+            result = Unaudited(audited.error());
+        }
         switch (result.kind) {
             case JobResult::Kind::kDone: {
                 auto stored = co_await Offload(
@@ -175,10 +205,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                     return store.RetryLater(job.id, now + delay, result.summary, job.attempts);
                 });
                 NoteStored(stored, id, "cannot reschedule a job");
-                ++metrics.jobs_retried;
+                metrics.CountRetry(result.reason);
                 Log::Warning("job will be retried", {{"job", id},
                                                      {"attempt", std::to_string(job.attempts)},
                                                      {"delay_ms", std::to_string(delay.count())},
+                                                     {"cause", ToString(result.reason)},
                                                      {"reason", result.summary}});
                 break;
             }
@@ -255,7 +286,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     }
 
     asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
-        const rules::RuleSet& pack = *rules;
+        // The pack in force when the job starts, kept to its end: a reload meanwhile changes
+        // what later jobs apply, never this one.
+        const std::shared_ptr<const rules::RuleSet> snapshot = rules();
+        const rules::RuleSet& pack = *snapshot;
         ++metrics.ehr_requests;
         auto fetched = co_await FetchRecord(ehr, payload.encounter);
         if (!fetched) {
@@ -288,26 +322,145 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
             if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
         }
-        audit.Append("decision", {{"job", std::to_string(job.id)},
-                                  {"encounter", payload.encounter},
-                                  {"pack", pack.id + " " + pack.version},
-                                  {"packSha256", pack.sha256},
-                                  {"session", std::to_string(assessment.session_number)},
-                                  {"findings", run->FindingsLine()}});
-        const fhir::TransactionValue& value = run->transaction();
+        auto audited = co_await Offload(blocking, [&] {
+            return audit.Append("decision", {{"job", std::to_string(job.id)},
+                                             {"encounter", payload.encounter},
+                                             {"patient", run->encounter().subject},
+                                             {"pack", pack.id + " " + pack.version},
+                                             {"packSha256", pack.sha256},
+                                             {"session", std::to_string(assessment.session_number)},
+                                             {"findings", run->FindingsLine()}});
+        });
+        // A decision the trail cannot record is not written to the EHR.
+        if (!audited) {
+            ++metrics.audit_failures;
+            co_return Unaudited(audited.error());
+        }
+        co_return co_await Write(job, pack, *run);
+    }
 
-        ++metrics.ehr_requests;
-        auto posted = co_await ehr.Post("", run->TransactionJson());
-        if (!posted) {
-            // The request may have reached the EHR: the retry is a conditional create again.
-            ++metrics.ehr_failures;
-            co_return FromTransport("posting the transaction", posted.error());
+    // What MicroCare wrote before for an encounter, read back by its own identifiers; the
+    // resources view into `searches`.
+    struct WrittenBefore {
+        std::vector<SearchResult> searches;
+        std::vector<rules::WrittenResource> resources;
+    };
+
+    asio::awaitable<std::variant<WrittenBefore, JobResult>> ReadWrittenBefore(
+        const fhir::TransactionValue& value) {
+        const fhir::CarePlanValue& plan = *value.care_plan;
+        const std::string system(rules::kIdentifierSystem);
+        const std::string prefix =
+            plan.identifier.value.substr(0, plan.identifier.value.rfind(':') + 1);
+        // DetectedIssues by the patient and MicroCare's identifier system (`system|` matches any
+        // value in it): the rules that fired before need not be the ones that fire now.
+        // The CarePlan by its subject too: the query differs from the check after the write
+        // (CheckOnePlan), so that each can be told apart in an EHR's log.
+        const std::string queries[] = {
+            "CarePlan?subject=" + QueryValue(plan.subject) +
+                "&identifier=" + QueryValue(system + "|" + plan.identifier.value),
+            "DetectedIssue?patient=" + QueryValue(plan.subject) +
+                "&identifier=" + QueryValue(system + "|"),
+            "Task?identifier=" + QueryValue(system + "|" + prefix + "task"),
+        };
+        WrittenBefore before;
+        for (const std::string& query : queries) {
+            ++metrics.ehr_requests;
+            auto found = co_await ehr.SearchAll(query);
+            if (!found) {
+                ++metrics.ehr_failures;
+                co_return FromTransport("reading what MicroCare wrote before", found.error());
+            }
+            if (found->failure) {
+                ++metrics.ehr_failures;
+                co_return FromRefusal("reading what MicroCare wrote before", *found->failure);
+            }
+            before.searches.push_back(std::move(*found));
         }
-        if (Classify(posted->status) != EhrAnswer::kSuccess) {
-            ++metrics.ehr_failures;
-            co_return FromRefusal("the transaction", *posted);
+        for (const SearchResult& search : before.searches) {
+            for (const fhir::Node& resource : search.resources) {
+                if (auto written = rules::ReadWritten(resource))
+                    before.resources.push_back(std::move(*written));
+            }
         }
-        // Some servers race on concurrent conditional creates: count what carries our id.
+        co_return std::move(before);
+    }
+
+    // What became of each resource, in the trail (on the blocking pool, as every record);
+    // a result when it cannot be recorded.
+    asio::awaitable<std::optional<JobResult>> AuditRevision(const Job& job,
+                                                            const rules::RuleSet& pack,
+                                                            const rules::RecordAssessment& run,
+                                                            std::string written,
+                                                            const std::string& changes) {
+        auto audited = co_await Offload(blocking, [&] {
+            return audit.Append("revision", {{"job", std::to_string(job.id)},
+                                             {"encounter", std::string(run.encounter().reference)},
+                                             {"patient", run.encounter().subject},
+                                             {"pack", pack.id + " " + pack.version},
+                                             {"packSha256", pack.sha256},
+                                             {"written", std::move(written)},
+                                             {"changes", changes}});
+        });
+        if (audited) co_return std::nullopt;
+        ++metrics.audit_failures;
+        co_return Unaudited(audited.error());
+    }
+
+    // Writes the difference between the assessment and what MicroCare wrote before. A write
+    // refused because another revision changed the encounter's resources since they were read
+    // (409/412 on If-Match) is revised again from a fresh reading.
+    asio::awaitable<JobResult> Write(const Job& job, const rules::RuleSet& pack,
+                                     const rules::RecordAssessment& run) {
+        static constexpr int kRevisions = 4;
+        const std::string encounter(run.encounter().reference);
+        for (int revision = 1;; ++revision) {
+            auto read = co_await ReadWrittenBefore(run.transaction());
+            if (auto* failed = std::get_if<JobResult>(&read)) co_return std::move(*failed);
+            const WrittenBefore& before = std::get<WrittenBefore>(read);
+            fhir::TransactionValue value = run.transaction();
+            const auto changes = rules::ReviseTransaction(pack, value, before.resources);
+            const std::string described = rules::DescribeChanges(changes);
+            if (!value.HasWrites()) {
+                if (auto failed = co_await AuditRevision(job, pack, run, "nothing", described))
+                    co_return std::move(*failed);
+                // The reading is the check: a write that landed before a crash shows here.
+                co_return OnePlan(before.searches[0].resources.size(), value.care_plan->identifier,
+                                  encounter + ": unchanged, nothing written (" + described + ")");
+            }
+            fhir::JsonWriter writer;
+            fhir::WriteTransaction(writer, value);
+            ++metrics.ehr_requests;
+            auto posted = co_await ehr.Post("", writer.Take());
+            if (!posted) {
+                // The request may have reached the EHR: the retry reads again and revises.
+                ++metrics.ehr_failures;
+                co_return FromTransport("posting the transaction", posted.error());
+            }
+            if ((posted->status == 409 || posted->status == 412) && revision < kRevisions) {
+                Log::Info(
+                    "the encounter's resources changed since they were read; revising again",
+                    {{"job", std::to_string(job.id)}, {"status", std::to_string(posted->status)}});
+                continue;
+            }
+            if (Classify(posted->status) != EhrAnswer::kSuccess) {
+                ++metrics.ehr_failures;
+                if (posted->status == 409 || posted->status == 412) {
+                    co_return Retry("the transaction kept conflicting with other writes (" +
+                                    std::to_string(posted->status) + ")");
+                }
+                co_return FromRefusal("the transaction", *posted);
+            }
+            // Written but not recorded: the retry reads it back and records it unchanged.
+            if (auto failed = co_await AuditRevision(job, pack, run, "transaction", described))
+                co_return std::move(*failed);
+            co_return co_await CheckOnePlan(value, encounter + ": " + described);
+        }
+    }
+
+    // Some servers race on concurrent conditional creates: count what carries our id.
+    asio::awaitable<JobResult> CheckOnePlan(const fhir::TransactionValue& value,
+                                            std::string summary) {
         const fhir::IdentifierValue& id = value.care_plan->identifier;
         auto check =
             co_await ehr.SearchAll("CarePlan?identifier=" + QueryValue(id.system + "|" + id.value));
@@ -315,15 +468,18 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (check->failure) co_return FromRefusal("checking the CarePlan", *check->failure);
         const std::size_t plans = check->resources.size();
         if (plans == 0) co_return Retry("the EHR accepted the transaction but holds no CarePlan");
-        std::string summary = std::string(run->encounter().reference) + ": CarePlan written with " +
-                              std::to_string(value.issues.size()) + " DetectedIssue(s)" +
-                              (value.task ? " and a review Task" : "");
+        co_return OnePlan(plans, id, std::move(summary));
+    }
+
+    // Two CarePlans for one encounter are not MicroCare's to merge: a person decides.
+    static JobResult OnePlan(std::size_t plans, const fhir::IdentifierValue& id,
+                             std::string summary) {
         if (plans > 1) {
-            co_return Dead("the EHR holds " + std::to_string(plans) +
-                               " CarePlans with identifier " + id.value + ": remove the extra ones",
-                           summary);
+            return Dead("the EHR holds " + std::to_string(plans) + " CarePlans with identifier " +
+                            id.value + ": remove the extra ones",
+                        summary);
         }
-        co_return Done(summary);
+        return Done(summary);
     }
 
     // Events the EHR numbered but we never saw: ask it to replay them ($events, from the
@@ -365,10 +521,17 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 };
 
 Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-               Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-               asio::thread_pool& blocking, AuditLog& audit, WallClock now)
+               Ehr& ehr, PackSource rules, Metrics& metrics, asio::thread_pool& blocking,
+               AuditLog& audit, WallClock now)
     : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics,
                                    blocking, audit, std::move(now))) {}
+
+Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
+               Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
+               asio::thread_pool& blocking, AuditLog& audit, WallClock now)
+    : Worker(
+          executor, settings, store, ehr, [rules = std::move(rules)] { return rules; }, metrics,
+          blocking, audit, std::move(now)) {}
 
 Worker::~Worker() { impl_->stopping = true; }
 

@@ -11,6 +11,7 @@
 
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/client/ehr.hpp"
+#include "adapter/client/failure_reason.hpp"
 #include "adapter/clock.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/service_config.hpp"
@@ -26,15 +27,25 @@ struct JobResult {
     std::string summary;  // safe text: ids, statuses, counts; never patient data
     std::string outcome;  // the EHR's OperationOutcome on a refusal, or the result summary
     std::optional<std::chrono::milliseconds> retry_after;  // the EHR's Retry-After
+    FailureReason reason = FailureReason::kOther;          // of a retry: what it met
 };
 
 // Leases jobs from the store and carries each one through: read the record from the EHR,
-// evaluate the rules, post the transaction, check that it landed once. Transient failures
+// evaluate the rules, read back what MicroCare wrote for the encounter before, post only the
+// difference (updates guarded by If-Match; a conflict re-reads and revises again), check that
+// one CarePlan landed. Transient failures
 // (transport errors, 5xx, 429) are retried with exponential backoff and jitter that honours
 // Retry-After; the EHR's 4xx refusals and jobs past their attempts or age are dead-lettered
 // with the reason kept on the job.
 class Worker {
 public:
+    // The pack in force now; called once as each job starts (the service's RulePackInForce).
+    using PackSource = std::function<std::shared_ptr<const rules::RuleSet>()>;
+
+    Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
+           Ehr& ehr, PackSource rules, Metrics& metrics, boost::asio::thread_pool& blocking,
+           AuditLog& audit, WallClock now = SystemNow);
+    // One pack for the worker's whole life (tests).
     Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
            Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
            boost::asio::thread_pool& blocking, AuditLog& audit, WallClock now = SystemNow);

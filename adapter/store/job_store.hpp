@@ -76,11 +76,29 @@ struct StoreOptions {
     // The time written into created_at / updated_at where the call carries none (Enqueue,
     // Complete, RetryLater, DeadLetter); injected so that tests control it.
     WallClock now = SystemNow;
+    // For the command line's reads: the database is opened read-only and must exist (Open
+    // fails with Error::kNotFound otherwise), so that looking never creates or migrates a
+    // store. Writes then fail with Error::kStoreFailed.
+    bool read_only = false;
 };
 
 struct JobFilter {
     std::optional<JobState> state;
     std::size_t limit = 100;
+    // Jobs whose last change (updated_at: enqueued, leased, finished, retried) is at or after
+    // this time: for a dead job, when it died.
+    std::optional<TimePoint> changed_since;
+    std::string encounter;      // "Encounter/id"; empty: any
+    bool newest_first = false;  // by id; the default is the order jobs arrived in
+};
+
+// What an admin did, for the audit trail. Only one process appends to the trail (it is locked),
+// and the command line runs beside the service that holds it: the note is committed with the
+// change it describes and written into the trail later by whoever holds it (admin_audit.hpp).
+struct AdminNote {
+    std::int64_t id = 0;  // set by the store
+    std::string event;    // "jobs-retry", "jobs-purge"
+    std::vector<std::pair<std::string, std::string>> fields;
 };
 
 // The durable inbox and job queue: one SQLite database in WAL mode, written by one thread of
@@ -132,10 +150,27 @@ public:
                                     std::optional<int> attempt = std::nullopt) = 0;
     // Puts a job (done or dead) back in the queue with its attempts reset.
     virtual Result<void> Retry(std::int64_t id, TimePoint now) = 0;
+    // The same for each of `ids` that is done or dead, in one commit with `note` (to which the
+    // store adds `jobs`, the ids retried, and `count`). Returns the ids retried; the others
+    // (unknown, queued, running) are left as they are.
+    virtual Result<std::vector<std::int64_t>> RetryJobs(const std::vector<std::int64_t>& ids,
+                                                        TimePoint now, AdminNote note) = 0;
+    // Deletes done jobs last changed before `done_before` (never queued, running or dead ones)
+    // with their recorded messages, in one commit with `note` (plus `count`). A trigger re-sent
+    // after its job was purged makes a new job; its writes are conditional creates, so the EHR
+    // gets nothing twice.
+    virtual Result<std::size_t> PurgeDone(TimePoint done_before, AdminNote note) = 0;
+    // Admin notes not yet in the audit trail, oldest first, and forgetting them once written.
+    virtual Result<std::vector<AdminNote>> PendingAdminNotes(std::size_t max) = 0;
+    virtual Result<void> ForgetAdminNotes(std::int64_t up_to_id) = 0;
 
     virtual Result<Job> Get(std::int64_t id) = 0;
     virtual Result<std::vector<Job>> List(const JobFilter& filter) = 0;
     virtual Result<std::size_t> CountByState(JobState state) = 0;
+    // When the oldest job not yet done or dead (queued or running) was created; nothing when
+    // no job waits. What /metrics shows as its age: a trigger that waits too long, whatever
+    // the reason, is seen there.
+    virtual Result<std::optional<TimePoint>> OldestWaiting() = 0;
 
     // Waits for pending writes, then stops the store's thread. Later calls fail with
     // Error::kShuttingDown.

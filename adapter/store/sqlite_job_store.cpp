@@ -14,6 +14,8 @@
 #include <utility>
 
 #include "adapter/store/sqlite_statement.hpp"
+#include "fhir/issues.hpp"
+#include "fhir/json.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -26,7 +28,7 @@ using detail::SqliteStatement;
 //
 // States are stored as their names so that an admin with the sqlite3 shell can read them, and
 // the partial index names 'running' literally so that the planner can match it.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
@@ -56,7 +58,20 @@ CREATE TABLE subscriptions (
     last_event_number INTEGER NOT NULL
 );
 )sql",
+    // What admins did (retries, purges), until the holder of the audit trail has written it
+    // there: `fields` is a JSON object of strings.
+    R"sql(
+CREATE TABLE admin_notes (
+    id INTEGER PRIMARY KEY,
+    event TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
+)sql",
 };
+
+constexpr const char* kListFilter =
+    "(?1 IS NULL OR state = ?1) AND (?2 IS NULL OR updated_at >= ?2) "
+    "AND (?3 IS NULL OR encounter = ?3)";
 
 constexpr std::string_view kJobColumns =
     "id, trigger_key, encounter, kind, payload, state, attempts, created_at, updated_at, "
@@ -229,8 +244,9 @@ struct SqliteJobStore::Statements {
 
     SqliteStatement get_job;
     SqliteStatement list_jobs;
-    SqliteStatement list_jobs_in_state;
+    SqliteStatement list_jobs_newest_first;
     SqliteStatement count_in_state;
+    SqliteStatement oldest_waiting;
 
     static Result<std::unique_ptr<Statements>> Prepare(sqlite3* db);
 };
@@ -293,10 +309,15 @@ Result<std::unique_ptr<SqliteJobStore::Statements>> SqliteJobStore::Statements::
         {&Statements::job_exists, "SELECT 1 FROM jobs WHERE id = ?1"},
 
         {&Statements::get_job, "SELECT " + columns + " FROM jobs WHERE id = ?1"},
-        {&Statements::list_jobs, "SELECT " + columns + " FROM jobs ORDER BY id LIMIT ?1"},
-        {&Statements::list_jobs_in_state,
-         "SELECT " + columns + " FROM jobs WHERE state = ?1 ORDER BY id LIMIT ?2"},
+        // An unset filter is bound as NULL and matches everything.
+        {&Statements::list_jobs,
+         "SELECT " + columns + " FROM jobs WHERE " + kListFilter + " ORDER BY id LIMIT ?4"},
+        {&Statements::list_jobs_newest_first,
+         "SELECT " + columns + " FROM jobs WHERE " + kListFilter + " ORDER BY id DESC LIMIT ?4"},
         {&Statements::count_in_state, "SELECT count(*) FROM jobs WHERE state = ?1"},
+        // Reaches the waiting rows through jobs_due: during an outage they are the many.
+        {&Statements::oldest_waiting,
+         "SELECT min(created_at) FROM jobs WHERE state IN ('queued', 'running')"},
     };
     for (const auto& [member, text] : sql) {
         auto prepared = SqliteStatement::Prepare(db, text);
@@ -319,18 +340,33 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& 
     sqlite3* raw = nullptr;
     // NOMUTEX: one thread at a time uses the connection (this one, then the store's thread), so
     // SQLite's own locking would only cost.
-    const int rc =
-        sqlite3_open_v2(path.c_str(), &raw,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int flags =
+        options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     Connection db(raw);  // a failed open still returns a handle that must be closed
     if (rc != SQLITE_OK) {
-        return Error::kStoreFailed;
+        return options.read_only && (rc & 0xff) == SQLITE_CANTOPEN ? Error::kNotFound
+                                                                   : Error::kStoreFailed;
     }
     sqlite3_extended_result_codes(db.get(), 1);
     sqlite3_busy_timeout(db.get(),
                          static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(),
                                                                  std::numeric_limits<int>::max())));
 
+    if (options.read_only) {
+        // As it is: the service that writes it sets the journal mode and migrates. A newer
+        // schema would be misread; an older one still has every column a read needs.
+        auto version = QueryValue<std::int64_t>(db.get(), "PRAGMA user_version");
+        if (!version || *version < 1 || static_cast<std::size_t>(*version) > kMigrations.size()) {
+            return Error::kStoreFailed;
+        }
+        auto statements = Statements::Prepare(db.get());
+        if (!statements) {
+            return statements.error();
+        }
+        return std::unique_ptr<SqliteJobStore>(
+            new SqliteJobStore(std::move(db), std::move(*statements), options));
+    }
     // Some file systems (network mounts) cannot do WAL and SQLite then quietly keeps the old
     // journal; group commit and concurrent readers rely on WAL, so refuse rather than degrade.
     auto mode = QueryValue<std::string>(db.get(), "PRAGMA journal_mode = WAL");
@@ -565,6 +601,24 @@ Result<void> SqliteJobStore::Retry(std::int64_t id, TimePoint now) {
     return SubmitAndWait<void>(true, [&] { return DoRetry(id, now); });
 }
 
+Result<std::vector<std::int64_t>> SqliteJobStore::RetryJobs(const std::vector<std::int64_t>& ids,
+                                                            TimePoint now, AdminNote note) {
+    return SubmitAndWait<std::vector<std::int64_t>>(true,
+                                                    [&] { return DoRetryJobs(ids, now, note); });
+}
+
+Result<std::size_t> SqliteJobStore::PurgeDone(TimePoint done_before, AdminNote note) {
+    return SubmitAndWait<std::size_t>(true, [&] { return DoPurgeDone(done_before, note); });
+}
+
+Result<std::vector<AdminNote>> SqliteJobStore::PendingAdminNotes(std::size_t max) {
+    return SubmitAndWait<std::vector<AdminNote>>(false, [&] { return DoPendingAdminNotes(max); });
+}
+
+Result<void> SqliteJobStore::ForgetAdminNotes(std::int64_t up_to_id) {
+    return SubmitAndWait<void>(true, [&] { return DoForgetAdminNotes(up_to_id); });
+}
+
 Result<Job> SqliteJobStore::Get(std::int64_t id) {
     return SubmitAndWait<Job>(false, [&] { return DoGet(id); });
 }
@@ -575,6 +629,10 @@ Result<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
 
 Result<std::size_t> SqliteJobStore::CountByState(JobState state) {
     return SubmitAndWait<std::size_t>(false, [&] { return DoCountByState(state); });
+}
+
+Result<std::optional<TimePoint>> SqliteJobStore::OldestWaiting() {
+    return SubmitAndWait<std::optional<TimePoint>>(false, [&] { return DoOldestWaiting(); });
 }
 
 // ---- Task bodies, on the store's thread.
@@ -793,6 +851,112 @@ Result<void> SqliteJobStore::DoRetry(std::int64_t id, TimePoint now) {
     return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
 }
 
+Result<std::vector<std::int64_t>> SqliteJobStore::DoRetryJobs(const std::vector<std::int64_t>& ids,
+                                                              TimePoint now, AdminNote& note) {
+    std::vector<std::int64_t> retried;
+    std::string list;
+    for (std::int64_t id : ids) {
+        auto done = DoRetry(id, now);
+        if (done) {
+            retried.push_back(id);
+            list += (list.empty() ? "" : " ") + std::to_string(id);
+        } else if (done.error() != Error::kConflict && done.error() != Error::kNotFound) {
+            return done.error();
+        }
+    }
+    if (retried.empty()) {
+        return retried;  // nothing changed: nothing to record
+    }
+    note.fields.emplace_back("jobs", list);
+    note.fields.emplace_back("count", std::to_string(retried.size()));
+    if (auto noted = DoInsertNote(note); !noted) {
+        return noted.error();
+    }
+    return retried;
+}
+
+Result<std::size_t> SqliteJobStore::DoPurgeDone(TimePoint done_before, AdminNote& note) {
+    // Rare and by hand: prepared here rather than kept for the store's life.
+    const std::string done = "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?1";
+    for (const std::string& sql : {"DELETE FROM messages WHERE job_id IN (" + done + ")",
+                                   "DELETE FROM jobs WHERE id IN (" + done + ")"}) {
+        auto statement = SqliteStatement::Prepare(db_.get(), sql);
+        if (!statement) {
+            return statement.error();
+        }
+        statement->Bind(1, Millis(done_before));
+        if (auto deleted = statement->Run(); !deleted) {
+            return deleted.error();
+        }
+    }
+    const auto count = static_cast<std::size_t>(sqlite3_changes(db_.get()));
+    note.fields.emplace_back("count", std::to_string(count));
+    if (auto noted = DoInsertNote(note); !noted) {
+        return noted.error();
+    }
+    return count;
+}
+
+Result<void> SqliteJobStore::DoInsertNote(const AdminNote& note) {
+    fhir::JsonWriter fields;
+    fields.StartObject();
+    for (const auto& [key, value] : note.fields) {
+        fields.Field(key, value);
+    }
+    fields.EndObject();
+    auto statement = SqliteStatement::Prepare(
+        db_.get(), "INSERT INTO admin_notes (event, fields) VALUES (?1, ?2)");
+    if (!statement) {
+        return statement.error();
+    }
+    statement->Bind(1, note.event);
+    statement->Bind(2, fields.View());
+    return statement->Run();
+}
+
+Result<std::vector<AdminNote>> SqliteJobStore::DoPendingAdminNotes(std::size_t max) {
+    auto statement = SqliteStatement::Prepare(
+        db_.get(), "SELECT id, event, fields FROM admin_notes ORDER BY id LIMIT ?1");
+    if (!statement) {
+        return statement.error();
+    }
+    statement->Bind(1, static_cast<std::int64_t>(
+                           std::min<std::size_t>(max, std::numeric_limits<std::int64_t>::max())));
+    std::vector<AdminNote> notes;
+    for (;;) {
+        auto row = statement->Next();
+        if (!row) {
+            return row.error();
+        }
+        if (!*row) {
+            return notes;
+        }
+        AdminNote note;
+        note.id = statement->Int64(0);
+        note.event = statement->Text(1);
+        fhir::IssueList ignored;
+        auto doc = fhir::JsonDocument::Parse(statement->Text(2), ignored);
+        if (!doc) {
+            return Error::kStoreFailed;
+        }
+        doc->Root().ForEachMember([&note](std::string_view key, fhir::Node value) {
+            if (value.IsString()) {
+                note.fields.emplace_back(std::string(key), std::string(value.String()));
+            }
+        });
+        notes.push_back(std::move(note));
+    }
+}
+
+Result<void> SqliteJobStore::DoForgetAdminNotes(std::int64_t up_to_id) {
+    auto statement = SqliteStatement::Prepare(db_.get(), "DELETE FROM admin_notes WHERE id <= ?1");
+    if (!statement) {
+        return statement.error();
+    }
+    statement->Bind(1, up_to_id);
+    return statement->Run();
+}
+
 Result<Job> SqliteJobStore::DoGet(std::int64_t id) {
     auto& statement = statements_->get_job;
     ResetOnExit reset(statement);
@@ -810,14 +974,19 @@ Result<Job> SqliteJobStore::DoGet(std::int64_t id) {
 Result<std::vector<Job>> SqliteJobStore::DoList(const JobFilter& filter) {
     const auto limit = static_cast<std::int64_t>(
         std::min<std::size_t>(filter.limit, std::numeric_limits<std::int64_t>::max()));
-    auto& statement = filter.state ? statements_->list_jobs_in_state : statements_->list_jobs;
+    auto& statement =
+        filter.newest_first ? statements_->list_jobs_newest_first : statements_->list_jobs;
     ResetOnExit reset(statement);
     if (filter.state) {
         statement.Bind(1, ToString(*filter.state));
-        statement.Bind(2, limit);
-    } else {
-        statement.Bind(1, limit);
     }
+    if (filter.changed_since) {
+        statement.Bind(2, Millis(*filter.changed_since));
+    }
+    if (!filter.encounter.empty()) {
+        statement.Bind(3, filter.encounter);
+    }
+    statement.Bind(4, limit);
     std::vector<Job> jobs;
     for (;;) {
         auto row = statement.Next();
@@ -847,6 +1016,21 @@ Result<std::size_t> SqliteJobStore::DoCountByState(JobState state) {
         return Error::kStoreFailed;
     }
     return static_cast<std::size_t>(statement.Int64(0));
+}
+
+Result<std::optional<TimePoint>> SqliteJobStore::DoOldestWaiting() {
+    auto& statement = statements_->oldest_waiting;
+    ResetOnExit reset(statement);
+    auto row = statement.Next();
+    if (!row) {
+        return row.error();
+    }
+    if (!*row) {
+        return Error::kStoreFailed;
+    }
+    const std::optional<std::int64_t> millis = statement.OptionalInt64(0);  // NULL: none
+    if (!millis) return std::optional<TimePoint>();
+    return std::optional<TimePoint>(FromMillis(*millis));
 }
 
 }  // namespace microcare::adapter

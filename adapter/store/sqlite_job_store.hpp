@@ -35,7 +35,8 @@ public:
     };
 
     // Opens (or creates) the database, brings its schema up to date and starts the store's
-    // thread. A database written by a newer schema version is refused.
+    // thread. A database written by a newer schema version is refused. Read-only
+    // (StoreOptions::read_only): an existing database as it is, created and migrated by nobody.
     static Result<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
                                                         const StoreOptions& options = {});
     ~SqliteJobStore() override;
@@ -53,9 +54,15 @@ public:
     Result<void> DeadLetter(std::int64_t id, const std::string& reason, const std::string& outcome,
                             std::optional<int> attempt = std::nullopt) override;
     Result<void> Retry(std::int64_t id, TimePoint now) override;
+    Result<std::vector<std::int64_t>> RetryJobs(const std::vector<std::int64_t>& ids, TimePoint now,
+                                                AdminNote note) override;
+    Result<std::size_t> PurgeDone(TimePoint done_before, AdminNote note) override;
+    Result<std::vector<AdminNote>> PendingAdminNotes(std::size_t max) override;
+    Result<void> ForgetAdminNotes(std::int64_t up_to_id) override;
     Result<Job> Get(std::int64_t id) override;
     Result<std::vector<Job>> List(const JobFilter& filter) override;
     Result<std::size_t> CountByState(JobState state) override;
+    Result<std::optional<TimePoint>> OldestWaiting() override;
     // Also safe from a callback (it then stops the thread without waiting for it); the store
     // must still not be destroyed from one of its own callbacks.
     void Close() override;
@@ -99,9 +106,16 @@ private:
     Result<void> DoDeadLetter(std::int64_t id, const std::string& reason,
                               const std::string& outcome, std::optional<int> attempt);
     Result<void> DoRetry(std::int64_t id, TimePoint now);
+    Result<std::vector<std::int64_t>> DoRetryJobs(const std::vector<std::int64_t>& ids,
+                                                  TimePoint now, AdminNote& note);
+    Result<std::size_t> DoPurgeDone(TimePoint done_before, AdminNote& note);
+    Result<void> DoInsertNote(const AdminNote& note);
+    Result<std::vector<AdminNote>> DoPendingAdminNotes(std::size_t max);
+    Result<void> DoForgetAdminNotes(std::int64_t up_to_id);
     Result<Job> DoGet(std::int64_t id);
     Result<std::vector<Job>> DoList(const JobFilter& filter);
     Result<std::size_t> DoCountByState(JobState state);
+    Result<std::optional<TimePoint>> DoOldestWaiting();
     // After an UPDATE guarded by the job's state changed nothing: tells a missing job
     // (kNotFound) from one in the wrong state (kConflict).
     Result<void> MissingOrConflict(std::int64_t id);

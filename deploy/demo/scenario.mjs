@@ -9,8 +9,12 @@
 // `--check` also asserts the outcome (one CarePlan per encounter, also after a re-sent
 // message; no CarePlan for the non-microneedling visit) and exits non-zero otherwise: the
 // end-to-end test runs it that way.
+// `--revise` then puts pack B in force (R4 made absolute, R11 removed, R24 added) by reloading
+// the running service (SIGHUP), re-sends every encounter and checks that what MicroCare wrote was revised in
+// place (one CarePlan per encounter under B; R11's DetectedIssue cancelled, R4's amended, R24's
+// created), and that re-sending once more writes nothing (every version on the EHR unchanged).
 //
-//   node deploy/demo/scenario.mjs [--check] [--binary build/microcare] [--work DIR]
+//   node deploy/demo/scenario.mjs [--check] [--revise] [--binary build/microcare] [--work DIR]
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
 const check = args.includes('--check');
+const revise = args.includes('--revise');
 const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
@@ -116,14 +121,16 @@ const config = {
   audit: { path: join(work, `audit-${Date.now()}.log`) },
   worker: { backoffInitialMs: 200, backoffMaxMs: 2000 },
   ehr: { baseUrl: ehr },
-  rules: { path: join(root, 'config/rules/microneedling.json') },
+  // A copy of the default pack: `--revise` puts pack B in its place and reloads (SIGHUP).
+  rules: { path: join(work, 'pack.json') },
   log: { level: 'info' },
 };
+writeFileSync(config.rules.path, readFileSync(join(root, 'config/rules/microneedling.json')));
 writeFileSync(join(work, 'microcare.json'), JSON.stringify(config, null, 2));
 process.env.MICROCARE_INBOUND_TOKEN = token;
-const microcarePort = await start(
+const serve = (configFile) => start(
   binary,
-  ['serve', '--config', join(work, 'microcare.json')],
+  ['serve', '--config', configFile],
   (line) => {
     try {
       const entry = JSON.parse(line);
@@ -134,7 +141,8 @@ const microcarePort = await start(
   },
   join(work, 'microcare.log'),
 ).catch((e) => fail(e.message));
-const microcare = `http://127.0.0.1:${microcarePort}/fhir`;
+const microcarePort = await serve(join(work, 'microcare.json'));
+let microcare = `http://127.0.0.1:${microcarePort}/fhir`;
 
 // ---- triggers ----------------------------------------------------------------------------
 const post = async (path, body) => {
@@ -209,15 +217,19 @@ const search = async (query) => {
   }
   return resources;
 };
-const settled = async () => {
+const jobStates = async () => {
   const output = await new Promise((ok) => {
-    const c = spawn(binary, ['jobs', 'list', '--store', config.store.path]);
+    const c = spawn(binary, ['jobs', 'list', '--store', config.store.path, '--limit', '100000']);
     let text = '';
     c.stdout.on('data', (d) => (text += d));
     c.on('exit', () => ok(text));
   });
-  const states = output.split('\n').slice(1).filter(Boolean).map((l) => l.split('\t')[1]);
-  return states.length >= plan.length && states.every((s) => s === 'done' || s === 'dead');
+  // One line a job under a header, then the totals per state.
+  return output.split('\n').filter((l) => /^\d+\t/.test(l)).map((l) => l.split('\t')[1]);
+};
+const settled = async (atLeast = plan.length) => {
+  const states = await jobStates();
+  return states.length >= atLeast && states.every((s) => s === 'done' || s === 'dead');
 };
 const deadline = Date.now() + 60000;
 while (!(await settled())) {
@@ -268,8 +280,236 @@ const verify = await new Promise((ok) => {
 });
 console.log(`Audit trail: ${verify.text}`);
 if (check && verify.code !== 0) problems.push('audit chain: ' + verify.text);
+
+// ---- the auditor's view: PHI never in a log or the trail; one command answers per encounter --
+const run = (argv) =>
+  new Promise((ok) => {
+    const c = spawn(binary, argv);
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    c.on('exit', (code) => ok({ code, out }));
+  });
+if (check) {
+  // Every name, birth date, address, contact and note text of the sample records.
+  const phi = new Set();
+  const collect = (node, key) => {
+    if (Array.isArray(node)) return node.forEach((n) => collect(n, key));
+    if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) collect(v, k);
+      return;
+    }
+    if (typeof node !== 'string' || node.length < 4) return;
+    if (['family', 'given', 'birthDate', 'line', 'city', 'postalCode', 'text', 'div'].includes(key)) phi.add(node);
+  };
+  for (const file of samples) {
+    for (const entry of JSON.parse(readFileSync(join(work, 'seed', file), 'utf8')).entry ?? []) {
+      const r = entry.resource ?? {};
+      if (r.resourceType === 'Patient') collect([r.name, r.birthDate, r.address, r.telecom]);
+      collect(r.note);
+      collect(r.text);
+    }
+  }
+  const logs = readFileSync(join(work, 'microcare.log'), 'utf8');
+  const trail = readdirSync(dirname(config.audit.path))
+    .filter((f) => f.startsWith(config.audit.path.split('/').pop()))
+    .map((f) => readFileSync(join(dirname(config.audit.path), f), 'utf8'))
+    .join('');
+  for (const value of phi) {
+    if (logs.includes(value)) problems.push(`PHI in MicroCare's log: ${JSON.stringify(value.slice(0, 40))}`);
+    if (trail.includes(value)) problems.push(`PHI in the audit trail: ${JSON.stringify(value.slice(0, 40))}`);
+  }
+  console.log(`PHI check: ${phi.size} names, dates, addresses and texts of the samples searched in the log and the trail`);
+  // `audit show --encounter` answers the auditor's question for each encounter in one command.
+  for (const step of plan) {
+    if (step.expect?.empty) continue;
+    const shown = await run(['audit', 'show', config.audit.path, '--encounter', step.encounter, '--format', 'json']);
+    let records = [];
+    try {
+      records = JSON.parse(shown.out);
+    } catch {}
+    const decision = records.find((r) => r.event === 'decision')?.fields;
+    if (shown.code !== 0 || !decision) {
+      problems.push(`audit show --encounter ${step.encounter}: no decision (${shown.out.slice(0, 200)})`);
+      continue;
+    }
+    if (!decision.packSha256 || !decision.patient) problems.push(`${step.encounter}: the decision lacks the pack or the patient`);
+    for (const id of step.expect?.found ?? []) {
+      if (!String(decision.findings).includes(`${id}:`)) problems.push(`${step.encounter}: audit show does not name ${id}`);
+    }
+  }
+}
 if (check) {
   if (problems.length) fail('end-to-end check failed:\n  ' + problems.join('\n  '));
   console.log('end-to-end check: 1 passed, 0 failed');
 }
+if (revise) await reviseUnderPackB();
 process.exit(0);
+
+// ---- re-assessment under a new pack --------------------------------------------------------
+async function reviseUnderPackB() {
+  const packA = JSON.parse(readFileSync(config.rules.path, 'utf8'));
+  const packB = structuredClone(packA);
+  packB.version = `${packA.version}-b`;
+  const r4 = packB.contraindications.find((r) => r.id === 'R4');
+  packB.contraindications.push({ ...structuredClone(r4), id: 'R24', title: `${r4.title} (pack B)` });
+  r4.severity = 'absolute';
+  packB.contraindications = packB.contraindications.filter((r) => r.id !== 'R11');
+  for (const r of packB.contraindications) r.suppressedBy = (r.suppressedBy ?? []).filter((id) => id !== 'R11');
+  // Pack B in force without a restart: the pack file is replaced and the service told by
+  // SIGHUP, as an admin does (deploy/OPERATIONS.md); jobs that start afterwards use B.
+  const reloads = () => (readFileSync(join(work, 'microcare.log'), 'utf8').match(/"msg":"reload applied"/g) ?? []).length;
+  const before = reloads();
+  writeFileSync(config.rules.path, JSON.stringify(packB, null, 2));
+  children.find((c) => c.spawnargs.includes('serve')).kill('SIGHUP');
+  const reloadDeadline = Date.now() + 20000;
+  while (reloads() === before) {
+    if (Date.now() > reloadDeadline) fail('SIGHUP did not put pack B in force; see ' + join(work, 'microcare.log'));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const mine = (resources) => resources.filter((r) => (r.identifier ?? []).some((i) => i.system === SYSTEM));
+  const SYSTEM = 'https://microcare.example/fhir/sid/generated';
+  const snapshot = async () => {
+    const all = (await Promise.all(['CarePlan', 'DetectedIssue', 'Task'].map((t) => search(t)))).flat();
+    return new Map(mine(all).map((r) => [`${r.resourceType}/${r.id}`, r]));
+  };
+  // Someone else's resources on the EHR, beside MicroCare's: a revision must not touch them.
+  const others = [];
+  for (const step of plan.filter((s) => !s.expect?.empty)) {
+    const patient = (await search(`CarePlan?encounter=${step.encounter}`))[0].subject.reference;
+    const made = await fetch(`${ehr}/DetectedIssue`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/fhir+json' },
+      body: JSON.stringify({
+        resourceType: 'DetectedIssue',
+        identifier: [{ system: 'https://ehr.example/sid/issue', value: `${step.encounter}:clinician` }],
+        status: 'final',
+        severity: 'low',
+        patient: { reference: patient },
+        detail: 'Noted by a clinician, not by MicroCare.',
+      }),
+    });
+    if (made.status !== 201) fail(`could not add a clinician's DetectedIssue: HTTP ${made.status}`);
+    others.push(await made.json());
+  }
+  const auditRevisions = async () => {
+    const output = await new Promise((ok) => {
+      const c = spawn(binary, ['audit', 'export', config.audit.path]);
+      let text = '';
+      c.stdout.on('data', (d) => (text += d));
+      c.on('exit', () => ok(text));
+    });
+    return output.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.event === 'revision');
+  };
+  const reassess = async (round) => {
+    // The jobs of this round come after those already there (a re-sent message made none).
+    const jobs = (await jobStates()).length + plan.length;
+    for (const [i, step] of plan.entries()) {
+      const reply = await post('/$process-message', message(1000 * round + i, step.encounter));
+      if (reply.status !== 200) fail(`MicroCare refused the re-assessment: ${JSON.stringify(reply.json)}`);
+    }
+    const until = Date.now() + 60000;
+    while (!(await settled(jobs))) {
+      if (Date.now() > until) fail('re-assessments did not finish within a minute; see ' + join(work, 'microcare.log'));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  const underA = await snapshot();
+  const auditedBefore = (await auditRevisions()).length;
+  await reassess(1);
+  const after = await snapshot();
+  const problems = [];
+  const byIdentifier = (value) => [...after.values()].filter((r) => r.identifier.some((i) => i.system === SYSTEM && i.value === value));
+  const identifierOf = (r) => r.identifier.find((i) => i.system === SYSTEM).value;
+  const shaOf = (r) => r.meta?.tag?.find((t) => t.system.endsWith('/CodeSystem/rule-pack-sha256'))?.code;
+  const shaA = shaOf([...underA.values()][0]);
+  // No identifier twice; every resource MicroCare wrote is re-tagged with pack B (id, version,
+  // sha256); what was there under A is revised in place, with the time it was first written.
+  const seen = new Set();
+  for (const r of after.values()) {
+    const id = `${r.resourceType} ${identifierOf(r)}`;
+    if (seen.has(id)) problems.push(`${id} twice on the EHR`);
+    seen.add(id);
+    const tag = r.meta?.tag?.find((t) => t.system.endsWith('/CodeSystem/rule-pack'));
+    if (tag?.code !== packB.id || tag?.version !== packB.version || !shaOf(r) || shaOf(r) === shaA)
+      problems.push(`${id} tagged ${tag?.code} ${tag?.version} ${shaOf(r)}, not pack B`);
+    const was = underA.get(`${r.resourceType}/${r.id}`);
+    const time = { CarePlan: 'created', DetectedIssue: 'identifiedDateTime', Task: 'authoredOn' }[r.resourceType];
+    if (was && was[time] !== r[time]) problems.push(`${id}: ${time} moved from ${was[time]} to ${r[time]}`);
+  }
+  for (const r of underA.values()) {
+    if (!after.has(`${r.resourceType}/${r.id}`)) problems.push(`${r.resourceType}/${r.id} gone after the revision`);
+  }
+  console.log(`\nRe-assessed under pack ${packB.id} ${packB.version}:`);
+  for (const step of plan) {
+    const enc = step.encounter.split('/')[1];
+    const plans = byIdentifier(`${enc}:careplan`);
+    const active = plans.filter((p) => p.status === 'active');
+    if (step.expect?.empty) {
+      if (plans.length) problems.push(`${enc}: ${plans.length} CarePlans for a visit that is not microneedling`);
+      continue;
+    }
+    if (active.length !== 1) problems.push(`${enc}: ${active.length} active CarePlans`);
+    const tag = active[0]?.meta?.tag?.find((t) => t.system.endsWith('/CodeSystem/rule-pack'));
+    if (tag?.version !== packB.version) problems.push(`${enc}: CarePlan tagged ${tag?.version}, not ${packB.version}`);
+    const issue = (rule) => byIdentifier(`${enc}:issue:${rule}`);
+    const found = step.expect?.found ?? [];
+    if (found.includes('R11')) {
+      const r11 = issue('R11');
+      if (r11.length !== 1 || r11[0].status !== 'cancelled' || !/Retired by rule pack \S+ \S+-b/.test(r11[0].detail))
+        problems.push(`${enc}: R11 not retired: ${JSON.stringify(r11.map((d) => [d.status, d.detail?.slice(-120)]))}`);
+      else console.log(`  ${enc}: R11 cancelled (${r11[0].detail.slice(r11[0].detail.indexOf('Retired'))})`);
+    }
+    if (found.includes('R4')) {
+      const r4s = issue('R4');
+      if (r4s.length !== 1 || r4s[0].status !== 'amended' || r4s[0].severity !== 'high')
+        problems.push(`${enc}: R4 not amended: ${JSON.stringify(r4s.map((d) => [d.status, d.severity]))}`);
+      else console.log(`  ${enc}: R4 amended to ${r4s[0].severity}`);
+      const r24 = issue('R24');
+      if (r24.length !== 1 || r24[0].status !== 'final' || underA.has(`DetectedIssue/${r24[0].id}`))
+        problems.push(`${enc}: R24 not created`);
+      else console.log(`  ${enc}: R24 created`);
+    }
+    // The review Task follows its reason: cancelled when nothing is left to review, updated
+    // when the findings behind it changed.
+    const tasks = byIdentifier(`${enc}:task`);
+    const left = found.filter((r) => r !== 'R11').length + (found.includes('R4') ? 1 : 0);
+    if (step.expect?.task && !left) {
+      if (tasks.length !== 1 || tasks[0].status !== 'cancelled')
+        problems.push(`${enc}: Task not cancelled: ${JSON.stringify(tasks.map((t) => t.status))}`);
+      else console.log(`  ${enc}: Task cancelled (${tasks[0].statusReason?.text})`);
+    } else if (step.expect?.task) {
+      const reason = tasks[0]?.reasonCode?.text ?? '';
+      if (tasks.length !== 1 || tasks[0].status !== 'requested' || (found.includes('R11') && (reason.includes('R11') || !reason.includes('R24'))))
+        problems.push(`${enc}: Task not revised: ${JSON.stringify(tasks.map((t) => [t.status, t.reasonCode?.text]))}`);
+      else if (found.includes('R11')) console.log(`  ${enc}: Task updated (${reason})`);
+    }
+  }
+  // The audit trail names what became of each resource.
+  const revised = (await auditRevisions()).slice(auditedBefore);
+  const said = revised.map((r) => r.changes).join('; ');
+  for (const word of ['created', 'updated', 'retired'])
+    if (!said.includes(` ${word}`)) problems.push(`the audit trail has no resource ${word} on the revision`);
+
+  // Nothing changed since: a second re-assessment writes nothing (no version moves).
+  await reassess(2);
+  const again = await snapshot();
+  for (const [key, r] of again) {
+    const before = after.get(key);
+    if (!before) problems.push(`${key} appeared on a re-assessment that changed nothing`);
+    else if (before.meta.versionId !== r.meta.versionId) problems.push(`${key} was written again (${before.meta.versionId} -> ${r.meta.versionId})`);
+  }
+  const second = (await auditRevisions()).slice(auditedBefore + revised.length);
+  if (second.length !== plan.length - 1 || second.some((r) => r.written !== 'nothing' || /created|updated|retired/.test(r.changes)))
+    problems.push(`the second re-assessment's audit: ${JSON.stringify(second.map((r) => [r.written, r.changes]))}`);
+  for (const other of others) {
+    const now = await (await fetch(`${ehr}/DetectedIssue/${other.id}`)).json();
+    if (now.meta?.versionId !== other.meta.versionId || now.status !== 'final')
+      problems.push(`DetectedIssue/${other.id} (not MicroCare's) was touched`);
+  }
+  console.log(`  a second re-assessment: ${again.size} resources, ${problems.length ? 'see problems' : 'none written'}; others' ${others.length} DetectedIssues untouched`);
+  if (problems.length) fail('re-assessment check failed:\n  ' + problems.join('\n  '));
+  console.log('re-assessment check: 1 passed, 0 failed');
+}

@@ -14,7 +14,8 @@ const root = join(here, '..', '..');
 const example = (name) => join(root, 'config', 'examples', name);
 const microcare = process.env.MICROCARE_BINARY ?? join(root, 'build', 'microcare');
 const SYSTEM = 'https://microcare.example/fhir/sid/generated';
-const CAREPLAN_ID = 'enc-mn-20261120:microcare-microneedling:1.0.0:careplan';
+// One CarePlan per encounter, whatever the pack (issue 9): the identifier names no pack.
+const CAREPLAN_ID = 'enc-mn-20261120:careplan';
 
 // Starts server.mjs and resolves once it printed "LISTENING <port>".
 function startServer(...args) {

@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -617,6 +618,7 @@ struct FakeEhr::Impl {
         {
             std::lock_guard lock(mutex);
             stopping = true;
+            refusing.reset();
             for (auto& [number, closer] : closers) to_close.push_back(closer);
             closers.clear();
         }
@@ -638,6 +640,61 @@ struct FakeEhr::Impl {
             if (thread.joinable()) thread.join();
         }
         threads.clear();
+    }
+
+    // The EHR down: the listening socket is closed, so that connecting is refused, and so is
+    // every open connection. On the acceptor's strand, so no accept is half done meanwhile.
+    void RefuseConnections() {
+        {
+            // With no listener and no connection the io_context would run out of work and its
+            // threads end: hold them until AcceptConnections() or Stop().
+            std::lock_guard lock(mutex);
+            if (!refusing) refusing.emplace(io.get_executor());
+        }
+        std::promise<void> closed;
+        asio::post(acceptor.get_executor(), [this, &closed] {
+            beast::error_code ignored;
+            acceptor.close(ignored);
+            closed.set_value();
+        });
+        closed.get_future().wait();
+        std::vector<std::function<void()>> to_close;
+        {
+            std::lock_guard lock(mutex);
+            for (auto& [number, closer] : closers) to_close.push_back(closer);
+        }
+        for (auto& closer : to_close) closer();
+    }
+
+    // Back up, on the same port (the client under test knows no other).
+    void AcceptConnections() {
+        std::promise<beast::error_code> opened;
+        asio::post(acceptor.get_executor(), [this, &opened] {
+            beast::error_code ec;
+            if (acceptor.is_open()) return opened.set_value(ec);
+            const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
+            acceptor.open(endpoint.protocol(), ec);
+            if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+            if (!ec) acceptor.bind(endpoint, ec);
+            if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+            if (ec) {
+                beast::error_code ignored;
+                acceptor.close(ignored);
+            } else {
+                // The old Accept() ended with operation_aborted when the acceptor closed.
+                asio::co_spawn(acceptor.get_executor(), Accept(), asio::detached);
+            }
+            opened.set_value(ec);
+        });
+        const beast::error_code ec = opened.get_future().get();
+        {
+            std::lock_guard lock(mutex);
+            if (!ec) refusing.reset();
+        }
+        if (ec) {
+            throw std::runtime_error("fake EHR: cannot listen on port " + std::to_string(port) +
+                                     " again: " + ec.message());
+        }
     }
 
     std::string BaseUrl() const {
@@ -1169,6 +1226,7 @@ struct FakeEhr::Impl {
         std::string id;
         std::string full_url;
         std::string if_none_exist;
+        std::string if_match;  // PUT: W/"version" it must land on
         SearchSpec condition;
         fhir::Node resource;
         bool create = true;  // false: a conditional create that matched
@@ -1263,6 +1321,7 @@ struct FakeEhr::Impl {
                 }
                 planned.type = std::string(parts[0]);
                 planned.id = std::string(parts[1]);
+                planned.if_match = std::string(entry["request"]["ifMatch"].String());
             } else {
                 co_return Error(400, "not-supported",
                                 "request.method '" + planned.method + "' is not supported here",
@@ -1368,6 +1427,16 @@ struct FakeEhr::Impl {
     std::optional<Response> ResolveLocked(std::vector<PlannedEntry>& plan, RefMap& refs) {
         for (std::size_t i = 0; i < plan.size(); ++i) {
             PlannedEntry& planned = plan[i];
+            if (planned.method == "PUT" && !planned.if_match.empty()) {
+                // Optimistic locking: the whole transaction fails when another writer moved on.
+                const Stored* stored = Find(planned.type, planned.id);
+                if (stored == nullptr ||
+                    planned.if_match != "W/\"" + std::to_string(stored->version) + "\"") {
+                    return Error(412, "conflict",
+                                 "ifMatch " + planned.if_match + " is not the current version",
+                                 "Bundle.entry[" + std::to_string(i) + "].request.ifMatch");
+                }
+            }
             if (planned.method == "POST" && !planned.if_none_exist.empty()) {
                 const auto matches = MatchLocked(planned.type, planned.condition.filters);
                 if (matches.size() > 1) {
@@ -1401,6 +1470,7 @@ struct FakeEhr::Impl {
     std::size_t running = 0;
     bool stopping = false;
     std::map<std::size_t, std::function<void()>> closers;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> refusing;
     std::map<std::string, TypeStore, std::less<>> store;
     // Search keys -> ids per type, so that a search by patient or identifier (the searches
     // MicroCare makes) touches only its candidates: "the fast fake EHR" of the load driver.
@@ -1471,6 +1541,10 @@ FakeEhr::FakeEhr(FakeEhrOptions options) : impl_(std::make_unique<Impl>(std::mov
 FakeEhr::~FakeEhr() { Stop(); }
 
 void FakeEhr::Stop() { impl_->Stop(); }
+
+void FakeEhr::RefuseConnections() { impl_->RefuseConnections(); }
+
+void FakeEhr::AcceptConnections() { impl_->AcceptConnections(); }
 
 std::uint16_t FakeEhr::port() const { return impl_->port; }
 

@@ -178,6 +178,14 @@ public:
 
     void SetRaceMode(bool race, std::chrono::milliseconds transaction_delay);
 
+    // ---- Outages ---------------------------------------------------------------------------
+    // The server is down: its listening socket closes, so connecting is refused, and every
+    // open connection is closed. What it stores is kept.
+    void RefuseConnections();
+    // ... and up again, on the same port. Throws std::runtime_error if the port was taken
+    // meanwhile.
+    void AcceptConnections();
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -724,8 +724,8 @@ TEST(FakeEhr, AcceptsMicroCareEvaluateOutputTwiceWithoutDuplicates) {
     ASSERT_EQ(second.status, 200u) << second.body;
     for (const std::string& status : Statuses(second)) EXPECT_EQ(status, "200 OK");
     EXPECT_EQ(ehr.Count("CarePlan"), 1u);
-    const std::string query = "/fhir/CarePlan?identifier=" + std::string(kSystem) +
-                              "|enc-mn-20261120:microcare-microneedling:1.0.0:careplan";
+    const std::string query =
+        "/fhir/CarePlan?identifier=" + std::string(kSystem) + "|enc-mn-20261120:careplan";
     EXPECT_EQ(Fetch(ehr, http::verb::get, query).Json().Root()["total"].NumberText(), "1");
 }
 

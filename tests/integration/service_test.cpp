@@ -8,11 +8,15 @@
 
 #include <fstream>
 
+#include "adapter/audit/audit_file_set.hpp"
+#include "adapter/audit/audit_key.hpp"
+#include "adapter/audit/audit_verify.hpp"
 #include "adapter/rule_pack_file.hpp"
 #include "adapter/server/inbound.hpp"
 #include "adapter/store/job_store.hpp"
 #include "fhir/json.hpp"
 #include "service_harness.hpp"
+#include "tests/unit/adapter/audit/full_disk.hpp"
 
 namespace microcare::testing {
 namespace {
@@ -36,10 +40,12 @@ protected:
         std::filesystem::remove_all(dir_);
     }
 
-    void Start(const std::function<void(adapter::ServiceConfig&)>& adjust = {}) {
+    void Start(const std::function<void(adapter::ServiceConfig&)>& adjust = {},
+               adapter::ServiceSeams seams = {}) {
         adapter::ServiceConfig config = TestConfig(ehr_->BaseUrl(), dir_);
         if (adjust) adjust(config);
-        auto service = adapter::Service::Create(config);
+        audit_ = config.audit;
+        auto service = adapter::Service::Create(config, {}, std::move(seams));
         ASSERT_TRUE(service) << service.error().message();
         service_ = std::move(*service);
         service_->Start();
@@ -74,6 +80,7 @@ protected:
     std::unique_ptr<adapter::Service> service_;
     std::filesystem::path dir_;
     std::string base_;
+    adapter::AuditSettings audit_;
 };
 
 // The body as JSON; an empty document (every member missing) if it is not JSON.
@@ -101,6 +108,95 @@ TEST_F(ServiceTest, AMessageBecomesOneCarePlanWithItsIssuesAndTask) {
     EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
     EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);  // A8, current isotretinoin
     EXPECT_EQ(ehr_->Count("Task"), 1u);
+}
+
+// Issue 8: with the disk under the audit trail full, triggers were acknowledged and processed
+// unaudited. Now a trigger that cannot be audited is refused with a 503 the EHR retries, /readyz
+// says not ready, nothing reaches the EHR while the decision cannot be recorded, and once space
+// returns the trail heals by itself and the re-sent trigger ends in exactly one CarePlan.
+TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenSpaceReturns) {
+    auto full = std::make_shared<std::atomic<bool>>(false);
+    Start({}, adapter::ServiceSeams{adapter::testing::FullDiskOpener(full)});
+    const std::string root = base_.substr(0, base_.size() - 5);
+    ASSERT_EQ(Send("GET", root + "/readyz", "", {}).status, 200u);
+
+    *full = true;
+    Reply refused = Message("msg-full", "hdr-full");
+    EXPECT_EQ(refused.status, 503u) << refused.body;
+    EXPECT_NE(refused.body.find("\"transient\""), std::string::npos) << refused.body;
+    bool retry_after = false;
+    for (const auto& [name, value] : refused.headers) {
+        if (name == "Retry-After" || name == "retry-after") retry_after = !value.empty();
+    }
+    EXPECT_TRUE(retry_after);
+    EXPECT_EQ(Send("GET", root + "/readyz", "", {}).status, 503u);
+    // The journaled job is attempted, but its decision cannot be recorded: nothing is written.
+    ASSERT_TRUE(WaitFor([&] {
+        auto jobs = Jobs();
+        return !jobs.empty() && jobs.front().attempts >= 2;
+    }));
+    for (const ReceivedRequest& request : ehr_->Requests()) {
+        EXPECT_EQ(request.body.find(kTransaction), std::string::npos) << "written unaudited";
+    }
+    EXPECT_EQ(ehr_->Count("CarePlan"), 0u);
+
+    *full = false;
+    ASSERT_TRUE(WaitFor([&] { return Send("GET", root + "/readyz", "", {}).status == 200u; }));
+    Reply again = Message("msg-full", "hdr-full");
+    EXPECT_EQ(again.status, 200u) << again.body;
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+
+    service_->Stop();
+    const adapter::AuditReport report =
+        adapter::VerifyTrail({audit_.path, {}, adapter::CheckpointPathOf(audit_)});
+    EXPECT_TRUE(report.intact());
+    std::ifstream in(audit_.path);
+    const std::string trail((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(trail.find("\"event\":\"audit-resumed\""), std::string::npos);
+    EXPECT_NE(trail.find("\"event\":\"trigger-repeated\""), std::string::npos);
+}
+
+// Issue 8: the trail named no caller and left out refused requests. Now each trigger names the
+// client (a token's fingerprint, never the token), every refusal of a credential is recorded
+// (sampled under a flood), and the service's start and stop with its pack.
+TEST_F(ServiceTest, TheTrailNamesWhoCalledWhoWasRefusedAndTheServicesStartAndStop) {
+    Start();
+    const std::string wrong = "not-a-configured-token-0123456789";
+    Reply refused = PostJson(base_ + "/$process-message",
+                             MessageBundle("msg-who", "hdr-who", kEncounter), wrong);
+    EXPECT_EQ(refused.status, 401u);
+    ASSERT_EQ(Message("msg-who", "hdr-who").status, 200u);
+    ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
+    service_->Stop();
+
+    std::ifstream in(audit_.path);
+    const std::string trail((std::istreambuf_iterator<char>(in)), {});
+    const std::string fingerprint = adapter::Sha256Hex(kToken).substr(0, 16);
+    EXPECT_NE(trail.find("\"event\":\"service-start\""), std::string::npos) << trail;
+    EXPECT_NE(trail.find("\"packSha256\""), std::string::npos);
+    EXPECT_NE(trail.find("\"event\":\"request-refused\",\"status\":\"401\""), std::string::npos)
+        << trail;
+    EXPECT_NE(trail.find("\"client\":\"token sha256:" + adapter::Sha256Hex(wrong).substr(0, 16)),
+              std::string::npos);
+    EXPECT_NE(trail.find("\"channel\":\"$process-message\",\"client\":\"token sha256:" +
+                         fingerprint + "\""),
+              std::string::npos)
+        << trail;
+    EXPECT_NE(trail.find("\"event\":\"service-stop\""), std::string::npos);
+    // The decision names the patient and the exact version of each piece of evidence.
+    const std::size_t decision = trail.find("\"event\":\"decision\"");
+    ASSERT_NE(decision, std::string::npos) << trail;
+    const std::string line = trail.substr(decision, trail.find('\n', decision) - decision);
+    EXPECT_NE(line.find("\"patient\":\"Patient/"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"findings\":\"A8:high@MedicationRequest/mr-isotretinoin/_history/1\""),
+              std::string::npos)
+        << line;
+    EXPECT_NE(line.find("/_history/1"), std::string::npos) << line;
+    // Never a credential.
+    EXPECT_EQ(trail.find(kToken), std::string::npos);
+    EXPECT_EQ(trail.find(wrong), std::string::npos);
 }
 
 TEST_F(ServiceTest, AReSentMessageGetsTheSameAnswerAndNoSecondJob) {
@@ -408,15 +504,15 @@ TEST_F(ServiceTest, SubscriptionEventsAreTrackedDuplicatesIgnoredAndGapsRecovere
     Start();
     Reply handshake = PostJson(base_ + "/notifications", Notification("handshake", {}, 0));
     EXPECT_EQ(handshake.status, 200u) << handshake.body;
-    // The trail opens with its own record; the handshake comes next.
+    // The trail opens with its own record and the service's start; the handshake comes next.
     std::ifstream audit(dir_ / "audit.log");
     std::string first_record;
-    std::getline(audit, first_record);
-    std::getline(audit, first_record);
+    for (int line = 0; line < 3; ++line) std::getline(audit, first_record);
     EXPECT_NE(first_record.find("\"event\":\"subscription-status\",\"subscription\":\"Subscription/"
-                                "sub-1\",\"type\":\"handshake\""),
+                                "sub-1\",\"client\":\"token sha256:"),
               std::string::npos)
         << first_record;
+    EXPECT_NE(first_record.find("\"type\":\"handshake\""), std::string::npos) << first_record;
     Reply first =
         PostJson(base_ + "/notifications",
                  Notification("event-notification", {{1, kEncounter}, {2, "Encounter/enc-s2"}}, 2));

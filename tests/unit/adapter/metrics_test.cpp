@@ -51,5 +51,32 @@ TEST(Metrics, LiveReadingsReachThePage) {
     EXPECT_NE(page.find(R"(sha256="abc\"def"} 1)"), std::string::npos) << page;
 }
 
+// Issue 10: an EHR outage shows on the page: the EHR down, the oldest trigger's wait, and the
+// retries by what they met, every reason always served so that sum() is the total.
+TEST(Metrics, AnOutageShowsAsTheEhrDownTheOldestWaitAndRetriesByReason) {
+    Metrics metrics;
+    metrics.CountRetry(FailureReason::kConnect);
+    metrics.CountRetry(FailureReason::kConnect);
+    metrics.CountRetry(FailureReason::kHttp5xx);
+    EXPECT_EQ(metrics.JobsRetried(), 3u);
+    LiveReadings live;
+    live.ehr_up = false;
+    live.oldest_waiting_seconds = 720;
+    const std::string page = metrics.Prometheus(live);
+    EXPECT_NE(page.find("\nmicrocare_ehr_up 0\n"), std::string::npos) << page;
+    EXPECT_NE(page.find("\nmicrocare_oldest_waiting_job_age_seconds 720\n"), std::string::npos);
+    EXPECT_NE(page.find("\nmicrocare_jobs_retried_total{reason=\"connect\"} 2\n"),
+              std::string::npos)
+        << page;
+    EXPECT_NE(page.find("\nmicrocare_jobs_retried_total{reason=\"http_5xx\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(page.find("\nmicrocare_jobs_retried_total{reason=\"timeout\"} 0\n"),
+              std::string::npos);
+    // One family: a single TYPE line, no unlabelled series beside the labelled ones.
+    EXPECT_EQ(page.find("\nmicrocare_jobs_retried_total "), std::string::npos);
+
+    EXPECT_NE(Metrics{}.Prometheus({}).find("\nmicrocare_ehr_up 1\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace microcare::adapter

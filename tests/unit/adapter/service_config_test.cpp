@@ -58,6 +58,28 @@ TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {
     EXPECT_EQ(p.config->ehr.auth.kind, AuthSettings::Kind::kNone);
 }
 
+// Issue 10: an EHR outage of hours must end with every job done. By default a transient
+// failure is retried for a day, however many attempts that takes, never waiting more than five
+// minutes between two; the policy is the configuration's to shorten or lengthen.
+TEST(ServiceConfig, TransientFailuresAreRetriedForADayBackingOffToFiveMinutesByDefault) {
+    using namespace std::chrono_literals;
+    Parsed defaults = Parse(kMinimal);
+    ASSERT_TRUE(defaults.config) << All(defaults);
+    const WorkerSettings& w = defaults.config->worker;
+    EXPECT_EQ(w.max_attempts, 0);
+    EXPECT_GE(w.max_age, 24h);
+    EXPECT_EQ(w.backoff_max, 5min);
+    EXPECT_EQ(w.backoff_initial, 1s);
+
+    Parsed p = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "worker": {"maxAgeSeconds": 172800, "backoffInitialMs": 500, "backoffMaxMs": 60000}})");
+    ASSERT_TRUE(p.config) << All(p);
+    EXPECT_EQ(p.config->worker.max_age, 48h);
+    EXPECT_EQ(p.config->worker.backoff_initial, 500ms);
+    EXPECT_EQ(p.config->worker.backoff_max, 1min);
+}
+
 TEST(ServiceConfig, ResponseUrlsAreTheMessageEndpointAndTheAllowedOnesInNormalForm) {
     Parsed none = Parse(kMinimal);
     ASSERT_TRUE(none.config);

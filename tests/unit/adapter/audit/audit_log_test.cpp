@@ -180,6 +180,41 @@ TEST_F(AuditLogTest, RotationCarriesTheChainAcrossFilesAndRetentionIsRecorded) {
     EXPECT_TRUE(retention_note);
 }
 
+// Issue 8: rotation and retention by age, not only by size; the chain and the verify hold.
+TEST_F(AuditLogTest, RotationAndRetentionByAgeKeepTheChain) {
+    using std::chrono::hours;
+    settings_.rotate_bytes = 0;
+    settings_.rotate_every = hours(24);
+    settings_.keep_for = hours(48);
+    {
+        auto log = OpenLog();
+        ASSERT_TRUE(log);
+        // Six days, a record every six hours: a new file a day.
+        for (int i = 0; i < 24; ++i) {
+            ASSERT_TRUE(log->Append("job", {{"job", std::to_string(i)}}));
+            now_ += hours(6);
+        }
+    }
+    const TrailFileSet set = ListTrailFiles(settings_.path);
+    // Files that had ended more than two days before a rotation are gone: the last three days
+    // rotated, and the active file.
+    ASSERT_EQ(set.files.size(), 4u);
+    for (const TrailFile& file : set.files) {
+        EXPECT_LE(Lines(file.path).size(), 6u) << file.name;  // a day's records and its opener
+    }
+    AuditReport report = Verify();
+    EXPECT_TRUE(report.intact()) << Describe(report);
+    std::size_t removals = 0;
+    for (const TrailFile& file : set.files) {
+        for (const std::string& line : Lines(file.path)) {
+            if (line.find("\"event\":\"audit-retention\"") == std::string::npos) continue;
+            ++removals;
+            EXPECT_NE(line.find("\"keepHours\":\"48\""), std::string::npos) << line;
+        }
+    }
+    EXPECT_EQ(removals, 2u);
+}
+
 TEST_F(AuditLogTest, ANewKeySealsANewFileAndEachFileIsCheckedWithItsOwnKey) {
     Write(3);
     const std::string old_key = settings_.key;

@@ -8,6 +8,7 @@
 #include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "tests/unit/adapter/audit/audit_test_trail.hpp"
+#include "tests/unit/adapter/audit/full_disk.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -128,44 +129,11 @@ TEST_F(AuditRecoveryTest, ATrailOfAnEarlierReleaseIsKeptAndContinuedInTheNewForm
     EXPECT_TRUE(Has(Verify(), Kind::kEdited, 2)) << Describe(Verify());
 }
 
-// The file writer, failing as a full disk does: part of the bytes written, then ENOSPC.
-class FullDisk : public AuditFile {
-public:
-    FullDisk(std::unique_ptr<AuditFile> file, std::shared_ptr<std::atomic<bool>> full,
-             std::shared_ptr<std::atomic<bool>> truncate_fails)
-        : file_(std::move(file)),
-          full_(std::move(full)),
-          truncate_fails_(std::move(truncate_fails)) {}
-
-    Result<void> Append(std::string_view bytes) override {
-        if (*full_) {
-            (void)file_->Append(bytes.substr(0, bytes.size() / 2));
-            return make_error_code(boost::system::errc::no_space_on_device);
-        }
-        return file_->Append(bytes);
-    }
-    Result<void> Truncate(std::uint64_t size) override {
-        if (*truncate_fails_) return make_error_code(boost::system::errc::io_error);
-        return file_->Truncate(size);
-    }
-    Result<std::uint64_t> Size() override { return file_->Size(); }
-
-private:
-    std::unique_ptr<AuditFile> file_;
-    std::shared_ptr<std::atomic<bool>> full_;
-    std::shared_ptr<std::atomic<bool>> truncate_fails_;
-};
-
 class AuditFullDiskTest : public testing::AuditTrailTest {
 protected:
     void SetUp() override {
         AuditTrailTest::SetUp();
-        options_.open_file = [full = full_, truncate_fails = truncate_fails_](
-                                 const std::string& path) -> Result<std::unique_ptr<AuditFile>> {
-            auto file = OpenAuditFile(path);
-            if (!file) return file.error();
-            return std::unique_ptr<AuditFile>(new FullDisk(std::move(*file), full, truncate_fails));
-        };
+        options_.open_file = testing::FullDiskOpener(full_, truncate_fails_);
     }
     std::shared_ptr<std::atomic<bool>> full_ = std::make_shared<std::atomic<bool>>(false);
     std::shared_ptr<std::atomic<bool>> truncate_fails_ = std::make_shared<std::atomic<bool>>(false);

@@ -24,6 +24,17 @@ TEST(JobContract, PayloadsReadBackAsWritten) {
     EXPECT_FALSE(JobPayload::FromJson("[1]"));
 }
 
+// A re-screen is a normal assessment, one per encounter and pack.
+TEST(JobContract, AReplayIsAnAssessmentKeyedByEncounterAndPack) {
+    NewJob job = ReplayJob("Encounter/e1", "abc");
+    EXPECT_EQ(job.kind, kJobAssess);
+    EXPECT_EQ(job.encounter, "Encounter/e1");
+    EXPECT_EQ(JobPayload::FromJson(job.payload)->encounter, "Encounter/e1");
+    EXPECT_EQ(job.trigger_key, ReplayJob("Encounter/e1", "abc").trigger_key);
+    EXPECT_NE(job.trigger_key, ReplayJob("Encounter/e1", "abd").trigger_key);
+    EXPECT_NE(job.trigger_key, ReplayJob("Encounter/e2", "abc").trigger_key);
+}
+
 // A replayed event must find the job its first notification made: both are built here.
 TEST(JobContract, AnEventHasOneKeyWhetherNotifiedOrReplayed) {
     NewJob notified = SubscriptionEventJob("Subscription/s1", 7, "Encounter/e1");

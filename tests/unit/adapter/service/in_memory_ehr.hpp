@@ -3,6 +3,9 @@
 // the real HTTP path is covered by the integration suite against FakeEhr and Medplum.
 #pragma once
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <deque>
 #include <functional>
 #include <map>
@@ -26,12 +29,17 @@ public:
         resources_[key] = resource;
     }
 
+    void Remove(const std::string& key) { resources_.erase(key); }
+
     // The next request whose "METHOD path" starts with `request` gets `answer` instead.
     void Script(const std::string& request, HttpResponse answer) {
         scripted_.push_back({request, std::move(answer)});
     }
     // While set, every request gets this answer: the EHR is down.
     std::optional<HttpResponse> outage;
+    // While set, every request fails with this error before any answer: the EHR cannot be
+    // reached (Error::kConnectionFailed, kTimeout, ...).
+    std::optional<Error> unreachable;
     // Runs before the answer to every request ("METHOD path"): lets a test act mid-job.
     std::function<void(const std::string& request)> on_request;
 
@@ -39,9 +47,15 @@ public:
     std::vector<std::string> transactions;  // bodies of the transactions posted
     std::vector<std::string> deliveries;    // bodies posted anywhere but the base
 
-    std::size_t CarePlans() const { return care_plans_.size(); }
+    std::size_t CarePlans() const { return Stored("CarePlan").size(); }
+    // While non-zero, a transaction is held until this many have arrived, then each is applied
+    // in turn: writers that raced from one reading, as two services against one EHR do.
+    std::size_t gather_transactions = 0;
+    // Runs once, on the next transaction, before it is applied: a rival writer acting first.
+    std::function<void(const std::string& body)> on_transaction;
 
     boost::asio::awaitable<Result<HttpResponse>> Get(std::string path) override {
+        if (unreachable) co_return Unreachable("GET " + path);
         if (auto scripted = Seen("GET " + path)) co_return *scripted;
         auto it = resources_.find(path);
         if (it == resources_.end()) co_return Answer(404, R"({"resourceType":"OperationOutcome"})");
@@ -49,6 +63,7 @@ public:
     }
 
     boost::asio::awaitable<Result<HttpResponse>> Post(std::string path, std::string body) override {
+        if (unreachable) co_return Unreachable("POST " + path);
         if (auto scripted = Seen("POST " + path)) co_return *scripted;
         if (!path.empty()) {
             deliveries.push_back(body);
@@ -74,17 +89,63 @@ public:
             co_return Answer(200, answer + "]}");
         }
         transactions.push_back(body);
-        // Conditional creates on the identifier: a second post of the same plan makes nothing.
-        for (std::size_t i = 0; i < entries.Size(); ++i) {
-            const fhir::Node resource = entries[i]["resource"];
-            if (resource["resourceType"].String() != "CarePlan") continue;
-            care_plans_[std::string(resource["identifier"][0]["value"].String())] =
-                fhir::Serialize(resource);
+        if (gather_transactions > 0) co_await Gathered();
+        if (on_transaction) {
+            // Clear it first: what it posts is not a transaction to intercept again.
+            auto hook = std::move(on_transaction);
+            on_transaction = nullptr;
+            hook(body);
         }
-        co_return Answer(200, R"({"resourceType":"Bundle","type":"transaction-response"})");
+        co_return Transact(body);
+    }
+
+    // Applies a transaction Bundle as a FHIR server does, all or nothing: a POST with
+    // ifNoneExist creates only when no resource of its type carries the identifier; a PUT with
+    // ifMatch lands only on that version (else 412 and nothing changes). Each write gets an id
+    // and a new meta.versionId.
+    HttpResponse Transact(const std::string& body) {
+        fhir::IssueList issues;
+        auto doc = fhir::JsonDocument::Parse(body, issues);
+        const fhir::Node entries = doc->Root()["entry"];
+        for (std::size_t i = 0; i < entries.Size(); ++i) {
+            const fhir::Node request = entries[i]["request"];
+            if (request["method"].String() != "PUT") continue;
+            auto it = resources_.find(std::string(request["url"].String()));
+            const std::string expected(request["ifMatch"].String());
+            if (it == resources_.end() || expected != "W/\"" + VersionOf(it->second) + "\"") {
+                return Answer(412, R"({"resourceType":"OperationOutcome","issue":[]})");
+            }
+        }
+        for (std::size_t i = 0; i < entries.Size(); ++i) {
+            const fhir::Node request = entries[i]["request"];
+            const fhir::Node resource = entries[i]["resource"];
+            const std::string type(resource["resourceType"].String());
+            if (request["method"].String() == "PUT") {
+                const std::string key(request["url"].String());
+                const int version = std::stoi(VersionOf(resources_[key])) + 1;
+                resources_[key] = Stamp(resource, key.substr(key.find('/') + 1), version);
+                continue;
+            }
+            const std::string wanted(request["ifNoneExist"].String());
+            if (!wanted.empty() && HasIdentifier(type, wanted.substr(wanted.find('|') + 1)))
+                continue;
+            const std::string id = "w" + std::to_string(++next_id_);
+            resources_[type + "/" + id] = Stamp(resource, id, 1);
+        }
+        return Answer(200, R"({"resourceType":"Bundle","type":"transaction-response"})");
+    }
+
+    // The resources of a type, as stored (FHIR JSON with id and meta.versionId).
+    std::vector<std::string> Stored(const std::string& type) const {
+        std::vector<std::string> found;
+        for (const auto& [key, resource] : resources_) {
+            if (key.starts_with(type + "/")) found.push_back(resource);
+        }
+        return found;
     }
 
     boost::asio::awaitable<Result<SearchResult>> SearchAll(std::string query) override {
+        if (unreachable) co_return Unreachable("GET " + query);
         requests.push_back("GET " + query);
         SearchResult result;
         const std::string type = query.substr(0, query.find('?'));
@@ -99,6 +160,20 @@ public:
     }
 
 private:
+    boost::asio::awaitable<void> Gathered() {
+        ++gathered_;
+        while (gathered_ < gather_transactions) {
+            co_await boost::asio::post(co_await boost::asio::this_coro::executor,
+                                       boost::asio::use_awaitable);
+        }
+    }
+
+    Error Unreachable(const std::string& request) {
+        requests.push_back(request);
+        if (on_request) on_request(request);
+        return *unreachable;
+    }
+
     static HttpResponse Answer(unsigned status, std::string body) {
         HttpResponse response;
         response.status = status;
@@ -119,6 +194,48 @@ private:
         return std::nullopt;
     }
 
+    static std::string VersionOf(const std::string& resource) {
+        fhir::IssueList issues;
+        auto doc = fhir::JsonDocument::Parse(resource, issues);
+        const std::string version(doc->Root()["meta"]["versionId"].String());
+        return version.empty() ? "0" : version;
+    }
+
+    bool HasIdentifier(const std::string& type, const std::string& value) const {
+        for (const std::string& resource : Stored(type)) {
+            fhir::IssueList issues;
+            auto doc = fhir::JsonDocument::Parse(resource, issues);
+            const fhir::Node identifiers = doc->Root()["identifier"];
+            for (std::size_t i = 0; i < identifiers.Size(); ++i) {
+                if (identifiers[i]["value"].String() == value) return true;
+            }
+        }
+        return false;
+    }
+
+    // `resource` with its id and meta.versionId set as a server sets them.
+    static std::string Stamp(fhir::Node resource, const std::string& id, int version) {
+        fhir::JsonWriter out;
+        out.StartObject();
+        resource.ForEachMember([&](std::string_view name, fhir::Node member) {
+            if (name == "id" || name == "meta") return;
+            out.Key(name);
+            out.Value(member);
+        });
+        out.Field("id", id);
+        out.Key("meta");
+        out.StartObject();
+        resource["meta"].ForEachMember([&](std::string_view name, fhir::Node member) {
+            if (name == "versionId") return;
+            out.Key(name);
+            out.Value(member);
+        });
+        out.Field("versionId", std::to_string(version));
+        out.EndObject();
+        out.EndObject();
+        return out.Take();
+    }
+
     std::string Searchset(const std::string& type) const {
         std::string bundle = R"({"resourceType":"Bundle","type":"searchset","entry":[)";
         bool first = true;
@@ -126,9 +243,6 @@ private:
             bundle += (first ? "" : ",") + std::string(R"({"resource":)") + resource + "}";
             first = false;
         };
-        if (type == "CarePlan") {
-            for (const auto& [id, plan] : care_plans_) add(plan);
-        }
         for (const auto& [key, resource] : resources_) {
             if (key.starts_with(type + "/")) add(resource);
         }
@@ -136,7 +250,8 @@ private:
     }
 
     std::map<std::string, std::string> resources_;
-    std::map<std::string, std::string> care_plans_;  // by identifier value
+    std::size_t next_id_ = 0;
+    std::size_t gathered_ = 0;
     std::deque<std::pair<std::string, HttpResponse>> scripted_;
 };
 

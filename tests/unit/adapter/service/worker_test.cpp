@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <fstream>
+#include <iterator>
 
 #include "adapter/jobs/job_contract.hpp"
 #include "tests/unit/adapter/service/in_memory_ehr.hpp"
@@ -19,6 +22,11 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+
+const char* kIsotretinoin = R"({"resourceType":"MedicationRequest","id":"mr1","status":"active",
+  "intent":"order","subject":{"reference":"Patient/p1"},"authoredOn":"2026-11-01",
+  "medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm",
+  "code":"197843"}]}})";
 
 const char* kPatient = R"({"resourceType":"Patient","id":"p1","birthDate":"1990-01-01"})";
 const char* kEncounter = R"({"resourceType":"Encounter","id":"e1","status":"finished",
@@ -38,11 +46,7 @@ protected:
         settings_.backoff_max = 10s;
         settings_.max_attempts = 3;
         settings_.lease = 60s;
-        worker_ = std::make_unique<Worker>(
-            io_.get_executor(), settings_, *store_, ehr_,
-            std::shared_ptr<const rules::RuleSet>(&rules::testing::DefaultPack(),
-                                                  [](const rules::RuleSet*) {}),
-            metrics_, blocking_, *audit_, [this] { return now_; });
+        UseSettings(settings_);
         ehr_.Put(kPatient);
         ehr_.Put(kEncounter);
     }
@@ -50,6 +54,16 @@ protected:
         worker_.reset();
         blocking_.join();
         store_->Close();
+    }
+
+    // A worker with these settings in place of the current one.
+    void UseSettings(const WorkerSettings& settings) {
+        settings_ = settings;
+        worker_ = std::make_unique<Worker>(
+            io_.get_executor(), settings_, *store_, ehr_,
+            std::shared_ptr<const rules::RuleSet>(&rules::testing::DefaultPack(),
+                                                  [](const rules::RuleSet*) {}),
+            metrics_, blocking_, *audit_, [this] { return now_; });
     }
 
     std::int64_t Enqueue(NewJob job) {
@@ -95,7 +109,8 @@ TEST_F(WorkerTest, AnAssessmentIsWrittenOnceAndTheJobIsDone) {
     EXPECT_EQ(job.state, JobState::kDone) << job.last_error;
     EXPECT_EQ(ehr_.transactions.size(), 1u);
     EXPECT_EQ(ehr_.CarePlans(), 1u);
-    EXPECT_NE(job.outcome.find("Encounter/e1: CarePlan written"), std::string::npos);
+    EXPECT_NE(job.outcome.find("Encounter/e1: CarePlan e1:careplan created"), std::string::npos)
+        << job.outcome;
     EXPECT_FALSE(RunOnce());  // nothing left
 }
 
@@ -154,12 +169,7 @@ TEST_F(WorkerTest, TransientFailuresEndInTheDeadLetterQueueAfterMaxAttempts) {
 // Issue 10: with 8 attempts from 1 s doubling, a 90 s outage dead-lettered every job. With the
 // defaults a job is retried for its maximum age, however many attempts that takes.
 TEST_F(WorkerTest, AnOutageOfHoursEndsWithTheJobDoneNotDead) {
-    settings_ = WorkerSettings{};
-    worker_ =
-        std::make_unique<Worker>(io_.get_executor(), settings_, *store_, ehr_,
-                                 std::shared_ptr<const rules::RuleSet>(
-                                     &rules::testing::DefaultPack(), [](const rules::RuleSet*) {}),
-                                 metrics_, blocking_, *audit_, [this] { return now_; });
+    UseSettings(WorkerSettings{});  // the shipped retry policy
     const auto start = now_;
     const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
     int attempts = 0;
@@ -176,6 +186,60 @@ TEST_F(WorkerTest, AnOutageOfHoursEndsWithTheJobDoneNotDead) {
     ASSERT_TRUE(RunOnce());
     EXPECT_EQ(Get(id).state, JobState::kDone);
     EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+// Issue 10, "outages lose nothing": the EHR refuses connections for hours. With the default
+// policy the job is retried throughout, each retry counted under the reason it met, and the
+// EHR holds exactly one CarePlan once it is back.
+TEST_F(WorkerTest, AnUnreachableEhrIsRetriedForHoursAndEachRetryCountedAsConnect) {
+    UseSettings(WorkerSettings{});  // the shipped retry policy
+    const auto start = now_;
+    const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
+    ehr_.unreachable = Error::kConnectionFailed;
+    std::uint64_t attempts = 0;
+    while (now_ - start < 3h) {
+        if (RunOnce()) ++attempts;
+        const Job job = Get(id);
+        ASSERT_EQ(job.state, JobState::kQueued) << "after " << attempts << " attempts";
+        ASSERT_LE(job.next_attempt_at - now_, settings_.backoff_max);
+        now_ += 30s;
+    }
+    EXPECT_GT(attempts, 30u);
+    const auto connect = static_cast<std::size_t>(FailureReason::kConnect);
+    EXPECT_EQ(metrics_.jobs_retried[connect], attempts);
+    EXPECT_EQ(metrics_.JobsRetried(), attempts);
+    EXPECT_EQ(metrics_.jobs_dead, 0u);
+
+    ehr_.unreachable.reset();
+    ehr_.outage = Answer(502);  // half back: a gateway before the EHR answers first
+    now_ += settings_.backoff_max;
+    ASSERT_TRUE(RunOnce());
+    EXPECT_EQ(metrics_.jobs_retried[static_cast<std::size_t>(FailureReason::kHttp5xx)], 1u);
+
+    ehr_.outage.reset();
+    now_ += settings_.backoff_max;
+    ASSERT_TRUE(RunOnce());
+    EXPECT_EQ(Get(id).state, JobState::kDone);
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+// The other side of the policy: a write the EHR refuses as invalid is not an outage, and waits
+// for no one.
+TEST_F(WorkerTest, ATransactionRefusedAsInvalidIsDeadLetteredAtOnceWithTheEhrsOutcome) {
+    int posts_to_base = 0;
+    ehr_.on_request = [&](const std::string& request) {
+        // The first POST to the base is the batch that reads the record; the second the write.
+        if (request == "POST " && ++posts_to_base == 2) ehr_.Script("POST ", Answer(422));
+    };
+    const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
+    ASSERT_TRUE(RunOnce());
+    const Job job = Get(id);
+    EXPECT_EQ(job.state, JobState::kDead);
+    EXPECT_EQ(job.attempts, 1);
+    EXPECT_NE(job.last_error.find("answered 422"), std::string::npos) << job.last_error;
+    EXPECT_NE(job.outcome.find("OperationOutcome"), std::string::npos);
+    EXPECT_EQ(metrics_.JobsRetried(), 0u);
+    EXPECT_EQ(ehr_.CarePlans(), 0u);
 }
 
 TEST_F(WorkerTest, AJobPastItsMaximumAgeIsDeadLettered) {
@@ -223,6 +287,157 @@ TEST_F(WorkerTest, AFailedResponseDeliveryIsAJobOfItsOwn) {
         EXPECT_EQ(job.state, expected) << job.kind;
     }
     EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+}  // namespace
+}  // namespace microcare::adapter
+
+namespace microcare::adapter {
+namespace {
+
+// A resource's field, read from its JSON.
+std::string FieldOf(const std::string& json, std::string_view field) {
+    fhir::IssueList issues;
+    auto doc = fhir::JsonDocument::Parse(json, issues);
+    return std::string(doc->Root()[field].String());
+}
+
+std::vector<std::string> Statuses(const std::vector<std::string>& resources) {
+    std::vector<std::string> statuses;
+    for (const std::string& r : resources) statuses.push_back(FieldOf(r, "status"));
+    std::sort(statuses.begin(), statuses.end());
+    return statuses;
+}
+
+class WorkerRevisionTest : public WorkerTest {
+protected:
+    JobState Assess(int event) {
+        const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", event, "Encounter/e1"));
+        EXPECT_TRUE(RunOnce());
+        last_ = Get(id);
+        return last_.state;
+    }
+    Job last_;
+};
+
+TEST_F(WorkerRevisionTest, AReassessmentWithNothingChangedWritesNothing) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ASSERT_EQ(ehr_.transactions.size(), 1u);
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(ehr_.transactions.size(), 1u);
+    EXPECT_NE(last_.outcome.find("unchanged, nothing written"), std::string::npos) << last_.outcome;
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+TEST_F(WorkerRevisionTest, AReassessmentRevisesInPlaceAndRetiresWhatNoLongerHolds) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ASSERT_EQ(ehr_.Stored("DetectedIssue").size(), 1u);
+    ASSERT_EQ(ehr_.Stored("Task").size(), 1u);
+    const std::string plan_id = FieldOf(ehr_.Stored("CarePlan")[0], "id");
+
+    // The prescription was entered on the wrong patient and removed: the finding goes.
+    ehr_.Remove("MedicationRequest/mr1");
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(ehr_.transactions.size(), 2u);
+    EXPECT_NE(last_.outcome.find("retired"), std::string::npos) << last_.outcome;
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+    EXPECT_EQ(FieldOf(ehr_.Stored("CarePlan")[0], "id"), plan_id);
+    EXPECT_EQ(Statuses(ehr_.Stored("DetectedIssue")), std::vector<std::string>{"cancelled"});
+    EXPECT_EQ(Statuses(ehr_.Stored("Task")), std::vector<std::string>{"cancelled"});
+    // The second transaction writes only the difference, each update against its version.
+    EXPECT_NE(ehr_.transactions[1].find("\"ifMatch\":\"W/\\\"1\\\"\""), std::string::npos)
+        << ehr_.transactions[1];
+    EXPECT_EQ(ehr_.transactions[1].find("\"POST\""), std::string::npos);
+
+    // Found again: the same DetectedIssue and Task are reinstated, nothing is duplicated.
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(3), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(Statuses(ehr_.Stored("DetectedIssue")), std::vector<std::string>{"final"});
+    EXPECT_EQ(Statuses(ehr_.Stored("Task")), std::vector<std::string>{"requested"});
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
+TEST_F(WorkerRevisionTest, ARivalWriteBetweenReadingAndWritingIsRevisedAgainNotDuplicated) {
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ehr_.Put(kIsotretinoin);
+    // Another re-assessment of the encounter, from the same reading, lands first.
+    ehr_.on_transaction = [this](const std::string& body) {
+        ASSERT_EQ(ehr_.Transact(body).status, 200u);
+    };
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    // Ours was refused on If-Match (412), read again and found nothing left to write.
+    EXPECT_NE(last_.outcome.find("unchanged, nothing written"), std::string::npos) << last_.outcome;
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+    EXPECT_EQ(ehr_.Stored("DetectedIssue").size(), 1u);
+    EXPECT_EQ(ehr_.Stored("Task").size(), 1u);
+    EXPECT_EQ(FieldOf(ehr_.Stored("CarePlan")[0], "id"), "w1");
+}
+
+TEST_F(WorkerRevisionTest, TwoReassessmentsRacingEndInOneConsistentResult) {
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ASSERT_EQ(ehr_.transactions.size(), 1u);
+    // One store runs one job of an encounter at a time; two MicroCare instances (or an
+    // attempt whose lease ran out and its successor) do not share one. A second instance with
+    // its own store and trail re-assesses the same encounter against the same EHR.
+    StoreOptions options;
+    options.synchronous_full = false;
+    options.now = [this] { return now_; };
+    auto other_store = test_support::ValueOf(JobStore::Open(dir_.File("other.db"), options));
+    auto other_audit = test_support::ValueOf(AuditLog::Open(dir_.File("other-audit.log")));
+    Metrics other_metrics;
+    auto other =
+        std::make_unique<Worker>(io_.get_executor(), settings_, *other_store, ehr_,
+                                 std::shared_ptr<const rules::RuleSet>(
+                                     &rules::testing::DefaultPack(), [](const rules::RuleSet*) {}),
+                                 other_metrics, blocking_, *other_audit, [this] { return now_; });
+
+    // The record changes and both re-assess side by side: neither transaction is applied
+    // before both are posted, so both revise from the same reading.
+    ehr_.Put(kIsotretinoin);
+    const auto mine = Enqueue(SubscriptionEventJob("Subscription/s1", 2, "Encounter/e1"));
+    const auto theirs = test_support::ValueOf(other_store->Enqueue(SubscriptionEventJob(
+                                                  "Subscription/s1", 2, "Encounter/e1")))
+                            .job_id;
+    ehr_.gather_transactions = 2;
+    auto a = asio::co_spawn(io_, worker_->RunOnce(), asio::use_future);
+    auto b = asio::co_spawn(io_, other->RunOnce(), asio::use_future);
+    io_.restart();
+    io_.run();
+    ASSERT_TRUE(a.get());
+    ASSERT_TRUE(b.get());
+    const Job one = Get(mine);
+    const Job two = test_support::ValueOf(other_store->Get(theirs));
+    other.reset();
+    other_store->Close();
+    ASSERT_EQ(one.state, JobState::kDone) << one.last_error;
+    ASSERT_EQ(two.state, JobState::kDone) << two.last_error;
+    // Both posted; the CarePlan's If-Match let one land (412 for the other, which read again
+    // and found nothing left to write).
+    EXPECT_EQ(ehr_.transactions.size(), 3u);
+    const bool one_wrote = one.outcome.find("nothing written") == std::string::npos;
+    const bool two_wrote = two.outcome.find("nothing written") == std::string::npos;
+    EXPECT_NE(one_wrote, two_wrote) << one.outcome << "\n" << two.outcome;
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+    EXPECT_EQ(Statuses(ehr_.Stored("CarePlan")), std::vector<std::string>{"active"});
+    EXPECT_EQ(Statuses(ehr_.Stored("DetectedIssue")), std::vector<std::string>{"final"});
+    EXPECT_EQ(Statuses(ehr_.Stored("Task")), std::vector<std::string>{"requested"});
+    EXPECT_NE(ehr_.Stored("CarePlan")[0].find("\"versionId\":\"2\""), std::string::npos)
+        << ehr_.Stored("CarePlan")[0];
+}
+
+TEST_F(WorkerRevisionTest, TheAuditRecordsWhatBecameOfEachResource) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ehr_.Remove("MedicationRequest/mr1");
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    audit_.reset();  // flushed and closed
+    std::ifstream in(dir_.File("audit.log"));
+    std::string trail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(trail.find("DetectedIssue e1:issue:"), std::string::npos);
+    EXPECT_NE(trail.find(" created"), std::string::npos);
+    EXPECT_NE(trail.find(" retired"), std::string::npos);
 }
 
 }  // namespace

@@ -33,6 +33,13 @@ using test_support::ValueOf;
 
 constexpr std::int64_t kStartMillis = 1'800'000'000'000;  // 2027-01-15, any fixed instant does
 
+JobFilter Filter(std::optional<JobState> state, std::size_t limit) {
+    JobFilter filter;
+    filter.state = state;
+    filter.limit = limit;
+    return filter;
+}
+
 // SQL on the database file behind the store's back, as an admin's sqlite3 shell would.
 std::string RawQuery(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
@@ -153,7 +160,7 @@ protected:
 
     std::set<std::string> TriggerKeys() {
         std::set<std::string> keys;
-        for (const Job& job : ValueOf(store_->List({.state = std::nullopt, .limit = 1000}))) {
+        for (const Job& job : ValueOf(store_->List(Filter(std::nullopt, 1000)))) {
             keys.insert(job.trigger_key);
         }
         return keys;
@@ -170,12 +177,12 @@ protected:
 
 TEST_F(SqliteJobStoreTest, CreatesWalDatabaseAtCurrentSchemaVersion) {
     EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
-    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "1");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
     EXPECT_EQ(RawQuery(path_,
                        "SELECT count(*) FROM sqlite_schema WHERE name IN "
                        "('jobs', 'messages', 'subscriptions', 'jobs_due', "
-                       "'jobs_running_encounter')"),
-              "5");
+                       "'jobs_running_encounter', 'admin_notes')"),
+              "6");
 }
 
 TEST_F(SqliteJobStoreTest, KeepsJobsAcrossReopen) {
@@ -183,7 +190,42 @@ TEST_F(SqliteJobStoreTest, KeepsJobsAcrossReopen) {
     Reopen();
     const Job job = ValueOf(store_->Get(id));
     EXPECT_EQ(job.trigger_key, "trigger-1");
-    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "1");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+}
+
+TEST_F(SqliteJobStoreTest, ReadOnlyOpenNeitherCreatesNorWrites) {
+    StoreOptions read_only = options_;
+    read_only.read_only = true;
+    EXPECT_EQ(ErrorOf(SqliteJobStore::Open(dir_.File("absent.db"), read_only)), Error::kNotFound);
+    EXPECT_FALSE(std::filesystem::exists(dir_.File("absent.db")));
+    const auto id = Create(MakeJob("trigger-1"));
+    auto reader = ValueOf(SqliteJobStore::Open(path_, read_only));
+    EXPECT_EQ(ValueOf(reader->Get(id)).trigger_key, "trigger-1");
+    EXPECT_EQ(ErrorOf(reader->Retry(id, Now())), Error::kStoreFailed);
+}
+
+TEST_F(SqliteJobStoreTest, AdminChangesCarryTheirNoteInTheSameCommit) {
+    const auto a = Create(MakeJob("a", "Encounter/a"));
+    const auto b = Create(MakeJob("b", "Encounter/b"));
+    const auto leased = ValueOf(store_->Lease(Now(), seconds(30), 10));
+    ASSERT_EQ(leased.size(), 2u);
+    ASSERT_TRUE(store_->Complete(a, "ok"));
+    ASSERT_TRUE(store_->Complete(b, "ok"));
+    AdminNote note;
+    note.event = "jobs-retry";
+    note.fields.emplace_back("user", "alice");
+    EXPECT_EQ(ValueOf(store_->RetryJobs({a, 999}, Now(), note)), std::vector<std::int64_t>{a});
+    note.event = "jobs-purge";
+    EXPECT_EQ(ValueOf(store_->PurgeDone(Now() + seconds(1), note)), 1u);  // b, not the queued a
+    EXPECT_EQ(ErrorOf(store_->Get(b)), Error::kNotFound);
+    const auto notes = ValueOf(store_->PendingAdminNotes(10));
+    ASSERT_EQ(notes.size(), 2u);
+    EXPECT_EQ(notes[0].event, "jobs-retry");
+    const std::vector<std::pair<std::string, std::string>> retry_fields{
+        {"user", "alice"}, {"jobs", std::to_string(a)}, {"count", "1"}};
+    EXPECT_EQ(notes[0].fields, retry_fields);
+    ASSERT_TRUE(store_->ForgetAdminNotes(notes[0].id));
+    EXPECT_EQ(ValueOf(store_->PendingAdminNotes(10)).size(), 1u);
 }
 
 TEST_F(SqliteJobStoreTest, RefusesDatabaseOfNewerSchema) {
@@ -487,16 +529,45 @@ TEST_F(SqliteJobStoreTest, ListAndCountByState) {
     EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDone)), 1u);
     EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDead)), 1u);
 
-    const auto queued = ValueOf(store_->List({.state = JobState::kQueued, .limit = 2}));
+    const auto queued = ValueOf(store_->List(Filter(JobState::kQueued, 2)));
     ASSERT_EQ(queued.size(), 2u);
     EXPECT_LT(queued[0].id, queued[1].id);
     for (const Job& job : queued) {
         EXPECT_EQ(job.state, JobState::kQueued);
     }
-    const auto dead = ValueOf(store_->List({.state = JobState::kDead, .limit = 10}));
+    const auto dead = ValueOf(store_->List(Filter(JobState::kDead, 10)));
     ASSERT_EQ(dead.size(), 1u);
     EXPECT_EQ(dead[0].id, leased[1].id);
-    EXPECT_EQ(ValueOf(store_->List({.state = std::nullopt, .limit = 100})).size(), 6u);
+    EXPECT_EQ(ValueOf(store_->List(Filter(std::nullopt, 100))).size(), 6u);
+}
+
+// The age /metrics shows: the oldest job not yet done or dead, running or queued for a retry.
+TEST_F(SqliteJobStoreTest, OldestWaitingIsTheOldestJobNotYetDoneOrDead) {
+    EXPECT_FALSE(ValueOf(store_->OldestWaiting()).has_value());  // nothing waits
+    const TimePoint first_created = Now();
+    const auto first = Create(MakeJob("first", "Encounter/1"));
+    Advance(seconds(60));
+    const TimePoint second_created = Now();
+    Create(MakeJob("second", "Encounter/2"));
+    Advance(seconds(60));
+    EXPECT_EQ(ValueOf(store_->OldestWaiting()), first_created);
+
+    // Running, then queued again for a retry: still waiting.
+    auto leased = ValueOf(store_->Lease(Now(), seconds(30), 1));
+    ASSERT_EQ(leased.size(), 1u);
+    ASSERT_EQ(leased[0].id, first);
+    EXPECT_EQ(ValueOf(store_->OldestWaiting()), first_created);
+    ASSERT_TRUE(store_->RetryLater(first, Now() + seconds(10), "the EHR is down"));
+    EXPECT_EQ(ValueOf(store_->OldestWaiting()), first_created);
+
+    Advance(seconds(10));
+    leased = ValueOf(store_->Lease(Now(), seconds(30), 2));
+    ASSERT_EQ(leased.size(), 2u);
+    const Job& second = leased[0].id == first ? leased[1] : leased[0];
+    ASSERT_TRUE(store_->Complete(first, "done"));
+    EXPECT_EQ(ValueOf(store_->OldestWaiting()), second_created);  // running
+    ASSERT_TRUE(store_->DeadLetter(second.id, "refused", ""));
+    EXPECT_FALSE(ValueOf(store_->OldestWaiting()).has_value());
 }
 
 // ---- Group commit
@@ -667,7 +738,7 @@ TEST_F(SqliteJobStoreTest, ConcurrentWorkersNeverHoldTwoJobsOfOneEncounter) {
     EXPECT_FALSE(failed.load());
     EXPECT_FALSE(overlap.load());
     EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDone)), static_cast<std::size_t>(kTotal));
-    for (const Job& job : ValueOf(store_->List({.state = JobState::kDone, .limit = 1000}))) {
+    for (const Job& job : ValueOf(store_->List(Filter(JobState::kDone, 1000)))) {
         EXPECT_EQ(job.attempts, 1) << job.trigger_key;
     }
 }

@@ -1,0 +1,123 @@
+#include "fhir/audit_event.hpp"
+
+namespace microcare::fhir {
+namespace {
+
+constexpr std::string_view kDicom = "http://dicom.nema.org/resources/ontology/DCM";
+
+void Coding(JsonWriter& out, std::string_view system, std::string_view code,
+            std::string_view display) {
+    out.StartObject();
+    out.Field("system", system);
+    out.Field("code", code);
+    out.Field("display", display);
+    out.EndObject();
+}
+
+void Concept(JsonWriter& out, std::string_view key, std::string_view system, std::string_view code,
+             std::string_view display) {
+    out.Key(key);
+    out.StartObject();
+    out.Key("coding");
+    out.StartArray();
+    Coding(out, system, code, display);
+    out.EndArray();
+    out.EndObject();
+}
+
+void Display(JsonWriter& out, std::string_view key, std::string_view display) {
+    out.Key(key);
+    out.StartObject();
+    out.Field("display", display);
+    out.EndObject();
+}
+
+// An agent: its DICOM role, who it is, whether it asked, and its network address if known.
+void Agent(JsonWriter& out, std::string_view role, std::string_view role_display,
+           std::string_view who, bool requestor, std::string_view address) {
+    out.StartObject();
+    Concept(out, "type", kDicom, role, role_display);
+    Display(out, "who", who);
+    out.Key("requestor");
+    out.Bool(requestor);
+    if (!address.empty()) {
+        out.Key("network");
+        out.StartObject();
+        out.Field("address", address);
+        out.Field("type", "5");  // a URI
+        out.EndObject();
+    }
+    out.EndObject();
+}
+
+// An entity: the written resource (a system object, a domain resource) or the patient.
+void Entity(JsonWriter& out, std::string_view reference, bool patient,
+            const AuditEventValue& value) {
+    out.StartObject();
+    out.Key("what");
+    out.StartObject();
+    out.Field("reference", reference);
+    out.EndObject();
+    out.Key("type");
+    Coding(out, "http://terminology.hl7.org/CodeSystem/audit-entity-type", patient ? "1" : "2",
+           patient ? "Person" : "System Object");
+    out.Key("role");
+    Coding(out, "http://terminology.hl7.org/CodeSystem/object-role", patient ? "1" : "4",
+           patient ? "Patient" : "Domain Resource");
+    if (!patient) {
+        out.Key("detail");
+        out.StartArray();
+        for (const auto& [type, text] :
+             {std::pair<std::string_view, std::string_view>{"microcare-rule-pack", value.pack},
+              {"microcare-job", value.job}}) {
+            if (text.empty()) continue;
+            out.StartObject();
+            out.Field("type", type);
+            out.Field("valueString", text);
+            out.EndObject();
+        }
+        out.EndArray();
+    }
+    out.EndObject();
+}
+
+}  // namespace
+
+void WriteAuditEvent(JsonWriter& out, const AuditEventValue& value) {
+    out.StartObject();
+    out.Field("resourceType", "AuditEvent");
+    out.Key("type");
+    Coding(out, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
+           "Restful Operation");
+    out.Key("subtype");
+    out.StartArray();
+    Coding(out, "http://hl7.org/fhir/restful-interaction", value.update ? "update" : "create",
+           value.update ? "update" : "create");
+    out.EndArray();
+    out.Field("action", value.update ? "U" : "C");
+    out.Field("recorded", FormatInstant(value.recorded, 0));
+    out.Field("outcome", "0");
+    out.Key("agent");
+    out.StartArray();
+    // BALP: the client that asked for the write, and the server that made it.
+    Agent(out, "110153", "Source Role ID", value.software, true, {});
+    Agent(out, "110152", "Destination Role ID", value.ehr, false, value.ehr);
+    out.EndArray();
+    out.Key("source");
+    out.StartObject();
+    Display(out, "observer", value.software);
+    out.Key("type");
+    out.StartArray();
+    Coding(out, "http://terminology.hl7.org/CodeSystem/security-source-type", "4",
+           "Application Server");
+    out.EndArray();
+    out.EndObject();
+    out.Key("entity");
+    out.StartArray();
+    Entity(out, value.what, false, value);
+    if (!value.patient.empty()) Entity(out, value.patient, true, value);
+    out.EndArray();
+    out.EndObject();
+}
+
+}  // namespace microcare::fhir
