@@ -328,9 +328,10 @@ public:
         const std::string path = "audit";
         if (!Object(node, path,
                     {"path", "keyFile", "checkpointPath", "checkpointEvery", "checkpointSeconds",
-                     "rotateBytes", "rotateHours", "keepFiles", "keepHours"})) {
+                     "rotateBytes", "rotateHours", "keepFiles", "keepHours", "fhirAuditEvents"})) {
             return;
         }
+        Bool(node, "fhirAuditEvents", path, a.fhir_audit_events);
         FileName(node, "path", path, a.path);
         if (a.path.empty()) Error(At(path, "path"), "must not be empty");
         FileName(node, "checkpointPath", path, a.checkpoint_path);

@@ -58,6 +58,7 @@ void Entity(JsonWriter& out, std::string_view reference, bool patient,
     out.StartObject();
     out.Field("reference", reference);
     out.EndObject();
+    if (!patient && !value.key.empty()) out.Field("name", value.key);
     out.Key("type");
     Coding(out, "http://terminology.hl7.org/CodeSystem/audit-entity-type", patient ? "1" : "2",
            patient ? "Person" : "System Object");

@@ -21,6 +21,9 @@ struct AuditEventValue {
     std::string ehr;       // the EHR's FHIR base URL: the server agent
     std::string pack;      // the rule pack's identity, "id version sha256"
     std::string job;       // MicroCare's job id, to find the same write in its own trail
+    // Names this one write (the written entity's `name`): the same write gives the same key, so
+    // a conditional create on `entity-name` records it once however often it is sent.
+    std::string key;
 };
 
 // Writes the AuditEvent resource (an object, without fullUrl or request).

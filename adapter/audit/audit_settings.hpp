@@ -24,6 +24,9 @@ struct AuditSettings {
     std::chrono::hours rotate_every{0};                // ... or when the file is this old; 0: never
     std::uint32_t keep_files = 0;                      // rotated files kept; 0: all of them
     std::chrono::hours keep_for{0};  // rotated files kept while younger; 0: however old
+    // Every write to the EHR also posts its FHIR AuditEvent (IHE BALP) in the same
+    // transaction. Off only for an EHR that refuses AuditEvents.
+    bool fhir_audit_events = true;
 };
 
 }  // namespace microcare::adapter

@@ -151,6 +151,9 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     s.worker = std::make_unique<Worker>(
         s.io.get_executor(), config.worker, *s.store, *s.observed_ehr,
         [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, *s.audit, s.now);
+    if (config.audit.fhir_audit_events) {
+        s.worker->PostAuditEvents("MicroCare " MICROCARE_VERSION, config.ehr.base_url);
+    }
     // Ready is "can take triggers"; an unreachable EHR only degrades the service, since
     // triggers are journaled and written back once it returns.
     s.endpoint = std::make_unique<FhirEndpoint>(

@@ -106,6 +106,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Metrics& metrics;
     asio::thread_pool& blocking;
     AuditLog& audit;
+    // Who writes and where, when writes carry their AuditEvents; empty when they don't.
+    std::string audit_events_software;
+    std::string audit_events_ehr;
     // One timer per loop, all on the worker's strand: Wake() cuts every idle wait short.
     std::vector<std::unique_ptr<asio::steady_timer>> timers;
     std::atomic<bool> stopping{false};
@@ -420,6 +423,14 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             const WrittenBefore& before = std::get<WrittenBefore>(read);
             fhir::TransactionValue value = run.transaction();
             const auto changes = rules::ReviseTransaction(pack, value, before.resources);
+            if (!audit_events_ehr.empty()) {
+                fhir::AuditEventValue& events = value.audit_events.emplace();
+                events.recorded = Now();
+                events.software = audit_events_software;
+                events.ehr = audit_events_ehr;
+                events.pack = pack.id + " " + pack.version + " " + pack.sha256;
+                events.job = std::to_string(job.id);
+            }
             const std::string described = rules::DescribeChanges(changes);
             if (!value.HasWrites()) {
                 if (auto failed = co_await AuditRevision(job, pack, run, "nothing", described))
@@ -534,6 +545,11 @@ Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, J
           blocking, audit, std::move(now)) {}
 
 Worker::~Worker() { impl_->stopping = true; }
+
+void Worker::PostAuditEvents(std::string software, std::string ehr_base_url) {
+    impl_->audit_events_software = std::move(software);
+    impl_->audit_events_ehr = std::move(ehr_base_url);
+}
 
 void Worker::Start() {
     for (int i = 0; i < impl_->settings.concurrency; ++i) {

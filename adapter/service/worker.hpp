@@ -51,6 +51,11 @@ public:
            boost::asio::thread_pool& blocking, AuditLog& audit, WallClock now = SystemNow);
     ~Worker();
 
+    // Every write then carries its FHIR AuditEvent in the same transaction, naming `software`
+    // ("MicroCare 0.1.0") as the client and the EHR at `ehr_base_url` as the server
+    // (audit.fhirAuditEvents). Before Start().
+    void PostAuditEvents(std::string software, std::string ehr_base_url);
+
     void Start();
     // Stops leasing; jobs in flight finish until `grace` is over, the rest are handed back by
     // their leases running out. Returns once every loop has ended.

@@ -13,8 +13,12 @@
 // the running service (SIGHUP), re-sends every encounter and checks that what MicroCare wrote was revised in
 // place (one CarePlan per encounter under B; R11's DetectedIssue cancelled, R4's amended, R24's
 // created), and that re-sending once more writes nothing (every version on the EHR unchanged).
+// `--replay` instead asks `microcare rules replay` what pack B would change (a dry run beside the
+// running service, which must write nothing), queues the re-assessments with `--apply` (service
+// stopped: the trail has one writer), starts the service under pack B and checks that what it
+// then writes on the EHR is exactly what the dry run printed, encounter by encounter.
 //
-//   node deploy/demo/scenario.mjs [--check] [--revise] [--binary build/microcare] [--work DIR]
+//   node deploy/demo/scenario.mjs [--check] [--revise | --replay] [--binary build/microcare] [--work DIR]
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +31,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
 const check = args.includes('--check');
 const revise = args.includes('--revise');
+const replay = args.includes('--replay');
 const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
@@ -269,6 +274,22 @@ for (const step of plan) {
   }
 }
 console.log(`\nTotals on the EHR: ${plans.length} CarePlans, ${issues.length} DetectedIssues, ${tasks.length} Tasks.`);
+// Each write carries its AuditEvent (IHE BALP create) in the same transaction: one per resource
+// MicroCare created, naming it and the patient; the re-sent message added none. The EHR
+// validated each against the R4 StructureDefinitions as it stored it (tests/ehr/server.mjs).
+const auditEvents = await search('AuditEvent');
+console.log(`AuditEvents on the EHR: ${auditEvents.length}`);
+if (check) {
+  for (const r of [...plans, ...issues, ...tasks]) {
+    const mine = auditEvents.filter((a) => a.entity?.some((e) => e.what?.reference === `${r.resourceType}/${r.id}`));
+    const subject = r.subject?.reference ?? r.patient?.reference ?? r.for?.reference;
+    if (mine.length !== 1) problems.push(`${r.resourceType}/${r.id}: ${mine.length} AuditEvents`);
+    else if (mine[0].action !== 'C' || !mine[0].entity.some((e) => e.what?.reference === subject && e.role?.code === '1'))
+      problems.push(`${r.resourceType}/${r.id}: its AuditEvent is not a create naming ${subject}`);
+  }
+  if (auditEvents.length !== plans.length + issues.length + tasks.length)
+    problems.push(`${auditEvents.length} AuditEvents for ${plans.length + issues.length + tasks.length} resources written`);
+}
 console.log(`Logs: ${join(work, 'microcare.log')} (MicroCare, JSON lines), ${join(work, 'ehr.log')} (EHR).`);
 console.log(`Jobs: ${binary} jobs list --store ${config.store.path}`);
 const verify = await new Promise((ok) => {
@@ -344,11 +365,11 @@ if (check) {
   console.log('end-to-end check: 1 passed, 0 failed');
 }
 if (revise) await reviseUnderPackB();
+if (replay) await replayUnderPackB();
 process.exit(0);
 
-// ---- re-assessment under a new pack --------------------------------------------------------
-async function reviseUnderPackB() {
-  const packA = JSON.parse(readFileSync(config.rules.path, 'utf8'));
+// Pack B from pack A: R4 made absolute, R11 removed, R24 (R4's copy) added.
+function packBOf(packA) {
   const packB = structuredClone(packA);
   packB.version = `${packA.version}-b`;
   const r4 = packB.contraindications.find((r) => r.id === 'R4');
@@ -356,6 +377,136 @@ async function reviseUnderPackB() {
   r4.severity = 'absolute';
   packB.contraindications = packB.contraindications.filter((r) => r.id !== 'R11');
   for (const r of packB.contraindications) r.suppressedBy = (r.suppressedBy ?? []).filter((id) => id !== 'R11');
+  return packB;
+}
+
+const GENERATED = 'https://microcare.example/fhir/sid/generated';
+// MicroCare's CarePlans, DetectedIssues and Tasks on the EHR, by `Type/id`.
+async function snapshotMine() {
+  const all = (await Promise.all(['CarePlan', 'DetectedIssue', 'Task'].map((t) => search(t)))).flat();
+  return new Map(all.filter((r) => (r.identifier ?? []).some((i) => i.system === GENERATED)).map((r) => [`${r.resourceType}/${r.id}`, r]));
+}
+
+// ---- dry run, then --apply: what is printed is what is written ----------------------------
+async function replayUnderPackB() {
+  const packA = JSON.parse(readFileSync(config.rules.path, 'utf8'));
+  const packB = packBOf(packA);
+  const packBPath = join(work, 'pack-b.json');
+  writeFileSync(packBPath, JSON.stringify(packB, null, 2));
+  const configPath = join(work, 'microcare.json');
+  const replayArgs = ['rules', 'replay', '--config', configPath, '--rules', packBPath];
+  const problems = [];
+
+  // Printed lines: "Encounter/x: 2 changes" then "  + finding R24@Condition/c: relative".
+  const changesOf = (out) => {
+    const changes = new Map();
+    let current;
+    for (const line of out.split('\n')) {
+      const head = /^(Encounter\/\S+): \d+ changes?$/.exec(line);
+      if (head) changes.set((current = head[1]), []);
+      else if (current && line.startsWith('  ')) changes.get(current).push(line.trim());
+      else current = undefined;
+    }
+    return changes;
+  };
+  const before = await snapshotMine();
+  const jobsBefore = (await jobStates()).length;
+  const dry = await run(replayArgs);
+  if (dry.code !== 0) fail(`rules replay exited ${dry.code}:\n${dry.out}`);
+  const printed = changesOf(dry.out);
+  console.log(`\nrules replay (dry run) under pack ${packB.id} ${packB.version}:\n${dry.out.trim()}`);
+  if (printed.size === 0) problems.push('the dry run printed no change, though pack B changes R4, R11 and R24');
+  const untouched = await snapshotMine();
+  for (const [key, r] of untouched) {
+    if (before.get(key)?.meta.versionId !== r.meta.versionId) problems.push(`the dry run wrote ${key}`);
+  }
+  if ((await jobStates()).length !== jobsBefore) problems.push('the dry run queued jobs');
+
+  // --apply while the service runs is refused (one writer of the trail) and queues nothing.
+  const refused = await run([...replayArgs, '--apply']);
+  if (refused.code === 0 || (await jobStates()).length !== jobsBefore)
+    problems.push(`--apply beside the running service was not refused: ${refused.code} ${refused.out.slice(-200)}`);
+
+  // The service stopped, --apply queues one re-assessment per changed encounter.
+  const service = children.find((c) => c.spawnargs.includes('serve') && c.exitCode === null);
+  const stopped = new Promise((ok) => service.once('exit', ok));
+  service.kill('SIGTERM');
+  await stopped;
+  const applied = await run([...replayArgs, '--apply']);
+  if (applied.code !== 0) fail(`rules replay --apply exited ${applied.code}:\n${applied.out}`);
+  const queued = Number(/queued (\d+) re-assessment/.exec(applied.out)?.[1]);
+  if (JSON.stringify([...changesOf(applied.out)]) !== JSON.stringify([...printed]))
+    problems.push('--apply printed other changes than the dry run');
+  if (queued !== printed.size) problems.push(`--apply queued ${queued} re-assessments for ${printed.size} changed encounters`);
+
+  // Pack B in force, the service started again: it takes the queued re-assessments.
+  writeFileSync(config.rules.path, JSON.stringify(packB, null, 2));
+  microcare = `http://127.0.0.1:${await serve(configPath)}/fhir`;
+  const until = Date.now() + 60000;
+  while (!(await settled(jobsBefore + queued))) {
+    if (Date.now() > until) fail('the queued re-assessments did not finish within a minute; see ' + join(work, 'microcare.log'));
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const after = await snapshotMine();
+
+  // What the EHR shows changed, in the dry run's words: findings per rule and evidence
+  // (DetectedIssue.implicated), activities by status and window.
+  const wire = { absolute: 'high', relative: 'moderate', info: 'low' };
+  const findingsOn = (snapshot, encounter) => {
+    const key = `${encounter.split('/')[1]}:issue:`;
+    const out = new Map();
+    for (const r of snapshot.values()) {
+      const id = r.identifier.find((i) => i.system === GENERATED).value;
+      if (r.resourceType !== 'DetectedIssue' || !id.startsWith(key) || r.status === 'cancelled') continue;
+      const rule = id.slice(key.length);
+      const evidence = (r.implicated ?? []).map((i) => `${rule}@${i.reference}`);
+      for (const subject of evidence.length ? evidence : [rule]) out.set(subject, r.severity);
+    }
+    return out;
+  };
+  const activitiesOn = (snapshot, encounter) => {
+    const plan = [...snapshot.values()].find((r) => r.resourceType === 'CarePlan' && r.encounter?.reference === encounter);
+    return new Set((plan?.activity ?? []).map((a) => `${a.detail.status} ${a.detail.scheduledPeriod?.start} to ${a.detail.scheduledPeriod?.end}`));
+  };
+  const changedOnEhr = new Set();
+  for (const [key, r] of after) {
+    const id = r.identifier.find((i) => i.system === GENERATED).value;
+    if (before.get(key)?.meta.versionId !== r.meta.versionId) changedOnEhr.add(`Encounter/${id.split(':')[0]}`);
+  }
+  for (const step of plan.filter((s) => !s.expect?.empty)) {
+    const encounter = step.encounter;
+    const lines = printed.get(encounter) ?? [];
+    const [was, now] = [findingsOn(before, encounter), findingsOn(after, encounter)];
+    const written = [];
+    for (const [subject, severity] of now) {
+      if (!was.has(subject)) written.push(`+ finding ${subject}: ${severity}`);
+      else if (was.get(subject) !== severity) written.push(`~ finding ${subject}: ${was.get(subject)} -> ${severity}`);
+    }
+    for (const [subject, severity] of was) if (!now.has(subject)) written.push(`- finding ${subject}: ${severity}`);
+    const said = lines
+      .filter((l) => / finding /.test(l))
+      .map((l) => l.replace(/\b(absolute|relative|info)\b/g, (s) => wire[s]));
+    if (JSON.stringify([...said].sort()) !== JSON.stringify([...written].sort()))
+      problems.push(`${encounter}: the dry run said ${JSON.stringify(said)}, the EHR shows ${JSON.stringify(written)}`);
+    const [planWas, planNow] = [activitiesOn(before, encounter), activitiesOn(after, encounter)];
+    for (const line of lines.filter((l) => / activity /.test(l))) {
+      const [, sign, windows] = /^([+~-]) activity [^:]+: (.*)$/.exec(line) ?? [];
+      const [from, to] = sign === '~' ? windows.replace(/ \(text changed\)$/, '').split(' -> ') : sign === '+' ? [undefined, windows] : [windows, undefined];
+      if (from && !planWas.has(from)) problems.push(`${encounter}: "${line}" but the CarePlan had no ${from}`);
+      if (to && !planNow.has(to)) problems.push(`${encounter}: "${line}" but the CarePlan has no ${to}`);
+    }
+    if (!lines.some((l) => / activity /.test(l)) && JSON.stringify([...planWas].sort()) !== JSON.stringify([...planNow].sort()))
+      problems.push(`${encounter}: the CarePlan's activities changed though the dry run printed none`);
+    if (lines.length === 0 && changedOnEhr.has(encounter)) problems.push(`${encounter}: written though the dry run printed no change`);
+    if (lines.length) console.log(`  ${encounter}: ${lines.length} change(s) printed, the same written`);
+  }
+  if (problems.length) fail('replay check failed:\n  ' + problems.join('\n  '));
+  console.log('replay check: 1 passed, 0 failed');
+}
+
+// ---- re-assessment under a new pack --------------------------------------------------------
+async function reviseUnderPackB() {
+  const packB = packBOf(JSON.parse(readFileSync(config.rules.path, 'utf8')));
   // Pack B in force without a restart: the pack file is replaced and the service told by
   // SIGHUP, as an admin does (deploy/OPERATIONS.md); jobs that start afterwards use B.
   const reloads = () => (readFileSync(join(work, 'microcare.log'), 'utf8').match(/"msg":"reload applied"/g) ?? []).length;
@@ -368,12 +519,8 @@ async function reviseUnderPackB() {
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const mine = (resources) => resources.filter((r) => (r.identifier ?? []).some((i) => i.system === SYSTEM));
-  const SYSTEM = 'https://microcare.example/fhir/sid/generated';
-  const snapshot = async () => {
-    const all = (await Promise.all(['CarePlan', 'DetectedIssue', 'Task'].map((t) => search(t)))).flat();
-    return new Map(mine(all).map((r) => [`${r.resourceType}/${r.id}`, r]));
-  };
+  const SYSTEM = GENERATED;
+  const snapshot = snapshotMine;
   // Someone else's resources on the EHR, beside MicroCare's: a revision must not touch them.
   const others = [];
   for (const step of plan.filter((s) => !s.expect?.empty)) {
@@ -418,9 +565,20 @@ async function reviseUnderPackB() {
 
   const underA = await snapshot();
   const auditedBefore = (await auditRevisions()).length;
+  const auditEventsBefore = new Set((await search('AuditEvent')).map((a) => a.id));
   await reassess(1);
   const after = await snapshot();
   const problems = [];
+  // One AuditEvent per write of the revision: a create for what is new, an update for what
+  // was revised or retired, naming it; none for what did not change.
+  const auditEvents = (await search('AuditEvent')).filter((a) => !auditEventsBefore.has(a.id));
+  for (const [key, r] of after) {
+    const was = underA.get(key);
+    const events = auditEvents.filter((a) => a.entity?.some((e) => e.what?.reference === key));
+    const expected = !was ? 'C' : was.meta.versionId !== r.meta.versionId ? 'U' : undefined;
+    if (events.length !== (expected ? 1 : 0) || (expected && events[0].action !== expected))
+      problems.push(`${key}: AuditEvents ${JSON.stringify(events.map((a) => a.action))}, expected ${expected ?? 'none'}`);
+  }
   const byIdentifier = (value) => [...after.values()].filter((r) => r.identifier.some((i) => i.system === SYSTEM && i.value === value));
   const identifierOf = (r) => r.identifier.find((i) => i.system === SYSTEM).value;
   const shaOf = (r) => r.meta?.tag?.find((t) => t.system.endsWith('/CodeSystem/rule-pack-sha256'))?.code;
@@ -501,6 +659,8 @@ async function reviseUnderPackB() {
     if (!before) problems.push(`${key} appeared on a re-assessment that changed nothing`);
     else if (before.meta.versionId !== r.meta.versionId) problems.push(`${key} was written again (${before.meta.versionId} -> ${r.meta.versionId})`);
   }
+  const auditEventsAgain = (await search('AuditEvent')).length - auditEventsBefore.size - auditEvents.length;
+  if (auditEventsAgain !== 0) problems.push(`a re-assessment that changed nothing posted ${auditEventsAgain} AuditEvents`);
   const second = (await auditRevisions()).slice(auditedBefore + revised.length);
   if (second.length !== plan.length - 1 || second.some((r) => r.written !== 'nothing' || /created|updated|retired/.test(r.changes)))
     problems.push(`the second re-assessment's audit: ${JSON.stringify(second.map((r) => [r.written, r.changes]))}`);

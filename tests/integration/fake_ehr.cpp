@@ -267,7 +267,8 @@ bool IsIgnoredParameter(std::string_view name) {
 
 bool IsSupportedParameter(std::string_view name) {
     return name == "patient" || name == "subject" || name == "encounter" || name == "identifier" ||
-           name == "_id" || name == "status";
+           name == "_id" || name == "status" || name == "entity-name" ||
+           name == "entity-name:exact";
 }
 
 std::optional<std::size_t> ParseCount(std::string_view text) {
@@ -369,6 +370,25 @@ bool MatchesOne(fhir::Node resource, std::string_view name, std::string_view wan
     }
     if (name == "_id") return resource["id"].String() == wanted;
     if (name == "status") return resource["status"].String() == wanted;
+    if (name.starts_with("entity-name")) {
+        // A string parameter: by default it matches the start, case-insensitively (as Medplum
+        // does); `:exact` the whole value.
+        const bool exact = name.ends_with(":exact");
+        const fhir::Node entities = resource["entity"];
+        for (std::size_t i = 0; entities.IsArray() && i < entities.Size(); ++i) {
+            const std::string_view entity_name = entities[i]["name"].String();
+            if (exact ? entity_name == wanted
+                      : entity_name.size() >= wanted.size() &&
+                            std::equal(wanted.begin(), wanted.end(), entity_name.begin(),
+                                       [](char a, char b) {
+                                           return std::tolower(static_cast<unsigned char>(a)) ==
+                                                  std::tolower(static_cast<unsigned char>(b));
+                                       })) {
+                return true;
+            }
+        }
+        return false;
+    }
     if (name == "identifier") {
         const fhir::Node identifiers = resource["identifier"];
         if (identifiers.IsArray()) {
