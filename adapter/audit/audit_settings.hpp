@@ -25,8 +25,9 @@ struct AuditSettings {
     std::uint32_t keep_files = 0;                      // rotated files kept; 0: all of them
     std::chrono::hours keep_for{0};  // rotated files kept while younger; 0: however old
     // Every write to the EHR also posts its FHIR AuditEvent (IHE BALP) in the same
-    // transaction. Off only for an EHR that refuses AuditEvents.
-    bool fhir_audit_events = true;
+    // transaction. Off by default: it doubles the transaction's entries, and an EHR that
+    // bounds conditional transactions (Medplum: 8 entries) then refuses the write itself.
+    bool fhir_audit_events = false;
 };
 
 }  // namespace microcare::adapter
