@@ -3,8 +3,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <ostream>
 #include <vector>
 
+#include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/store/job_store.hpp"
 
@@ -40,6 +42,33 @@ Result<std::size_t> WriteAdminNotes(JobStore& store, AuditLog& audit) {
         if (auto forgotten = store.ForgetAdminNotes(notes->back().id); !forgotten) {
             return forgotten.error();
         }
+    }
+}
+
+void RecordAdminNotes(const AuditSettings* settings, JobStore& store, std::ostream& out) {
+    if (settings == nullptr) {
+        out << "audit: recorded in the store; the service writes it into the audit trail\n";
+        return;
+    }
+    // Only to see whether a service holds the trail: AuditLog::Open takes the lock for itself.
+    if (!TrailLock::Acquire(settings->path)) {
+        out << "audit: the running service holds the trail; it writes the record within seconds\n";
+        return;
+    }
+    std::string problem;
+    auto audit = AuditLog::Open(*settings, {}, &problem);
+    if (!audit) {
+        out << "audit: recorded in the store; the trail cannot be opened now (" << problem
+            << "); the service writes the record when it starts\n";
+        return;
+    }
+    auto written = WriteAdminNotes(store, **audit);
+    static_cast<void>((*audit)->Close());
+    if (written) {
+        out << "audit: recorded in " << settings->path << "\n";
+    } else {
+        out << "audit: recorded in the store; writing the trail failed ("
+            << written.error().message() << "); the service writes it when it starts\n";
     }
 }
 

@@ -1,0 +1,246 @@
+#include "adapter/backup_command.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <ostream>
+
+#include "adapter/admin_audit.hpp"
+#include "adapter/audit/audit_file.hpp"
+#include "adapter/audit/audit_file_set.hpp"
+#include "adapter/audit/audit_verify.hpp"
+#include "adapter/audit_commands.hpp"
+#include "adapter/backup_manifest.hpp"
+#include "adapter/clock.hpp"
+#include "adapter/file_copy.hpp"
+#include "adapter/file_io.hpp"
+#include "adapter/rule_pack_file.hpp"
+#include "adapter/service_config.hpp"
+#include "adapter/store/job_store.hpp"
+#include "adapter/store/sqlite_backup.hpp"
+#include "fhir/date_time.hpp"
+#include "fhir/json.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+namespace fs = std::filesystem;
+using Role = BackupFile::Role;
+
+// The backup holds patient data (the store's payloads): only its owner reads it.
+constexpr unsigned kFileMode = 0600;
+
+// Copies files into the backup folder and lists them for the manifest.
+class BackupWriter {
+public:
+    BackupWriter(fs::path dir, std::ostream& err) : dir_(std::move(dir)), err_(err) {}
+
+    // `relative` inside the folder; its directory is created. False after saying why.
+    bool Copy(const std::string& from, const std::string& relative, Role role, const char* at,
+              CopyExtent extent = CopyExtent::kWhole) {
+        const fs::path to = dir_ / relative;
+        std::error_code ec;
+        fs::create_directories(to.parent_path(), ec);
+        if (auto copied = CopyFileDurably(from, to.string(), kFileMode, extent); !copied) {
+            err_ << at << ": " << from << ": cannot be copied (" << copied.error().message()
+                 << ")\n";
+            return false;
+        }
+        return Add(relative, role);
+    }
+
+    // A file already in the folder, into the manifest.
+    bool Add(const std::string& relative, Role role) {
+        auto digest = DigestFile((dir_ / relative).string());
+        if (!digest) {
+            err_ << (dir_ / relative).string() << ": cannot be read back\n";
+            return false;
+        }
+        manifest_.files.push_back({relative, role, digest->bytes, digest->sha256});
+        return true;
+    }
+
+    // Forgets the files of `role` and removes them (a trail copy overtaken by a rotation).
+    void Drop(Role role) {
+        auto& files = manifest_.files;
+        for (const BackupFile& file : files) {
+            if (file.role != role) continue;
+            std::error_code ec;
+            fs::remove(dir_ / file.path, ec);
+        }
+        files.erase(std::remove_if(files.begin(), files.end(),
+                                   [role](const BackupFile& f) { return f.role == role; }),
+                    files.end());
+    }
+
+    const fs::path& dir() const { return dir_; }
+    BackupManifest& manifest() { return manifest_; }
+
+private:
+    fs::path dir_;
+    std::ostream& err_;
+    BackupManifest manifest_;
+};
+
+std::vector<std::string> Names(const TrailFileSet& set) {
+    std::vector<std::string> names;
+    for (const TrailFile& file : set.files) names.push_back(file.name);
+    return names;
+}
+
+// The checkpoint first, then the trail: the copied trail then reaches at least as far as the
+// copied checkpoint, which it would not if the service appended and checkpointed between the
+// two. Rotated files never change; the active one is taken up to its last whole record. Should
+// the service rotate (or retention remove a file) during the copy, the set of names differs
+// afterwards and the trail is copied again.
+bool CopyTrail(const AuditSettings& audit, BackupWriter& writer, std::ostream& err) {
+    const std::string checkpoint = CheckpointPathOf(audit);
+    std::error_code ec;
+    if (fs::exists(checkpoint, ec)) {
+        if (!writer.Copy(checkpoint, "checkpoint/" + FileName(checkpoint), Role::kAuditCheckpoint,
+                         "audit.checkpointPath")) {
+            return false;
+        }
+    }
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        const TrailFileSet before = ListTrailFiles(audit.path);
+        if (before.files.empty() || !before.files.back().active) {
+            err << "audit.path: " << audit.path << ": no audit trail there\n";
+            return false;
+        }
+        bool copied = true;
+        for (const TrailFile& file : before.files) {
+            copied =
+                writer.Copy(file.path, "audit/" + file.name,
+                            file.active ? Role::kAuditActive : Role::kAuditRotated, "audit.path",
+                            file.active ? CopyExtent::kWholeLines : CopyExtent::kWhole);
+            if (!copied) break;
+        }
+        if (copied && Names(ListTrailFiles(audit.path)) == Names(before)) return true;
+        writer.Drop(Role::kAuditRotated);
+        writer.Drop(Role::kAuditActive);
+        if (copied) continue;  // rotated meanwhile: again
+        // A file renamed under the copy (rotation) is missing; anything else is a real failure.
+        if (Names(ListTrailFiles(audit.path)) == Names(before)) return false;
+    }
+    err << "audit.path: " << audit.path << ": the trail kept rotating during the copy\n";
+    return false;
+}
+
+// The pack and the value-set files it reads (relative to its folder).
+bool CopyRulePack(const std::string& pack, BackupWriter& writer, std::ostream& err) {
+    if (!writer.Copy(pack, "rules/" + FileName(pack), Role::kRulePack, "rules.path")) return false;
+    fhir::IssueList issues;
+    auto text = ReadFile(pack);
+    if (!text) return true;  // copied as it is; `rules check` says what is wrong with it
+    auto doc = fhir::JsonDocument::Parse(*text, issues);
+    if (!doc) return true;
+    bool ok = true;
+    doc->Root()["valueSets"].ForEachMember([&](std::string_view, fhir::Node value_set) {
+        const std::string file(value_set["file"].String());
+        if (file.empty() || !ok) return;
+        if (!StaysInsideFolder(file)) {
+            err << "rules.path: " << pack << ": value set file " << file
+                << " is outside the pack's folder; back it up by hand\n";
+            return;
+        }
+        ok = writer.Copy((fs::path(pack).parent_path() / file).string(), "rules/" + file,
+                         Role::kValueSet, "rules.path");
+    });
+    return ok;
+}
+
+}  // namespace
+
+int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
+    auto config = LoadServiceConfig(args.config_path, err);
+    if (!config) return 2;
+    const fs::path dir(args.dir);
+    std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+        err << args.dir
+            << ": exists and is not empty: a backup goes into a new (or empty) folder\n";
+        return 2;
+    }
+    fs::create_directories(dir, ec);
+    if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+        err << args.dir << ": cannot be created (" << ec.message() << ")\n";
+        return 2;
+    }
+    BackupWriter writer(dir, err);
+
+    // The store first: the trail copied after it holds every decision about its jobs.
+    if (auto stored = BackupSqliteDatabase(config->store.path, (dir / "store.db").string());
+        !stored) {
+        err << "store.path: " << config->store.path << ": "
+            << (stored.error() == Error::kNotFound
+                    ? "no store there"
+                    : "cannot be backed up (" + stored.error().message() + ")")
+            << "\n";
+        return 1;
+    }
+    if (!writer.Add("store.db", Role::kStore)) return 1;
+    if (!CopyTrail(config->audit, writer, err)) return 1;
+    const std::string pack = RulePackPath(config->rules_path);
+    if (!CopyRulePack(pack, writer, err)) return 1;
+    if (!writer.Copy(args.config_path, "config/" + FileName(args.config_path), Role::kConfig,
+                     "--config")) {
+        return 1;
+    }
+
+    // The copy as restore will check it: with the configured key, against the copied checkpoint.
+    auto trail = ConfiguredTrail(config->audit);
+    if (!trail) {
+        err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
+        return 2;
+    }
+    const BackupManifest& manifest = writer.manifest();
+    trail->path = (dir / manifest.Find(Role::kAuditActive)->path).string();
+    const BackupFile* checkpoint = manifest.Find(Role::kAuditCheckpoint);
+    trail->checkpoint_path = checkpoint ? (dir / checkpoint->path).string() : "";
+    const AuditReport report = VerifyTrail(*trail);
+
+    BackupManifest& finished = writer.manifest();
+    finished.created_at = fhir::FormatInstant(SystemNow(), 0);
+    finished.microcare_version = MICROCARE_VERSION;
+    finished.user = OsUser();
+    finished.trail_records = report.head_seq;
+    // Last: a folder without its manifest is a backup that did not finish.
+    if (auto written = ReplaceFileDurably((dir / kManifestName).string(), ManifestJson(finished));
+        !written) {
+        err << (dir / kManifestName).string() << ": cannot be written ("
+            << written.error().message() << ")\n";
+        return 1;
+    }
+    out << "backup in " << args.dir << ": store, audit trail (" << report.head_seq << " records), "
+        << (checkpoint ? "checkpoint, " : "no checkpoint, ") << "rule pack, "
+        << "configuration; " << finished.files.size() << " files in " << kManifestName << "\n";
+
+    // Recorded in the live trail: a note in the live store, which the running service (or this
+    // command, when none runs) writes into the trail. After the copy, so the backup's own
+    // store does not carry it into a restored trail.
+    if (auto store = JobStore::Open(config->store.path)) {
+        AdminNote note;
+        note.event = "backup";
+        note.fields = {{"user", finished.user},
+                       {"folder", fs::absolute(dir, ec).string()},
+                       {"trailRecords", std::to_string(report.head_seq)}};
+        if ((*store)->AddAdminNote(std::move(note))) {
+            RecordAdminNotes(&config->audit, **store, out);
+        } else {
+            err << "audit: the backup could not be recorded in the store\n";
+        }
+        (*store)->Close();
+    }
+
+    if (!report.intact()) {
+        err << "the copied audit trail does not verify (restore will refuse this backup):\n";
+        WriteAuditProblems(*trail, report, err);
+        err << "check the live trail: microcare audit verify --config " << args.config_path << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace microcare::adapter
