@@ -1,8 +1,10 @@
 #include "adapter/admin_audit.hpp"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <ostream>
 #include <vector>
 
@@ -48,6 +50,16 @@ Result<std::size_t> WriteAdminNotes(JobStore& store, AuditLog& audit) {
 void RecordAdminNotes(const AuditSettings* settings, JobStore& store, std::ostream& out) {
     if (settings == nullptr) {
         out << "audit: recorded in the store; the service writes it into the audit trail\n";
+        return;
+    }
+    // Root writing the trail of a service that runs as another user would leave files that
+    // user cannot read (a new checkpoint, a rotated file): the service writes it instead.
+    struct stat folder {};
+    const std::string dir = std::filesystem::path(settings->path).parent_path().string();
+    if (::geteuid() == 0 && ::stat(dir.empty() ? "." : dir.c_str(), &folder) == 0 &&
+        folder.st_uid != 0) {
+        out << "audit: recorded in the store; the service writes it into the trail when it runs "
+               "(root does not write the trail of a service that runs as another user)\n";
         return;
     }
     // Only to see whether a service holds the trail: AuditLog::Open takes the lock for itself.

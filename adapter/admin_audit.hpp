@@ -25,7 +25,8 @@ Result<std::size_t> WriteAdminNotes(JobStore& store, AuditLog& audit);
 
 // After a command has committed a note: writes the notes into the trail `settings` names now
 // when no service holds it (its lock is free); otherwise the service writes them within seconds.
-// Without settings (a command given only the store), the service writes them when it runs.
+// Without settings (a command given only the store), or run as root on the trail of a service
+// that runs as another user, the service writes them when it runs.
 // Says which on `out`.
 void RecordAdminNotes(const AuditSettings* settings, JobStore& store, std::ostream& out);
 

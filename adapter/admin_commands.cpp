@@ -43,10 +43,11 @@ int RunConfigCheck(const std::string& config_path, std::ostream& out, std::ostre
         return 2;
     }
     if (connect) {
-        out << config_path << ": the EHR at " << config->ehr.base_url << " answered: TLS verified, "
-            << (config->ehr.auth.kind == AuthSettings::Kind::kSmartBackend
-                    ? "SMART token obtained, "
-                    : "")
+        const bool tls = config->ehr.base_url.starts_with("https:");
+        const bool smart = config->ehr.auth.kind == AuthSettings::Kind::kSmartBackend;
+        out << config_path << ": the EHR at " << config->ehr.base_url
+            << " answered: " << (tls ? "TLS verified, " : "plain HTTP (no TLS), ")
+            << (smart ? "SMART token obtained, " : "")
             << "metadata is a FHIR R4 CapabilityStatement\n";
     }
     out << config_path << ": valid; listens on " << config->server.listen << ":"

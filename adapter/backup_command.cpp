@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <ostream>
 
@@ -164,7 +165,8 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
         return 2;
     }
     fs::create_directories(dir, ec);
-    if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+    if (!ec && ::chmod(dir.c_str(), 0700) != 0) ec = {errno, std::generic_category()};
+    if (ec) {
         err << args.dir << ": cannot be created (" << ec.message() << ")\n";
         return 2;
     }

@@ -76,7 +76,9 @@ protected:
 TEST_F(ConfigConnectTest, AnEhrThatAnswersAsServeNeedsPasses) {
     StartEhr(false);
     EXPECT_EQ(Check(ehr_->BaseUrl()), 0) << err_;
-    EXPECT_NE(out_.find("FHIR R4 CapabilityStatement"), std::string::npos) << out_;
+    EXPECT_NE(out_.find("answered: plain HTTP (no TLS), metadata is a FHIR R4 CapabilityStatement"),
+              std::string::npos)
+        << out_;
     EXPECT_EQ(ehr_->RequestCount("GET", RequestKind::kMetadata), 1u);
 }
 
@@ -92,6 +94,7 @@ TEST_F(ConfigConnectTest, AnUnreachableEhrNamesBaseUrl) {
 TEST_F(ConfigConnectTest, TlsVerifiedWithTheConfiguredCaPasses) {
     StartEhr(true);
     EXPECT_EQ(Check(ehr_->BaseUrl(), R"("caFile": "./ehr-ca.pem",)"), 0) << err_;
+    EXPECT_NE(out_.find("answered: TLS verified"), std::string::npos) << out_;
 }
 
 TEST_F(ConfigConnectTest, AnEhrCertificateTheConfiguredCaDidNotSignNamesCaFile) {
