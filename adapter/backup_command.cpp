@@ -208,6 +208,7 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     finished.microcare_version = MICROCARE_VERSION;
     finished.user = OsUser();
     finished.trail_records = report.head_seq;
+    SealManifest(finished, trail->keys.empty() ? ChainKey() : trail->keys.front());
     // Last: a folder without its manifest is a backup that did not finish.
     if (auto written = ReplaceFileDurably((dir / kManifestName).string(), ManifestJson(finished));
         !written) {

@@ -38,6 +38,31 @@ std::optional<Role> RoleOf(std::string_view name) {
     return std::nullopt;
 }
 
+// The folder of each role; the trail's files, the checkpoint and the configuration directly in
+// it, the pack's value sets anywhere below `rules/`.
+bool InPlaceOfRole(std::string_view path, Role role) {
+    auto directly_in = [path](std::string_view folder) {
+        return path.starts_with(folder) && path.size() > folder.size() &&
+               path.find('/', folder.size()) == std::string_view::npos;
+    };
+    switch (role) {
+        case Role::kStore:
+            return path == "store.db";
+        case Role::kAuditCheckpoint:
+            return directly_in("checkpoint/");
+        case Role::kAuditRotated:
+        case Role::kAuditActive:
+            return directly_in("audit/");
+        case Role::kRulePack:
+            return directly_in("rules/");
+        case Role::kValueSet:
+            return path.starts_with("rules/") && path.size() > 6;
+        case Role::kConfig:
+            return directly_in("config/");
+    }
+    return false;
+}
+
 bool IsSha256Hex(std::string_view text) {
     if (text.size() != 64) return false;
     for (char c : text) {
@@ -78,6 +103,7 @@ std::string ManifestJson(const BackupManifest& manifest) {
     w.Field("user", manifest.user);
     w.Key("trailRecords");
     w.Int(static_cast<long long>(manifest.trail_records));
+    w.Field("key", manifest.key_id);
     w.Key("files");
     w.StartArray();
     for (const BackupFile& file : manifest.files) {
@@ -90,8 +116,28 @@ std::string ManifestJson(const BackupManifest& manifest) {
         w.EndObject();
     }
     w.EndArray();
+    if (!manifest.seal.empty()) w.Field("seal", manifest.seal);
     w.EndObject();
     return w.Take() + "\n";
+}
+
+namespace {
+
+// What the seal covers: the manifest as written, without its seal.
+std::string SealedBytes(BackupManifest manifest) {
+    manifest.seal.clear();
+    return ManifestJson(manifest);
+}
+
+}  // namespace
+
+void SealManifest(BackupManifest& manifest, const ChainKey& key) {
+    manifest.key_id = key.id();
+    manifest.seal = key.Seal(SealedBytes(manifest));
+}
+
+bool ManifestSealVerifies(const BackupManifest& manifest, const ChainKey& key) {
+    return !manifest.seal.empty() && SealsEqual(key.Seal(SealedBytes(manifest)), manifest.seal);
 }
 
 std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::IssueList& issues) {
@@ -112,6 +158,10 @@ std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::Issue
     manifest.created_at = std::string(root["createdAt"].String());
     manifest.microcare_version = std::string(root["microcareVersion"].String());
     manifest.user = std::string(root["user"].String());
+    manifest.key_id = std::string(root["key"].String());
+    manifest.seal = std::string(root["seal"].String());
+    if (manifest.seal.empty())
+        issues.Error("required", "seal", "missing: the manifest is not sealed");
     if (auto records = fhir::NonNegativeInteger(root["trailRecords"])) {
         manifest.trail_records = static_cast<std::uint64_t>(*records);
     }
@@ -134,6 +184,11 @@ std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::Issue
             issues.Error("invalid", at + ".role", "unknown role");
         } else {
             file.role = *role;
+            if (!InPlaceOfRole(file.path, file.role)) {
+                issues.Error("invalid", at + ".path",
+                             "\"" + file.path + "\" is not where a " +
+                                 std::string(RoleName(file.role)) + " file goes in a backup");
+            }
         }
         const auto bytes = fhir::NonNegativeInteger(entry["bytes"]);
         if (!bytes) {

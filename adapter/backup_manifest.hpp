@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adapter/audit/audit_key.hpp"
 #include "fhir/issues.hpp"
 
 namespace microcare::adapter {
@@ -35,6 +36,11 @@ struct BackupManifest {
     std::string user;                 // the OS user who took it
     std::uint64_t trail_records = 0;  // the last record's seq in the copied trail
     std::vector<BackupFile> files;
+    // The manifest sealed with the audit trail's key (HMAC-SHA-256; plain SHA-256 when the trail
+    // is unkeyed), so that a file edited together with its line in the manifest is still found:
+    // without the key nobody can seal the edit. key_id names the key (ChainKey::id).
+    std::string key_id;
+    std::string seal;
 
     // The first file with `role`, or nullptr.
     const BackupFile* Find(BackupFile::Role role) const;
@@ -44,8 +50,15 @@ inline constexpr const char* kManifestName = "manifest.json";
 
 std::string ManifestJson(const BackupManifest& manifest);
 
+// Sets key_id and seal: the seal covers everything else the manifest says.
+void SealManifest(BackupManifest& manifest, const ChainKey& key);
+// Whether the seal is right under `key` (compared in constant time).
+bool ManifestSealVerifies(const BackupManifest& manifest, const ChainKey& key);
+
 // Reads a manifest; each problem in `issues` with its JSON path (`files[2].path`). File paths
-// must stay inside the backup folder (relative, no `..`): a manifest is outside input.
+// must stay inside the backup folder (relative, no `..`) and in the place of their role
+// (`store.db`, `checkpoint/NAME`, `audit/NAME`, `rules/...`, `config/NAME`): a manifest is
+// outside input.
 std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::IssueList& issues);
 
 // Relative, without empty, `.` or `..` components: a path that cannot leave the folder it is

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <ostream>
@@ -60,6 +61,23 @@ bool TrailVerifies(const fs::path& dir, const BackupManifest& manifest,
     trail.path = (dir / manifest.Find(Role::kAuditActive)->path).string();
     const BackupFile* checkpoint = manifest.Find(Role::kAuditCheckpoint);
     trail.checkpoint_path = checkpoint ? (dir / checkpoint->path).string() : "";
+    // The files placed are the manifest's, the files verified the folder's: they must agree.
+    std::vector<std::string> listed;
+    for (const BackupFile& file : manifest.files) {
+        if (file.role == Role::kAuditRotated || file.role == Role::kAuditActive) {
+            listed.push_back(fs::path(file.path).filename().string());
+        }
+    }
+    std::vector<std::string> found;
+    for (const TrailFile& file : ListTrailFiles(trail.path).files) found.push_back(file.name);
+    std::sort(listed.begin(), listed.end());
+    std::sort(found.begin(), found.end());
+    if (listed != found) {
+        err << (dir / "audit").string()
+            << ": the trail's files there are not those the manifest lists; nothing was "
+               "replaced\n";
+        return false;
+    }
     const AuditReport report = VerifyTrail(trail);
     WriteAuditProblems(trail, report, err);
     if (!report.intact()) {
@@ -176,6 +194,20 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
         ReportRefused(err, manifest_path, manifest_issues);
         return 2;
     }
+    auto configured = ConfiguredTrail(settings.audit);
+    if (!configured) {
+        err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
+        return 2;
+    }
+    // The seal first: with the key, an edited file cannot be hidden by editing its line too.
+    const ChainKey key = configured->keys.empty() ? ChainKey() : configured->keys.front();
+    if (!ManifestSealVerifies(*manifest, key)) {
+        err << manifest_path
+            << ": its seal does not verify with the configured key (audit.keyFile: " << key.id()
+            << "; the backup names " << manifest->key_id
+            << "): edited, or taken with another key. Nothing was replaced\n";
+        return 2;
+    }
     if (!FilesMatch(dir, *manifest, err)) {
         err << args.dir
             << ": refused: the backup does not match its manifest; nothing was "
@@ -185,11 +217,6 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     const std::string store_copy = (dir / manifest->Find(Role::kStore)->path).string();
     if (std::string problem = ProblemWithStoreCopy(store_copy); !problem.empty()) {
         err << store_copy << ": " << problem << "; nothing was replaced\n";
-        return 2;
-    }
-    auto configured = ConfiguredTrail(settings.audit);
-    if (!configured) {
-        err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
         return 2;
     }
     if (!TrailVerifies(dir, *manifest, *configured, err)) return 2;

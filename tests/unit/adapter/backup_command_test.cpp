@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "adapter/audit/audit_file.hpp"
+#include "adapter/audit/audit_key.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/audit/audit_verify.hpp"
 #include "adapter/backup_manifest.hpp"
@@ -82,8 +83,9 @@ protected:
         return code;
     }
 
-    // Rewrites the manifest's entry for `relative` to the file as it is now.
-    void MatchManifest(const std::string& folder, const std::string& relative) {
+    // Rewrites the manifest's entry for `relative` to the file as it is now; `reseal` with the
+    // trail's key, as only someone holding it could.
+    void MatchManifest(const std::string& folder, const std::string& relative, bool reseal) {
         const std::string path = folder + "/" + kManifestName;
         fhir::IssueList issues;
         auto manifest = *ParseManifest(*ReadFile(path), issues);
@@ -93,6 +95,7 @@ protected:
             file.bytes = digest.bytes;
             file.sha256 = digest.sha256;
         }
+        if (reseal) SealManifest(manifest, *ChainKey::Hmac(kKey));
         std::ofstream(path, std::ios::trunc) << ManifestJson(manifest);
     }
 
@@ -166,7 +169,21 @@ TEST_F(BackupCommandTest, AnEditedStoreCopyIsRefusedBeforeAnythingIsReplaced) {
     EXPECT_TRUE(RestoredNothing());
 }
 
-TEST_F(BackupCommandTest, AnEditedTrailIsRefusedEvenWithItsManifestMadeToMatch) {
+TEST_F(BackupCommandTest, AStoreEditedWithItsManifestLineIsRefusedByTheSeal) {
+    const std::string folder = dir_.File("backup-1");
+    ASSERT_EQ(Backup(folder), 0) << err_;
+    {
+        std::fstream store(folder + "/store.db", std::ios::in | std::ios::out | std::ios::binary);
+        store.seekp(200);
+        store.put('\x7f');
+    }
+    MatchManifest(folder, "store.db", false);
+    EXPECT_EQ(Restore(folder), 2);
+    EXPECT_NE(err_.find("manifest.json: its seal does not verify"), std::string::npos) << err_;
+    EXPECT_TRUE(RestoredNothing());
+}
+
+TEST_F(BackupCommandTest, AnEditedTrailIsRefusedEvenWithItsManifestResealed) {
     const std::string folder = dir_.File("backup-1");
     ASSERT_EQ(Backup(folder), 0) << err_;
     // One record changed, in whichever file of the copied trail holds it.
@@ -180,7 +197,7 @@ TEST_F(BackupCommandTest, AnEditedTrailIsRefusedEvenWithItsManifestMadeToMatch) 
         edited = "audit/" + entry.path().filename().string();
     }
     ASSERT_FALSE(edited.empty());
-    MatchManifest(folder, edited);
+    MatchManifest(folder, edited, true);
     EXPECT_EQ(Restore(folder), 2);
     EXPECT_NE(err_.find("edited"), std::string::npos) << err_;
     EXPECT_NE(err_.find("does not verify"), std::string::npos) << err_;
@@ -209,7 +226,27 @@ TEST_F(BackupCommandTest, AManifestThatPointsOutsideTheBackupIsRefused) {
     manifest.replace(at, 10, "\"../../live/microcare.db\"");
     std::ofstream(folder + "/" + kManifestName, std::ios::trunc) << manifest;
     EXPECT_EQ(Restore(folder), 2);
-    EXPECT_NE(err_.find("files[0].path"), std::string::npos) << err_;
+    EXPECT_NE(err_.find("files[0].path: \"../../live/microcare.db\" is not a relative path"),
+              std::string::npos)
+        << err_;
+    EXPECT_TRUE(RestoredNothing());
+}
+
+TEST_F(BackupCommandTest, AManifestThatPutsAFileInTheWrongPlaceIsRefused) {
+    const std::string folder = dir_.File("backup-1");
+    ASSERT_EQ(Backup(folder), 0) << err_;
+    // A trail file named like the store would land beside the trail, over the store.
+    fs::copy_file(folder + "/store.db", folder + "/audit/microcare.db");
+    std::string manifest = *ReadFile(folder + "/" + kManifestName);
+    const auto at = manifest.find("\"audit/audit.log\"");
+    ASSERT_NE(at, std::string::npos);
+    manifest.replace(at, 17, "\"audit/microcare.db\"");
+    std::ofstream(folder + "/" + kManifestName, std::ios::trunc) << manifest;
+    MatchManifest(folder, "audit/microcare.db", true);  // even sealed by someone with the key
+    EXPECT_EQ(Restore(folder), 2);
+    EXPECT_NE(err_.find("the trail's files there are not those the manifest lists"),
+              std::string::npos)
+        << err_;
     EXPECT_TRUE(RestoredNothing());
 }
 
