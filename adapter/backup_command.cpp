@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <ostream>
+#include <set>
+#include <thread>
 
 #include "adapter/admin_audit.hpp"
 #include "adapter/audit/audit_file.hpp"
@@ -37,18 +40,28 @@ class BackupWriter {
 public:
     BackupWriter(fs::path dir, std::ostream& err) : dir_(std::move(dir)), err_(err) {}
 
-    // `relative` inside the folder; its directory is created. False after saying why.
-    bool Copy(const std::string& from, const std::string& relative, Role role, const char* at,
-              CopyExtent extent = CopyExtent::kWhole) {
-        const fs::path to = dir_ / relative;
-        std::error_code ec;
-        fs::create_directories(to.parent_path(), ec);
-        if (auto copied = CopyFileDurably(from, to.string(), kFileMode, extent); !copied) {
-            err_ << at << ": " << from << ": cannot be copied (" << copied.error().message()
-                 << ")\n";
+    // `relative` inside the folder (its directory is created), then into the manifest. False
+    // after saying why.
+    bool Copy(const std::string& from, const std::string& relative, Role role, const char* at) {
+        auto copied = CopyOnly(from, relative, CopyExtent::kWhole);
+        if (!copied) {
+            Failed(at, from, copied.error());
             return false;
         }
         return Add(relative, role);
+    }
+
+    // The copy alone, replacing an earlier copy of the same name.
+    Result<void> CopyOnly(const std::string& from, const std::string& relative, CopyExtent extent) {
+        const fs::path to = dir_ / relative;
+        std::error_code ec;
+        fs::create_directories(to.parent_path(), ec);
+        fs::remove(to, ec);
+        return CopyRegularFile(from, to.string(), kFileMode, extent);
+    }
+
+    void Failed(const char* at, const std::string& from, const boost::system::error_code& error) {
+        err_ << at << ": " << from << ": cannot be copied (" << error.message() << ")\n";
     }
 
     // A file already in the folder, into the manifest.
@@ -62,17 +75,24 @@ public:
         return true;
     }
 
-    // Forgets the files of `role` and removes them (a trail copy overtaken by a rotation).
-    void Drop(Role role) {
-        auto& files = manifest_.files;
-        for (const BackupFile& file : files) {
-            if (file.role != role) continue;
-            std::error_code ec;
-            fs::remove(dir_ / file.path, ec);
+    // Every file on disk, and the folders that name them, before the manifest says they are.
+    bool SyncAll() {
+        std::set<std::string> folders{dir_.string()};
+        for (const BackupFile& file : manifest_.files) {
+            const fs::path path = dir_ / file.path;
+            if (!SyncFile(path.string())) {
+                err_ << path.string() << ": cannot be synced to disk\n";
+                return false;
+            }
+            folders.insert(path.parent_path().string());
         }
-        files.erase(std::remove_if(files.begin(), files.end(),
-                                   [role](const BackupFile& f) { return f.role == role; }),
-                    files.end());
+        for (const std::string& folder : folders) {
+            if (!SyncFile(folder)) {
+                err_ << folder << ": cannot be synced to disk\n";
+                return false;
+            }
+        }
+        return true;
     }
 
     const fs::path& dir() const { return dir_; }
@@ -92,9 +112,10 @@ std::vector<std::string> Names(const TrailFileSet& set) {
 
 // The checkpoint first, then the trail: the copied trail then reaches at least as far as the
 // copied checkpoint, which it would not if the service appended and checkpointed between the
-// two. Rotated files never change; the active one is taken up to its last whole record. Should
-// the service rotate (or retention remove a file) during the copy, the set of names differs
-// afterwards and the trail is copied again.
+// two. Rotated files never change and are copied once; the active one is taken up to its last
+// whole record. Should the service rotate (or retention remove a file) during the copy, the
+// names differ afterwards, or the active file is briefly missing, and the active file is taken
+// again with the rotated files that appeared meanwhile.
 bool CopyTrail(const AuditSettings& audit, BackupWriter& writer, std::ostream& err) {
     const std::string checkpoint = CheckpointPathOf(audit);
     std::error_code ec;
@@ -104,28 +125,44 @@ bool CopyTrail(const AuditSettings& audit, BackupWriter& writer, std::ostream& e
             return false;
         }
     }
-    for (int attempt = 0; attempt < 5; ++attempt) {
+    std::set<std::string> rotated_copied;
+    // A rotation takes the service a few fsyncs, during which the active file is missing: the
+    // next attempt waits a moment, and the copy gives up only after seconds of rotations.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (bool first = true; first || std::chrono::steady_clock::now() < give_up; first = false) {
+        if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         const TrailFileSet before = ListTrailFiles(audit.path);
-        if (before.files.empty() || !before.files.back().active) {
-            err << "audit.path: " << audit.path << ": no audit trail there\n";
-            return false;
-        }
-        bool copied = true;
+        bool copied = !before.files.empty() && before.files.back().active;
         for (const TrailFile& file : before.files) {
-            copied =
-                writer.Copy(file.path, "audit/" + file.name,
-                            file.active ? Role::kAuditActive : Role::kAuditRotated, "audit.path",
-                            file.active ? CopyExtent::kWholeLines : CopyExtent::kWhole);
             if (!copied) break;
+            if (!file.active && rotated_copied.contains(file.name)) continue;
+            auto result =
+                writer.CopyOnly(file.path, "audit/" + file.name,
+                                file.active ? CopyExtent::kWholeLines : CopyExtent::kWhole);
+            if (!result && result.error() != Error::kNotFound) {
+                writer.Failed("audit.path", file.path, result.error());
+                return false;
+            }
+            copied = static_cast<bool>(result);  // not found: renamed by a rotation, again
+            if (copied && !file.active) rotated_copied.insert(file.name);
         }
-        if (copied && Names(ListTrailFiles(audit.path)) == Names(before)) return true;
-        writer.Drop(Role::kAuditRotated);
-        writer.Drop(Role::kAuditActive);
-        if (copied) continue;  // rotated meanwhile: again
-        // A file renamed under the copy (rotation) is missing; anything else is a real failure.
-        if (Names(ListTrailFiles(audit.path)) == Names(before)) return false;
+        if (!copied || Names(ListTrailFiles(audit.path)) != Names(before)) continue;
+        for (const TrailFile& file : before.files) {
+            if (!writer.Add("audit/" + file.name,
+                            file.active ? Role::kAuditActive : Role::kAuditRotated)) {
+                return false;
+            }
+            rotated_copied.erase(file.name);
+        }
+        for (const std::string& gone : rotated_copied) {  // removed by retention meanwhile
+            fs::remove(writer.dir() / "audit" / gone, ec);
+        }
+        return true;
     }
-    err << "audit.path: " << audit.path << ": the trail kept rotating during the copy\n";
+    err << "audit.path: " << audit.path
+        << (ListTrailFiles(audit.path).files.empty()
+                ? ": no audit trail there\n"
+                : ": the trail kept rotating during the copy\n");
     return false;
 }
 
@@ -209,6 +246,7 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     finished.user = OsUser();
     finished.trail_records = report.head_seq;
     SealManifest(finished, trail->keys.empty() ? ChainKey() : trail->keys.front());
+    if (!writer.SyncAll()) return 1;
     // Last: a folder without its manifest is a backup that did not finish.
     if (auto written = ReplaceFileDurably((dir / kManifestName).string(), ManifestJson(finished));
         !written) {

@@ -39,7 +39,7 @@ bool WriteAll(int fd, const char* data, std::size_t size) {
 
 }  // namespace
 
-Result<void> CopyFileDurably(const std::string& from, const std::string& to, unsigned mode,
+Result<void> CopyRegularFile(const std::string& from, const std::string& to, unsigned mode,
                              CopyExtent extent) {
     Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (in.get() < 0) return errno == ENOENT ? Result<void>(Error::kNotFound) : Errno();
@@ -71,7 +71,13 @@ Result<void> CopyFileDurably(const std::string& from, const std::string& to, uns
         ::ftruncate(out.get(), after_last_newline) != 0) {
         return Errno();
     }
-    if (::fsync(out.get()) != 0) return Errno();
+    return {};
+}
+
+Result<void> SyncFile(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return Errno();
+    if (::fsync(fd.get()) != 0) return Errno();
     return {};
 }
 

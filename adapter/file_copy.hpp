@@ -13,9 +13,13 @@ enum class CopyExtent {
     kWholeLines,
 };
 
-// Copies the regular file `from` into a new file `to` (refused if it exists) with `mode`, and
-// fsyncs it. A missing `from` is Error::kNotFound.
-Result<void> CopyFileDurably(const std::string& from, const std::string& to, unsigned mode,
+// Copies the regular file `from` into a new file `to` (refused if it exists) with `mode`. A
+// missing `from` is Error::kNotFound. Not synced: SyncFile once the copies are done, so that a
+// copy racing a writer (the trail rotating) is quick to take again.
+Result<void> CopyRegularFile(const std::string& from, const std::string& to, unsigned mode,
                              CopyExtent extent = CopyExtent::kWhole);
+
+// fsync of a file, so that what was written to it survives a crash.
+Result<void> SyncFile(const std::string& path);
 
 }  // namespace microcare::adapter

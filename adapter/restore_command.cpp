@@ -127,8 +127,9 @@ bool Place(const Placement& placement, std::ostream& err) {
         to.parent_path() / (".microcare-restoring-" + to.filename().string());
     std::error_code ec;
     fs::remove(temporary, ec);
-    if (auto copied = CopyFileDurably(placement.from, temporary.string(), placement.mode);
-        !copied) {
+    auto copied = CopyRegularFile(placement.from, temporary.string(), placement.mode);
+    if (copied) copied = SyncFile(temporary.string());
+    if (!copied) {
         err << placement.to << ": cannot be written (" << copied.error().message() << ")\n";
         return false;
     }

@@ -1,13 +1,12 @@
 #include "adapter/store/sqlite_backup.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <memory>
 #include <thread>
 
+#include "adapter/file_copy.hpp"
 #include "adapter/store/sqlite_job_store.hpp"
 #include "adapter/store/sqlite_statement.hpp"
 
@@ -40,15 +39,6 @@ Result<std::string> QueryText(sqlite3* db, const char* sql) {
     if (!row) return row.error();
     if (!*row) return Error::kStoreFailed;
     return statement->Text(0);
-}
-
-Result<void> SyncFile(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Error::kStoreFailed;
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    if (!synced) return Error::kStoreFailed;
-    return {};
 }
 
 }  // namespace

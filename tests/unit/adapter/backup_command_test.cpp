@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_key.hpp"
@@ -132,6 +134,46 @@ TEST_F(BackupCommandTest, ABackupRestoresElsewhereAndItsTrailVerifiesThere) {
     EXPECT_NE(trail.find("\"event\":\"restore\""), std::string::npos) << trail;
     EXPECT_EQ(trail.find("\"event\":\"backup\""), std::string::npos)
         << "the backup's own record belongs to the live trail only";
+}
+
+TEST_F(BackupCommandTest, ABackupWhileTheTrailIsWrittenRotatedAndCheckpointedVerifies) {
+    // The service's part: appends without pause, a checkpoint every 3 records and a rotation
+    // every few, so that both move while the backup copies. A rotation in the middle of the copy
+    // leaves the active file missing for a moment, or a file renamed under the copy; the copy
+    // must still be whole and verify. (That the checkpoint is copied before the trail, this
+    // cannot show: an append would have to land in the microseconds between the two.)
+    AuditSettings audit;
+    audit.path = dir_.File("live/audit.log");
+    audit.key = kKey;
+    audit.rotate_bytes = 1500;
+    audit.checkpoint_every = 3;
+    auto trail = std::move(*AuditLog::Open(audit));
+    std::atomic<bool> stop{false};
+    std::atomic<int> appended{0};
+    std::thread writer([&] {
+        while (!stop) {
+            if (!trail->Append("trigger", {{"job", std::to_string(appended.load())}})) break;
+            ++appended;
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    });
+    int verified = 0;
+    for (int i = 0; i < 15; ++i) {
+        const int before = appended;
+        const int code = Backup(dir_.File("while-" + std::to_string(i)));
+        EXPECT_EQ(code, 0) << err_;
+        verified += code == 0 && appended > before;
+    }
+    stop = true;
+    writer.join();
+    EXPECT_TRUE(trail->Close());
+    EXPECT_GT(verified, 0) << "no backup overlapped an append";
+    auto last = *ParseManifest(*ReadFile(dir_.File("while-14/") + kManifestName),
+                               *std::make_unique<fhir::IssueList>());
+    std::size_t rotated = 0;
+    for (const BackupFile& file : last.files)
+        rotated += file.role == BackupFile::Role::kAuditRotated;
+    EXPECT_GT(rotated, 1u) << "the trail did not rotate";
 }
 
 TEST_F(BackupCommandTest, RestoreMovesWhatWasThereAsideInsteadOfDeletingIt) {
