@@ -194,6 +194,11 @@ bool CopyRulePack(const std::string& pack, BackupWriter& writer, std::ostream& e
 int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     auto config = LoadServiceConfig(args.config_path, err);
     if (!config) return 2;
+    auto trail = ConfiguredTrail(config->audit);
+    if (!trail) {
+        err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
+        return 2;
+    }
     const fs::path dir(args.dir);
     std::error_code ec;
     if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
@@ -229,26 +234,20 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     }
 
     // The copy as restore will check it: with the configured key, against the copied checkpoint.
-    auto trail = ConfiguredTrail(config->audit);
-    if (!trail) {
-        err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
-        return 2;
-    }
-    const BackupManifest& manifest = writer.manifest();
+    BackupManifest& manifest = writer.manifest();
     trail->path = (dir / manifest.Find(Role::kAuditActive)->path).string();
     const BackupFile* checkpoint = manifest.Find(Role::kAuditCheckpoint);
     trail->checkpoint_path = checkpoint ? (dir / checkpoint->path).string() : "";
     const AuditReport report = VerifyTrail(*trail);
 
-    BackupManifest& finished = writer.manifest();
-    finished.created_at = fhir::FormatInstant(SystemNow(), 0);
-    finished.microcare_version = MICROCARE_VERSION;
-    finished.user = OsUser();
-    finished.trail_records = report.head_seq;
-    SealManifest(finished, trail->keys.empty() ? ChainKey() : trail->keys.front());
+    manifest.created_at = fhir::FormatInstant(SystemNow(), 0);
+    manifest.microcare_version = MICROCARE_VERSION;
+    manifest.user = OsUser();
+    manifest.trail_records = report.head_seq;
+    SealManifest(manifest, trail->keys.empty() ? ChainKey() : trail->keys.front());
     if (!writer.SyncAll()) return 1;
     // Last: a folder without its manifest is a backup that did not finish.
-    if (auto written = ReplaceFileDurably((dir / kManifestName).string(), ManifestJson(finished));
+    if (auto written = ReplaceFileDurably((dir / kManifestName).string(), ManifestJson(manifest));
         !written) {
         err << (dir / kManifestName).string() << ": cannot be written ("
             << written.error().message() << ")\n";
@@ -256,7 +255,7 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     }
     out << "backup in " << args.dir << ": store, audit trail (" << report.head_seq << " records), "
         << (checkpoint ? "checkpoint, " : "no checkpoint, ") << "rule pack, "
-        << "configuration; " << finished.files.size() << " files in " << kManifestName << "\n";
+        << "configuration; " << manifest.files.size() << " files in " << kManifestName << "\n";
 
     // Recorded in the live trail: a note in the live store, which the running service (or this
     // command, when none runs) writes into the trail. After the copy, so the backup's own
@@ -264,7 +263,7 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     if (auto store = JobStore::Open(config->store.path)) {
         AdminNote note;
         note.event = "backup";
-        note.fields = {{"user", finished.user},
+        note.fields = {{"user", manifest.user},
                        {"folder", fs::absolute(dir, ec).string()},
                        {"trailRecords", std::to_string(report.head_seq)}};
         if ((*store)->AddAdminNote(std::move(note))) {
@@ -273,6 +272,9 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
             err << "audit: the backup could not be recorded in the store\n";
         }
         (*store)->Close();
+    } else {
+        err << "audit: the backup could not be recorded: the store cannot be opened ("
+            << store.error().message() << ")\n";
     }
 
     if (!report.intact()) {

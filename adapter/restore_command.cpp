@@ -245,7 +245,7 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     }
     const std::string checkpoint = CheckpointPathOf(settings.audit);
     targets.push_back(checkpoint);
-    std::string pack_note;
+    std::string notes;
     for (const BackupFile& file : manifest->files) {
         const std::string from = (dir / file.path).string();
         const std::string name = fs::path(file.path).filename().string();
@@ -262,7 +262,7 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
             case Role::kRulePack:
             case Role::kValueSet: {
                 if (settings.rules_path.empty()) {
-                    pack_note =
+                    notes =
                         "rule pack: not restored (the configuration names no rules.path; "
                         "the backup's is in " +
                         (dir / "rules").string() + ")";
@@ -282,10 +282,9 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
             case Role::kConfig: {
                 auto current = DigestFile(args.config_path);
                 if (!current || current->sha256 != file.sha256) {
-                    pack_note += std::string(pack_note.empty() ? "" : "; ") +
-                                 "configuration: " + args.config_path +
-                                 " differs from the backup's (" + from +
-                                 "), kept as it is: compare them";
+                    notes += std::string(notes.empty() ? "" : "; ") +
+                             "configuration: " + args.config_path + " differs from the backup's (" +
+                             from + "), kept as it is: compare them";
                 }
                 break;
             }
@@ -311,7 +310,7 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
         << "): store " << settings.store.path << ", audit trail " << settings.audit.path << " ("
         << manifest->trail_records << " records), checkpoint " << checkpoint << "\n";
     for (const std::string& line : moved) out << "moved aside: " << line << "\n";
-    if (!pack_note.empty()) out << pack_note << "\n";
+    if (!notes.empty()) out << notes << "\n";
 
     // Recorded in the restored trail, through the restored store's admin notes: written now
     // (this command holds the trail) or by the service when it starts.
