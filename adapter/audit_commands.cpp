@@ -111,9 +111,7 @@ void WriteReportJson(const TrailToVerify& trail, const AuditReport& report, std:
 
 void WriteReportText(const TrailToVerify& trail, const AuditReport& report, std::ostream& out,
                      std::ostream& err) {
-    for (const AuditFinding& f : report.problems) {
-        err << Where(trail, f) << ": " << ToString(f.kind) << ": " << f.message << "\n";
-    }
+    WriteAuditProblems(trail, report, err);
     for (const AuditFinding& f : report.notes) {
         out << Where(trail, f) << ": note: " << f.message << "\n";
     }
@@ -143,6 +141,12 @@ void WriteReportText(const TrailToVerify& trail, const AuditReport& report, std:
 
 }  // namespace
 
+void WriteAuditProblems(const TrailToVerify& trail, const AuditReport& report, std::ostream& err) {
+    for (const AuditFinding& f : report.problems) {
+        err << Where(trail, f) << ": " << ToString(f.kind) << ": " << f.message << "\n";
+    }
+}
+
 std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& err) {
     TrailToVerify trail;
     if (!args.config_path.empty() && !args.file.empty()) {
@@ -157,16 +161,12 @@ std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& e
             ReportRefused(err, args.config_path, issues);
             return std::nullopt;
         }
-        trail.path = config->audit.path;
-        trail.checkpoint_path = CheckpointPathOf(config->audit);
-        if (!config->audit.key.empty()) {
-            auto key = ChainKey::Hmac(config->audit.key);
-            if (!key) {
-                err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
-                return std::nullopt;
-            }
-            trail.keys.push_back(*key);
+        auto configured = ConfiguredTrail(config->audit);
+        if (!configured) {
+            err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
+            return std::nullopt;
         }
+        trail = std::move(*configured);
     } else if (!args.file.empty()) {
         trail.path = args.file;
         trail.checkpoint_path = args.checkpoint_path;

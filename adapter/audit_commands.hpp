@@ -28,6 +28,9 @@ struct AuditArgs {
     std::uint64_t after = 0;  // export: only records after this seq
 };
 
+// Each problem of a verified trail as `file:line: kind: what`, one a line.
+void WriteAuditProblems(const TrailToVerify& trail, const AuditReport& report, std::ostream& err);
+
 // 0 when every file, every seal, the chain and the checkpoint are intact; 2 when something is
 // wrong (each problem with its file, line and kind) or the input is bad.
 // The trail that `args` names (--config, or FILE with --key-file and --checkpoint), or nothing

@@ -5,8 +5,6 @@
 #include <ostream>
 
 #include "adapter/admin_audit.hpp"
-#include "adapter/audit/audit_file.hpp"
-#include "adapter/audit/audit_log.hpp"
 #include "adapter/audit/audit_query.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/service_config.hpp"
@@ -89,36 +87,6 @@ std::optional<JobFilter> ParseFilter(const JobsArgs& args, std::ostream& err) {
     if (!args.encounter.empty()) filter.encounter = TypedReference(args.encounter, "Encounter");
     if (bad) return std::nullopt;
     return filter;
-}
-
-// The admin notes into the trail now when no service holds it; otherwise the service writes
-// them within seconds. Says which on `out`.
-void RecordAdminNotes(const Target& target, JobStore& store, std::ostream& out) {
-    if (!target.config) {
-        out << "audit: recorded in the store; the service writes it into the audit trail\n";
-        return;
-    }
-    const AuditSettings& settings = target.config->audit;
-    // Only to see whether a service holds the trail: AuditLog::Open takes the lock for itself.
-    if (!TrailLock::Acquire(settings.path)) {
-        out << "audit: the running service holds the trail; it writes the record within seconds\n";
-        return;
-    }
-    std::string problem;
-    auto audit = AuditLog::Open(settings, {}, &problem);
-    if (!audit) {
-        out << "audit: recorded in the store; the trail cannot be opened now (" << problem
-            << "); the service writes the record when it starts\n";
-        return;
-    }
-    auto written = WriteAdminNotes(store, **audit);
-    static_cast<void>((*audit)->Close());
-    if (written) {
-        out << "audit: recorded in " << settings.path << "\n";
-    } else {
-        out << "audit: recorded in the store; writing the trail failed ("
-            << written.error().message() << "); the service writes it when it starts\n";
-    }
 }
 
 AdminNote Note(std::string event) {
@@ -235,7 +203,8 @@ int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err) {
     out << retried->size() << " job(s) queued again:";
     for (std::int64_t id : *retried) out << " " << id;
     out << "\n";
-    if (!retried->empty()) RecordAdminNotes(*target, *store, out);
+    if (!retried->empty())
+        RecordAdminNotes(target->config ? &target->config->audit : nullptr, *store, out);
     // Named ids that were not retried: unknown, or not done or dead.
     int code = 0;
     for (std::int64_t id : args.ids) {
@@ -271,7 +240,7 @@ int RunJobsPurge(const JobsArgs& args, std::ostream& out, std::ostream& err) {
         return 1;
     }
     out << *purged << " done job(s) purged (changed before " << Time(*before) << ")\n";
-    RecordAdminNotes(*target, *store, out);
+    RecordAdminNotes(target->config ? &target->config->audit : nullptr, *store, out);
     return 0;
 }
 

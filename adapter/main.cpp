@@ -5,9 +5,11 @@
 
 #include "adapter/admin_commands.hpp"
 #include "adapter/audit_commands.hpp"
+#include "adapter/backup_command.hpp"
 #include "adapter/evaluate_command.hpp"
 #include "adapter/jobs_commands.hpp"
 #include "adapter/replay_command.hpp"
+#include "adapter/restore_command.hpp"
 #include "adapter/status_command.hpp"
 
 int main(int argc, char** argv) {
@@ -62,7 +64,12 @@ int main(int argc, char** argv) {
     CLI::App* config_cmd = app.add_subcommand("config", "Configuration tools");
     config_cmd->require_subcommand(1);
     CLI::App* config_check_cmd = config_cmd->add_subcommand("check", "Validate a configuration");
-    config_check_cmd->add_option("FILE", config_path, "Service configuration (JSON)")->required();
+    bool connect = false;
+    config_check_cmd->add_option("FILE", config_path, "Service configuration (JSON)");
+    config_check_cmd->add_option("--config", config_path, "Service configuration (JSON)");
+    config_check_cmd->add_flag(
+        "--connect", connect,
+        "Then reach the EHR as serve would: TLS verified, SMART token, [base]/metadata");
 
     CLI::App* status_cmd = app.add_subcommand(
         "status",
@@ -92,6 +99,21 @@ int main(int argc, char** argv) {
     for (CLI::App* command : {jobs_list, jobs_show, jobs_retry, jobs_purge}) {
         command->add_option("--config", jobs.config_path, "Service configuration naming the store");
         command->add_option("--store", jobs.store_path, "The store's SQLite file");
+    }
+
+    BackupArgs backup;
+    CLI::App* backup_cmd = app.add_subcommand(
+        "backup",
+        "Back up the store, the audit trail with its checkpoint, the rule pack and the "
+        "configuration into a new folder, while the service runs");
+    CLI::App* restore_cmd = app.add_subcommand(
+        "restore",
+        "Put a backup in the places the configuration names (the service stopped); refused "
+        "before anything is replaced when the backup is incomplete or does not verify");
+    for (CLI::App* command : {backup_cmd, restore_cmd}) {
+        command->add_option("--config", backup.config_path, "Service configuration (JSON)")
+            ->required();
+        command->add_option("DIR", backup.dir, "The backup folder")->required();
     }
 
     AuditArgs audit;
@@ -138,11 +160,19 @@ int main(int argc, char** argv) {
         if (*replay_cmd) return RunRulesReplay(replay, std::cout, std::cerr);
         if (*serve_cmd) return RunServe(config_path, std::cerr);
         if (*status_cmd) return RunStatus(config_path, std::cout, std::cerr);
-        if (*config_check_cmd) return RunConfigCheck(config_path, std::cout, std::cerr);
+        if (*config_check_cmd) {
+            if (config_path.empty()) {
+                std::cerr << "config check: name the configuration: FILE or --config FILE\n";
+                return 2;
+            }
+            return RunConfigCheck(config_path, std::cout, std::cerr, connect);
+        }
         if (*jobs_list) return RunJobsList(jobs, std::cout, std::cerr);
         if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
         if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
         if (*jobs_purge) return RunJobsPurge(jobs, std::cout, std::cerr);
+        if (*backup_cmd) return RunBackup(backup, std::cout, std::cerr);
+        if (*restore_cmd) return RunRestore(backup, std::cout, std::cerr);
         if (*audit_verify) return RunAuditVerify(audit, std::cout, std::cerr);
         if (*audit_show) return RunAuditShow(audit, std::cout, std::cerr);
         if (*audit_export) return RunAuditExport(audit, std::cout, std::cerr);

@@ -8,6 +8,7 @@
 #include "adapter/audit/audit_key.hpp"
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
+#include "adapter/issue_report.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_path_reader.hpp"
 
@@ -464,6 +465,17 @@ std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::Is
     std::error_code ignored;
     const auto dir = std::filesystem::absolute(path, ignored).parent_path().string();
     return ParseServiceConfig(*text, env, files, issues, dir);
+}
+
+std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, std::ostream& err) {
+    fhir::IssueList issues;
+    auto config = LoadServiceConfig(path, issues);
+    ReportIssues(err, path, issues);
+    if (!config || issues.HasErrors()) {
+        ReportRefused(err, path, issues);
+        return std::nullopt;
+    }
+    return config;
 }
 
 }  // namespace microcare::adapter

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
@@ -103,5 +104,9 @@ std::optional<ServiceConfig> ParseServiceConfig(const std::string& json, const E
 
 // From a file, with the process environment; file names relative to the file's folder.
 std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, fhir::IssueList& issues);
+
+// The same for a command: every problem on `err` (`path: error: ...`, then `path: refused (N
+// problems)` when it has errors); nullopt when it has errors.
+std::optional<ServiceConfig> LoadServiceConfig(const std::string& path, std::ostream& err);
 
 }  // namespace microcare::adapter

@@ -17,6 +17,36 @@ bool Step(const boost::system::error_code& ec, fhir::IssueList& issues, const st
     return false;
 }
 
+// A setting naming a file: its JSON path and the file.
+struct FileSetting {
+    const char* at;
+    const std::string& file;
+};
+
+// The certificate chain and its private key, for either side of a connection (the server's own,
+// or the client certificate MicroCare shows the EHR): the same checks and the same words for
+// both, the key's match with the certificate included.
+bool UseCertificateAndKey(ssl::context& ctx, FileSetting certificate, FileSetting key,
+                          fhir::IssueList& issues) {
+    boost::system::error_code ec;
+    ctx.use_certificate_chain_file(certificate.file, ec);
+    if (!Step(ec, issues, certificate.at, certificate.file,
+              "not a readable PEM certificate chain")) {
+        return false;
+    }
+    ctx.use_private_key_file(key.file, ssl::context::pem, ec);
+    if (!Step(ec, issues, key.at, key.file,
+              "not a readable PEM private key, or not the key of the certificate")) {
+        return false;
+    }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+        issues.Error("invalid", key.at,
+                     key.file + ": does not match the certificate " + certificate.file);
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 std::unique_ptr<ssl::context> ServerTlsContext(const TlsServerSettings& tls,
@@ -30,20 +60,8 @@ std::unique_ptr<ssl::context> ServerTlsContext(const TlsServerSettings& tls,
         issues.Error("exception", "server.tls", "cannot set up TLS: " + ec.message());
         return nullptr;
     }
-    ctx->use_certificate_chain_file(tls.certificate_file, ec);
-    if (!Step(ec, issues, "server.tls.certificateFile", tls.certificate_file,
-              "not a readable PEM certificate chain")) {
-        return nullptr;
-    }
-    ctx->use_private_key_file(tls.private_key_file, ssl::context::pem, ec);
-    if (!Step(ec, issues, "server.tls.privateKeyFile", tls.private_key_file,
-              "not a readable PEM private key, or not the key of certificateFile")) {
-        return nullptr;
-    }
-    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-        issues.Error(
-            "invalid", "server.tls.privateKeyFile",
-            tls.private_key_file + ": does not match certificateFile " + tls.certificate_file);
+    if (!UseCertificateAndKey(*ctx, {"server.tls.certificateFile", tls.certificate_file},
+                              {"server.tls.privateKeyFile", tls.private_key_file}, issues)) {
         return nullptr;
     }
     if (!tls.client_ca_file.empty()) {
@@ -81,14 +99,8 @@ std::unique_ptr<ssl::context> EhrTlsContext(const EhrSettings& ehr, fhir::IssueL
         }
     }
     if (!ehr.client_certificate_file.empty()) {
-        ctx->use_certificate_chain_file(ehr.client_certificate_file, ec);
-        if (!Step(ec, issues, "ehr.clientCertificateFile", ehr.client_certificate_file,
-                  "not a readable PEM certificate chain")) {
-            return nullptr;
-        }
-        ctx->use_private_key_file(ehr.client_key_file, ssl::context::pem, ec);
-        if (!Step(ec, issues, "ehr.clientKeyFile", ehr.client_key_file,
-                  "not a readable PEM private key, or not the key of clientCertificateFile")) {
+        if (!UseCertificateAndKey(*ctx, {"ehr.clientCertificateFile", ehr.client_certificate_file},
+                                  {"ehr.clientKeyFile", ehr.client_key_file}, issues)) {
             return nullptr;
         }
     }

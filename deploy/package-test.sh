@@ -35,6 +35,7 @@ fi
 serve_pid=""
 cleanup() {
     if [ -n "$serve_pid" ]; then kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" || true; fi
+    if [ -n "${backups:-}" ]; then rm -rf "$backups"; fi
     dpkg --purge microcare >"$logs/cleanup.log" 2>&1 || true
     rm -rf /etc/microcare /usr/share/microcare /usr/share/doc/microcare /var/lib/microcare
     if getent passwd microcare >/dev/null; then userdel microcare || true; fi
@@ -161,21 +162,23 @@ sed -i 's/"installed-/"signed-/' /etc/microcare/rules/microneedling.json
 evaluate "signed-1\.0\.0"
 echo "package-test: with /etc/microcare/rules/ present, evaluate used the clinic's signed-off copy"
 # First start, as the unit runs it: as microcare, the secrets in the environment, UMask=0077.
-(
-    set -a; . /etc/microcare/microcare.env; set +a
-    cd / && umask 0077
-    exec setpriv --reuid=microcare --regid=microcare --init-groups \
-        /usr/bin/microcare serve --config /etc/microcare/microcare.json
-) >"$logs/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 100); do  # up to 10 s for "listening"; it is usually there in well under one
-    grep -q "MicroCare is listening" "$logs/serve.log" && break
-    kill -0 "$serve_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q "MicroCare is listening" "$logs/serve.log" || { cat "$logs/serve.log" >&2; fail "serve did not start"; }
-for probe in healthz readyz; do
-    /usr/bin/python3 - "$port" "$probe" /etc/microcare/tls/server.pem >"$logs/$probe.txt" 2>&1 <<'PY' ||
+start_serve() {  # log file
+    (
+        set -a; . /etc/microcare/microcare.env; set +a
+        cd / && umask 0077
+        exec setpriv --reuid=microcare --regid=microcare --init-groups \
+            /usr/bin/microcare serve --config /etc/microcare/microcare.json
+    ) >"$1" 2>&1 &
+    serve_pid=$!
+    for _ in $(seq 100); do  # up to 10 s for "listening"; it is usually there in well under one
+        grep -q "MicroCare is listening" "$1" && break
+        kill -0 "$serve_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "MicroCare is listening" "$1" || { cat "$1" >&2; fail "serve did not start"; }
+}
+probe() {  # path (healthz, readyz): answers 200 over TLS
+    /usr/bin/python3 - "$port" "$1" /etc/microcare/tls/server.pem >"$logs/$1.txt" 2>&1 <<'PY' ||
 import http.client, ssl, sys
 port, path, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 connection = http.client.HTTPSConnection("localhost", port, timeout=5,
@@ -185,12 +188,59 @@ answer = connection.getresponse()
 print(answer.status, answer.read().decode())
 sys.exit(0 if answer.status == 200 else 1)
 PY
-        { cat "$logs/$probe.txt" "$logs/serve.log" >&2; fail "/$probe did not answer 200"; }
+        { cat "$logs/$1.txt" "$logs/serve.log" >&2; fail "/$1 did not answer 200"; }
+}
+stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=""; }
+start_serve "$logs/serve.log"
+for path in healthz readyz; do probe "$path"; done
+
+# OPERATIONS.md, "Backups and restarts": a backup through the binary while the service runs, as
+# microcare with the secrets loaded; recorded in the live trail by the service.
+backups="$(mktemp -d /tmp/microcare-backups.XXXXXX)" && chmod 0711 "$backups"
+install -d -o microcare -g microcare -m 0700 "$backups/store"
+backup="$backups/store/microcare-$(date -u +%Y%m%dT%H%M%SZ)"
+(
+    set -a; . /etc/microcare/microcare.env; set +a
+    cd / && runuser -u microcare -- microcare backup --config /etc/microcare/microcare.json "$backup"
+) >"$logs/backup.txt" 2>&1 || { cat "$logs/backup.txt" >&2; fail "backup failed"; }
+[ -f "$backup/manifest.json" ] || fail "the backup has no manifest"
+for _ in $(seq 100); do  # the service writes the record within seconds
+    grep -q '"event":"backup"' /var/lib/microcare/audit.log && break
+    sleep 0.1
 done
-kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=""
+grep -q '"event":"backup"' /var/lib/microcare/audit.log || fail "the backup is not in the live audit trail"
+stop_serve
 check_mode /var/lib/microcare/microcare.db microcare:microcare 600
 echo "package-test: serve (as microcare) started, /healthz and /readyz answered 200 over TLS," \
-    "stopped on SIGTERM; its store is microcare 0600 in /var/lib/microcare"
+    "stopped on SIGTERM; its store is microcare 0600 in /var/lib/microcare;" \
+    "backup while it ran: $(head -n 1 "$logs/backup.txt")"
+# Restore, the service stopped, as root: the files keep the service's owner, the trail verifies,
+# what was there is moved aside, and the service starts on the restored data; a restore while it
+# runs is refused.
+(
+    set -a; . /etc/microcare/microcare.env; set +a
+    cd / && microcare restore --config /etc/microcare/microcare.json "$backup" &&
+    runuser -u microcare -- microcare audit verify --config /etc/microcare/microcare.json
+) >"$logs/restore.txt" 2>&1 || { cat "$logs/restore.txt" >&2; fail "restore, or the restored trail's verify, failed"; }
+check_mode /var/lib/microcare/microcare.db microcare:microcare 600
+check_mode /var/lib/microcare/audit.log microcare:microcare 640
+ls -d /var/lib/microcare/microcare-pre-restore-* >/dev/null || fail "restore kept nothing aside"
+start_serve "$logs/serve-restored.log"
+probe readyz
+for _ in $(seq 50); do  # restore, as root, left its record to the service, written at its start
+    grep -q '"event":"restore"' /var/lib/microcare/audit.log && break
+    sleep 0.1
+done
+grep -q '"event":"restore"' /var/lib/microcare/audit.log || fail "the restore is not in the restored trail"
+(
+    set -a; . /etc/microcare/microcare.env; set +a
+    cd / && microcare restore --config /etc/microcare/microcare.json "$backup"
+) >"$logs/restore-running.txt" 2>&1 && fail "restore ran while the service was running"
+grep -q "the service is running" "$logs/restore-running.txt" || { cat "$logs/restore-running.txt" >&2; fail "restore while running: not refused as such"; }
+stop_serve
+rm -rf "$backups"
+echo "package-test: restore (root, service stopped): files microcare's, trail verifies, old files" \
+    "moved aside, the service starts on them; refused while the service runs"
 
 # 5. Remove: the program goes, the configuration, data directory and user stay.
 dpkg --remove microcare >"$logs/remove.log" 2>&1 || { cat "$logs/remove.log" >&2; fail "remove failed"; }

@@ -466,6 +466,18 @@ FileScan ScanTrailFile(const TrailFile& file, const std::vector<ChainKey>& keys,
     return scan;
 }
 
+std::optional<TrailToVerify> ConfiguredTrail(const AuditSettings& settings) {
+    TrailToVerify trail;
+    trail.path = settings.path;
+    trail.checkpoint_path = CheckpointPathOf(settings);
+    if (!settings.key.empty()) {
+        auto key = ChainKey::Hmac(settings.key);
+        if (!key) return std::nullopt;
+        trail.keys.push_back(*key);
+    }
+    return trail;
+}
+
 AuditReport VerifyTrail(const TrailToVerify& trail) {
     AuditReport report;
     const TrailFileSet set = ListTrailFiles(trail.path);

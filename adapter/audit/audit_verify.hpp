@@ -9,6 +9,7 @@
 #include "adapter/audit/audit_checkpoint.hpp"
 #include "adapter/audit/audit_file_set.hpp"
 #include "adapter/audit/audit_key.hpp"
+#include "adapter/audit/audit_settings.hpp"
 
 namespace microcare::adapter {
 
@@ -70,6 +71,10 @@ struct TrailToVerify {
     std::vector<ChainKey> keys;   // the configured key, and older ones; empty: unkeyed
     std::string checkpoint_path;  // empty: the checkpoint is not checked
 };
+
+// The trail a configuration names: its active file, its checkpoint and its key (nullopt when
+// the configured key cannot be used).
+std::optional<TrailToVerify> ConfiguredTrail(const AuditSettings& settings);
 
 // Checks every file of the trail in order, each record's seal, the chain across files, the
 // retention records, and the head against the checkpoint.

@@ -41,4 +41,6 @@ Result<std::unique_ptr<EhrConnection>> EhrConnection::Open(boost::asio::any_io_e
 
 Ehr& EhrConnection::ehr() { return *client_; }
 
+AuthProvider& EhrConnection::auth() { return *auth_; }
+
 }  // namespace microcare::adapter

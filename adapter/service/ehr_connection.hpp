@@ -30,6 +30,9 @@ public:
     EhrConnection& operator=(const EhrConnection&) = delete;
 
     Ehr& ehr();
+    // The credentials alone, for `config check --connect` to tell a refused token from an
+    // unreachable EHR.
+    AuthProvider& auth();
 
 private:
     EhrConnection();

@@ -97,7 +97,7 @@ struct JobFilter {
 // change it describes and written into the trail later by whoever holds it (admin_audit.hpp).
 struct AdminNote {
     std::int64_t id = 0;  // set by the store
-    std::string event;    // "jobs-retry", "jobs-purge"
+    std::string event;    // "jobs-retry", "jobs-purge", "backup", "restore"
     std::vector<std::pair<std::string, std::string>> fields;
 };
 
@@ -160,6 +160,8 @@ public:
     // after its job was purged makes a new job; its writes are conditional creates, so the EHR
     // gets nothing twice.
     virtual Result<std::size_t> PurgeDone(TimePoint done_before, AdminNote note) = 0;
+    // An admin action that changed no job (a backup, a restore), committed on its own.
+    virtual Result<void> AddAdminNote(AdminNote note) = 0;
     // Admin notes not yet in the audit trail, oldest first, and forgetting them once written.
     virtual Result<std::vector<AdminNote>> PendingAdminNotes(std::size_t max) = 0;
     virtual Result<void> ForgetAdminNotes(std::int64_t up_to_id) = 0;

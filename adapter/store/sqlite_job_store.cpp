@@ -611,6 +611,10 @@ Result<std::size_t> SqliteJobStore::PurgeDone(TimePoint done_before, AdminNote n
     return SubmitAndWait<std::size_t>(true, [&] { return DoPurgeDone(done_before, note); });
 }
 
+Result<void> SqliteJobStore::AddAdminNote(AdminNote note) {
+    return SubmitAndWait<void>(true, [&] { return DoInsertNote(note); });
+}
+
 Result<std::vector<AdminNote>> SqliteJobStore::PendingAdminNotes(std::size_t max) {
     return SubmitAndWait<std::vector<AdminNote>>(false, [&] { return DoPendingAdminNotes(max); });
 }

@@ -57,6 +57,7 @@ public:
     Result<std::vector<std::int64_t>> RetryJobs(const std::vector<std::int64_t>& ids, TimePoint now,
                                                 AdminNote note) override;
     Result<std::size_t> PurgeDone(TimePoint done_before, AdminNote note) override;
+    Result<void> AddAdminNote(AdminNote note) override;
     Result<std::vector<AdminNote>> PendingAdminNotes(std::size_t max) override;
     Result<void> ForgetAdminNotes(std::int64_t up_to_id) override;
     Result<Job> Get(std::int64_t id) override;

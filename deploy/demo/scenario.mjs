@@ -133,6 +133,19 @@ const config = {
 writeFileSync(config.rules.path, readFileSync(join(root, 'config/rules/microneedling.json')));
 writeFileSync(join(work, 'microcare.json'), JSON.stringify(config, null, 2));
 process.env.MICROCARE_INBOUND_TOKEN = token;
+if (check) {
+  // What an admin runs before the first start (deploy/OPERATIONS.md): the offline checks, then
+  // the EHR reached as serve reaches it; this FHIR server must pass.
+  const connect = await new Promise((ok) => {
+    const c = spawn(binary, ['config', 'check', '--config', join(work, 'microcare.json'), '--connect']);
+    let text = '';
+    c.stdout.on('data', (d) => (text += d));
+    c.stderr.on('data', (d) => (text += d));
+    c.on('exit', (code) => ok({ code, text: text.trim() }));
+  });
+  console.log(`config check --connect: ${connect.text}`);
+  if (connect.code !== 0) fail(`config check --connect exited ${connect.code}:\n${connect.text}`);
+}
 const serve = (configFile) => start(
   binary,
   ['serve', '--config', configFile],
