@@ -405,16 +405,14 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
     int length = care.series_length;
     fhir::CalendarDuration earliest = care.series_earliest;
     fhir::CalendarDuration latest = care.series_latest;
-    std::vector<const fhir::Concept*> reasons;
-    for (const auto& c : out.encounter->reasons) reasons.push_back(&c);
+    // Each reason is matched once, not once per indication.
+    ValueSetMask reasons;
+    for (const auto& c : out.encounter->reasons) reasons |= rules.codes.Match(c);
     if (out.procedure) {
-        for (const auto& c : out.procedure->reasons) reasons.push_back(&c);
+        for (const auto& c : out.procedure->reasons) reasons |= rules.codes.Match(c);
     }
     for (const SeriesIndication& indication : care.indications) {
-        bool match = std::any_of(reasons.begin(), reasons.end(), [&](const fhir::Concept* c) {
-            return rules.codes.Match(*c).test(indication.value_set);
-        });
-        if (match) {
+        if (reasons.test(indication.value_set)) {
             out.indication = indication.id;
             length = indication.length;
             earliest = indication.earliest;
