@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -85,6 +86,16 @@ struct Both {
         reference.Add(value_set, pattern, excluded);
     }
 
+    ValueSetMask Of(std::string_view text) const { return index.Match(fhir::Concept{{}, text}); }
+
+    void AddAll(std::initializer_list<std::pair<std::size_t, std::string_view>> patterns) {
+        for (const auto& [value_set, pattern] : patterns) Add(value_set, pattern);
+    }
+
+    void ExpectSame(std::initializer_list<std::string_view> texts) const {
+        for (std::string_view text : texts) ExpectSame(text);
+    }
+
     void ExpectSame(std::string_view text) const {
         EXPECT_EQ(index.Match(fhir::Concept{{}, text}), reference.Match(text))
             << "text: \"" << text << "\"";
@@ -96,80 +107,60 @@ struct Both {
 
 TEST(TextPatterns, OverlappingPatternsAllMatch) {
     Both both;
-    both.Add(0, "herpes");
-    both.Add(1, "herpes zoster");
-    both.Add(2, "zoster");
-    both.Add(3, "*ster*");
-    both.Add(4, "her*");
-    both.Add(5, "*pes");
-    for (const char* text : {"herpes zoster", "Herpes Zoster ophthalmicus", "herpeszoster",
-                             "herpes zosteroid", "zoster", "oster", "the herpes", "herpe"}) {
-        both.ExpectSame(text);
-    }
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "herpes zoster"}).test(0));
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "herpes zoster"}).test(1));
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "herpes zoster"}).test(2));
-    EXPECT_FALSE(both.index.Match(fhir::Concept{{}, "herpeszoster"}).test(2));
+    both.AddAll({{0, "herpes"},
+                 {1, "herpes zoster"},
+                 {2, "zoster"},
+                 {3, "*ster*"},
+                 {4, "her*"},
+                 {5, "*pes"}});
+    both.ExpectSame({"herpes zoster", "Herpes Zoster ophthalmicus", "herpeszoster",
+                     "herpes zosteroid", "zoster", "oster", "the herpes", "herpe"});
+    EXPECT_TRUE(both.Of("herpes zoster").test(0));
+    EXPECT_TRUE(both.Of("herpes zoster").test(1));
+    EXPECT_TRUE(both.Of("herpes zoster").test(2));
+    EXPECT_FALSE(both.Of("herpeszoster").test(2));
 }
 
 TEST(TextPatterns, PatternsThatAreSuffixesOfOthers) {
-    // An automaton finds a short pattern inside a long one through its suffix links: "acne" ends
-    // inside "cystic acne" and "ne" inside both.
+    // An automaton finds a short pattern inside a long one through its suffix links: "acne"
+    // ends inside "cystic acne", and "ne" inside both.
     Both both;
-    both.Add(0, "cystic acne");
-    both.Add(1, "acne");
-    both.Add(2, "*ne");
-    both.Add(3, "*cne*");
-    for (const char* text : {"cystic acne", "acne", "cystic acnes", "xacne", "ne", "acne ne"}) {
-        both.ExpectSame(text);
-    }
-    EXPECT_EQ(both.index.Match(fhir::Concept{{}, "cystic acne"}).count(), 4u);
+    both.AddAll({{0, "cystic acne"}, {1, "acne"}, {2, "*ne"}, {3, "*cne*"}});
+    both.ExpectSame({"cystic acne", "acne", "cystic acnes", "xacne", "ne", "acne ne"});
+    EXPECT_EQ(both.Of("cystic acne").count(), 4u);
 }
 
 TEST(TextPatterns, CaseFoldingIsAsciiOnly) {
     Both both;
-    both.Add(0, "MicroNeedl*");
-    both.Add(1, "sjögren*");
-    both.Add(2, "juvéderm");
-    for (const char* text : {"MICRONEEDLING", "microneedling", "Sjögren syndrome", "SJöGREN",
-                             "SJÖGREN", "Juvéderm", "JUVÉDERM", "juvederm"}) {
-        both.ExpectSame(text);
-    }
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "SJöGREN"}).test(1));
-    EXPECT_FALSE(both.index.Match(fhir::Concept{{}, "SJÖGREN"}).test(1));
-    EXPECT_FALSE(both.index.Match(fhir::Concept{{}, "JUVÉDERM"}).test(2));
+    both.AddAll({{0, "MicroNeedl*"}, {1, "sjögren*"}, {2, "juvéderm"}});
+    both.ExpectSame({"MICRONEEDLING", "microneedling", "Sjögren syndrome", "SJöGREN", "SJÖGREN",
+                     "Juvéderm", "JUVÉDERM", "juvederm"});
+    EXPECT_TRUE(both.Of("SJöGREN").test(1));
+    EXPECT_FALSE(both.Of("SJÖGREN").test(1));
+    EXPECT_FALSE(both.Of("JUVÉDERM").test(2));
 }
 
 TEST(TextPatterns, NonAsciiBytesAreWordCharacters) {
     Both both;
-    both.Add(0, "derm");
-    both.Add(1, "*derm");
-    both.Add(2, "ö*");
-    for (const char* text : {"juvéderm", "é derm", "derm€", "derm é", "öl", "xöl", "ö"}) {
-        both.ExpectSame(text);
-    }
-    EXPECT_FALSE(both.index.Match(fhir::Concept{{}, "juvéderm"}).test(0));
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "juvéderm"}).test(1));
+    both.AddAll({{0, "derm"}, {1, "*derm"}, {2, "ö*"}});
+    both.ExpectSame({"juvéderm", "é derm", "derm€", "derm é", "öl", "xöl", "ö"});
+    EXPECT_FALSE(both.Of("juvéderm").test(0));
+    EXPECT_TRUE(both.Of("juvéderm").test(1));
 }
 
 TEST(TextPatterns, WordBoundaries) {
     Both both;
-    both.Add(0, "cit");
-    both.Add(1, "co2 laser*");
-    both.Add(2, "*toxin*");
-    for (const char* text :
-         {"cit", "(CIT)", "cit-", "elicit", "citrus", "cit2", "co2 laser", "co2 lasers",
-          "co2  laser", "xco2 laser", "botulinumtoxinA", "toxin", "cit_x", "cit.x", "x cit"}) {
-        both.ExpectSame(text);
-    }
+    both.AddAll({{0, "cit"}, {1, "co2 laser*"}, {2, "*toxin*"}});
+    both.ExpectSame({"cit", "(CIT)", "cit-", "elicit", "citrus", "cit2", "co2 laser", "co2 lasers",
+                     "co2  laser", "xco2 laser", "botulinumtoxinA", "toxin", "cit_x", "cit.x",
+                     "x cit"});
 }
 
 TEST(TextPatterns, EmptyAndShortTexts) {
     Both both;
-    both.Add(0, "ab");
-    both.Add(1, "*ab*");
-    for (const char* text : {"", "a", "b", "ab", "AB", " ab", "ab "}) both.ExpectSame(text);
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, ""}).none());
+    both.AddAll({{0, "ab"}, {1, "*ab*"}});
+    both.ExpectSame({"", "a", "b", "ab", "AB", " ab", "ab "});
+    EXPECT_TRUE(both.Of("").none());
 }
 
 TEST(TextPatterns, ExcludedTextCancelsOnlyItsValueSet) {
@@ -177,22 +168,16 @@ TEST(TextPatterns, ExcludedTextCancelsOnlyItsValueSet) {
     both.Add(0, "acne");
     both.Add(0, "acne scar*", true);
     both.Add(1, "*scar*");
-    for (const char* text : {"acne", "acne scarring", "Acne scars and acne", "scar"}) {
-        both.ExpectSame(text);
-    }
-    EXPECT_FALSE(both.index.Match(fhir::Concept{{}, "acne scarring"}).test(0));
-    EXPECT_TRUE(both.index.Match(fhir::Concept{{}, "acne scarring"}).test(1));
+    both.ExpectSame({"acne", "acne scarring", "Acne scars and acne", "scar"});
+    EXPECT_FALSE(both.Of("acne scarring").test(0));
+    EXPECT_TRUE(both.Of("acne scarring").test(1));
 }
 
 TEST(TextPatterns, PatternsTheLoaderRefusesNeverMatch) {
     // CodeIndex takes them; they have never matched anything.
     Both both;
-    both.Add(0, "a");
-    both.Add(1, "*");
-    both.Add(2, "-x");
-    both.Add(3, " ab");
-    both.Add(4, "**ab");
-    for (const char* text : {"a", "-x", "a -x", " ab", "x ab", "*ab", "ab"}) both.ExpectSame(text);
+    both.AddAll({{0, "a"}, {1, "*"}, {2, "-x"}, {3, " ab"}, {4, "**ab"}});
+    both.ExpectSame({"a", "-x", "a -x", " ab", "x ab", "*ab", "ab"});
 }
 
 TEST(TextPatterns, RandomPatternsAgreeWithTheReference) {
