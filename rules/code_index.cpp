@@ -6,6 +6,7 @@
 #include <bitset>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 #include "rules/concept_match_cache.hpp"
 #include "rules/text_matcher.hpp"
@@ -133,10 +134,39 @@ struct CodeIndex::Impl {
     }
 
     const SystemCodes* Find(std::string_view system) const {
-        for (const auto& [uri, codes] : systems) {
-            if (uri.size() == system.size() && uri == system) return &codes;
+        const std::size_t i = SystemNumber(system);
+        return i < systems.size() ? &systems[i].second : nullptr;
+    }
+
+    // The system's position in `systems`, or systems.size() if the pack has no code of it.
+    std::size_t SystemNumber(std::string_view system) const {
+        for (std::size_t i = 0; i < systems.size(); ++i) {
+            const std::string& uri = systems[i].first;
+            if (uri.size() == system.size() && uri == system) return i;
         }
-        return nullptr;
+        return systems.size();
+    }
+
+    // What decides a concept's match, for ConceptMatchCache: its text and, per coding, the
+    // system's number (not its long URI), the code if the pack knows the system (it plays no
+    // part otherwise) and the display. Each string has its length before it, so two concepts
+    // never share a key.
+    std::string_view Key(const fhir::Concept& concept_value) const {
+        thread_local std::string key;  // reused: building a key allocates nothing
+        key.clear();
+        auto append = [](std::string_view field) {
+            const auto size = static_cast<std::uint32_t>(field.size());
+            key.append(reinterpret_cast<const char*>(&size), sizeof size);
+            key.append(field);
+        };
+        append(concept_value.text);
+        for (const fhir::Coding& coding : concept_value.codings) {
+            const std::size_t system = SystemNumber(coding.system);
+            key.append(reinterpret_cast<const char*>(&system), sizeof system);
+            append(system < systems.size() ? coding.code : std::string_view());
+            append(coding.display);
+        }
+        return key;
     }
 };
 
@@ -203,7 +233,7 @@ ValueSetMask CodeIndex::MatchCoding(const fhir::Coding& coding) const {
 }
 
 ValueSetMask CodeIndex::Match(const fhir::Concept& concept_value) const {
-    return ConceptMatchCache::Match(impl_->generation, concept_value,
+    return ConceptMatchCache::Match(impl_->generation, impl_->Key(concept_value),
                                     [&] { return MatchUncached(concept_value); });
 }
 

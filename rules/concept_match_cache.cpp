@@ -25,17 +25,9 @@ constexpr std::size_t kMaxKey = 512;
 struct Entries {
     std::uint64_t generation = 0;
     std::unordered_map<std::string, ValueSetMask, Hash, std::equal_to<>> masks;
-    std::string key;  // reused, so that a hit allocates nothing
 };
 
 std::atomic<std::uint64_t> next_generation{1};
-
-// Every field with its length before it: two different concepts never give the same key.
-void Append(std::string& key, std::string_view field) {
-    const auto size = static_cast<std::uint32_t>(field.size());
-    key.append(reinterpret_cast<const char*>(&size), sizeof size);
-    key.append(field);
-}
 
 }  // namespace
 
@@ -44,16 +36,8 @@ std::uint64_t ConceptMatchCache::NewGeneration() {
 }
 
 std::pair<ValueSetMask*, bool> ConceptMatchCache::Slot(std::uint64_t generation,
-                                                       const fhir::Concept& concept_value) {
+                                                       std::string_view key) {
     thread_local Entries entries;
-    std::string& key = entries.key;
-    key.clear();
-    Append(key, concept_value.text);
-    for (const fhir::Coding& coding : concept_value.codings) {
-        Append(key, coding.system);
-        Append(key, coding.code);
-        Append(key, coding.display);
-    }
     if (key.size() > kMaxKey) return {nullptr, false};
     if (entries.generation != generation) {
         entries.masks.clear();
@@ -61,7 +45,7 @@ std::pair<ValueSetMask*, bool> ConceptMatchCache::Slot(std::uint64_t generation,
     }
     if (auto it = entries.masks.find(key); it != entries.masks.end()) return {&it->second, false};
     if (entries.masks.size() >= kMaxEntries) entries.masks.clear();
-    return {&entries.masks.emplace(key, ValueSetMask{}).first->second, true};
+    return {&entries.masks.emplace(std::string(key), ValueSetMask{}).first->second, true};
 }
 
 }  // namespace microcare::rules

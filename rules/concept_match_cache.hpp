@@ -1,9 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <utility>
 
-#include "fhir/patient_record.hpp"
 #include "rules/value_set_mask.hpp"
 
 namespace microcare::rules {
@@ -15,11 +15,11 @@ namespace microcare::rules {
 // every change to the index, so a reloaded pack never sees the matches of the one before.
 class ConceptMatchCache {
 public:
-    // The cached value sets of `concept_value`, or those `compute()` gives (then kept).
+    // The cached value sets of the concept `key` stands for (all that decides its match, each
+    // field with its length before it), or those `compute()` gives (then kept).
     template <typename Compute>
-    static ValueSetMask Match(std::uint64_t generation, const fhir::Concept& concept_value,
-                              Compute compute) {
-        auto [slot, is_new] = Slot(generation, concept_value);
+    static ValueSetMask Match(std::uint64_t generation, std::string_view key, Compute compute) {
+        auto [slot, is_new] = Slot(generation, key);
         if (slot == nullptr) return compute();
         if (is_new) *slot = compute();
         return *slot;
@@ -31,8 +31,7 @@ public:
 private:
     // The concept's entry (is_new: still to be filled), or nullptr for a concept too large to
     // be worth keeping.
-    static std::pair<ValueSetMask*, bool> Slot(std::uint64_t generation,
-                                               const fhir::Concept& concept_value);
+    static std::pair<ValueSetMask*, bool> Slot(std::uint64_t generation, std::string_view key);
 };
 
 }  // namespace microcare::rules
