@@ -1,6 +1,5 @@
 #pragma once
 
-#include <bitset>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -9,16 +8,13 @@
 #include <vector>
 
 #include "fhir/patient_record.hpp"
+#include "rules/value_set_mask.hpp"
 
 namespace microcare::rules {
 
-inline constexpr std::size_t kMaxValueSets = 512;
-// The value sets a concept belongs to, one bit per value set of the pack.
-using ValueSetMask = std::bitset<kMaxValueSets>;
-
 // Every code, prefix, range and text pattern of every value set of a pack, indexed once at load
 // time so that a concept is classified against all value sets in one pass: a hash lookup per
-// coding and a few per word of text, whatever the number of rules.
+// coding and one automaton step per byte of text, whatever the number of rules.
 class CodeIndex {
 public:
     CodeIndex();
@@ -34,14 +30,19 @@ public:
     // `pattern` as documented in config/README.md (`word`, `prefix*`, `*infix*`).
     void AddText(std::size_t value_set, std::string_view pattern);
     void AddExcludedText(std::size_t value_set, std::string_view pattern);
+    // Builds the text automaton now rather than on the first Match (which does it if needed).
+    void Build() const;
 
     // The value sets the concept belongs to. A concept with a coding a value set excludes never
-    // belongs to it.
+    // belongs to it. Repeated concepts are answered from a per-thread cache
+    // (ConceptMatchCache).
     ValueSetMask Match(const fhir::Concept& concept_value) const;
     // Value sets whose codes (not text) contain this coding.
     ValueSetMask MatchCoding(const fhir::Coding& coding) const;
 
 private:
+    ValueSetMask MatchUncached(const fhir::Concept& concept_value) const;
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

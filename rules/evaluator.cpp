@@ -63,7 +63,7 @@ Classified Classify(const RuleSet& rules, const fhir::PatientRecord& record, boo
         if (!all && r.type != ResourceType::kProcedure) continue;
         out.code_masks[i] = rules.codes.Match(r.code);
         if (r.type == ResourceType::kProcedure &&
-            Contains(rules.microneedling.procedure_status, std::string(r.status)) &&
+            Contains(rules.microneedling.procedure_status, r.status) &&
             IsMicroneedlingConcept(rules, r.code, out.code_masks[i])) {
             out.microneedling[i] = true;
             if (!r.encounter.empty()) treated_encounters.push_back(r.encounter);
@@ -405,16 +405,14 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
     int length = care.series_length;
     fhir::CalendarDuration earliest = care.series_earliest;
     fhir::CalendarDuration latest = care.series_latest;
-    std::vector<const fhir::Concept*> reasons;
-    for (const auto& c : out.encounter->reasons) reasons.push_back(&c);
+    // Each reason is matched once, not once per indication.
+    ValueSetMask reasons;
+    for (const auto& c : out.encounter->reasons) reasons |= rules.codes.Match(c);
     if (out.procedure) {
-        for (const auto& c : out.procedure->reasons) reasons.push_back(&c);
+        for (const auto& c : out.procedure->reasons) reasons |= rules.codes.Match(c);
     }
     for (const SeriesIndication& indication : care.indications) {
-        bool match = std::any_of(reasons.begin(), reasons.end(), [&](const fhir::Concept* c) {
-            return rules.codes.Match(*c).test(indication.value_set);
-        });
-        if (match) {
+        if (reasons.test(indication.value_set)) {
             out.indication = indication.id;
             length = indication.length;
             earliest = indication.earliest;
@@ -431,7 +429,7 @@ void PlanAftercare(const RuleSet& rules, const fhir::PatientRecord& record,
         const ClinicalResource& r = record.resources[i];
         if (!classified.microneedling[i] || r.subject != out.patient || !r.start) continue;
         if (r.type == ResourceType::kEncounter &&
-            !Contains(rules.microneedling.encounter_status, std::string(r.status))) {
+            !Contains(rules.microneedling.encounter_status, r.status)) {
             continue;
         }
         Instant when = r.start->Earliest(offset);
@@ -580,7 +578,7 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
                           "pack's microneedling codes or text";
         return out;
     }
-    if (!Contains(rules.microneedling.encounter_status, std::string(encounter.status))) {
+    if (!Contains(rules.microneedling.encounter_status, encounter.status)) {
         out.explanation = std::string(encounter.reference) + " has status \"" +
                           std::string(encounter.status) +
                           "\": only a treatment that took place gets an aftercare plan";

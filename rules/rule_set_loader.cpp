@@ -102,6 +102,7 @@ public:
         ReadAftercare(root["aftercare"]);
         if (issues_.HasErrors()) return std::nullopt;
         Index();
+        set_.codes.Build();  // before the pack is shared between threads
         return std::move(set_);
     }
 
