@@ -40,6 +40,8 @@ const binary = resolve(option('--binary', join(root, 'build/microcare')));
 const work = resolve(option('--work', join(root, 'var/demo')));
 mkdirSync(join(work, 'seed'), { recursive: true });
 
+// The identifier system of what MicroCare writes.
+const GENERATED = 'https://microcare.example/fhir/sid/generated';
 const children = [];
 const stopAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
 process.on('exit', stopAll);
@@ -377,7 +379,6 @@ function packBOf(packA) {
   return packB;
 }
 
-const GENERATED = 'https://microcare.example/fhir/sid/generated';
 // MicroCare's CarePlans, DetectedIssues and Tasks on the EHR, by `Type/id`.
 async function snapshotMine() {
   const all = (await Promise.all(['CarePlan', 'DetectedIssue', 'Task'].map((t) => search(t)))).flat();
