@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 fuzz_dir="${MICROCARE_FUZZ_BUILD_DIR:-build-fuzz}"
 asan_dir="${MICROCARE_ASAN_BUILD_DIR:-build-asan}"
-fuzz_seconds="${MICROCARE_FUZZ_SECONDS:-60}"
+fuzz_seconds="${MICROCARE_FUZZ_SECONDS:-40}"
 fuzz_jobs="${MICROCARE_FUZZ_JOBS:-2}"
 targets=(json patient_record rule_pack service_config process_message notification)
 
