@@ -1,5 +1,6 @@
 #include "adapter/audit/audit_log.hpp"
 
+#include <bit>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -43,16 +44,16 @@ std::optional<SealedRecord> SealRecord(
     return sealed;
 }
 
-bool FieldsAllowed(std::span<const AuditLog::Field> fields) {
+bool FieldsAllowed(const std::vector<std::pair<std::string, std::string>>& fields) {
     static constexpr std::string_view kReserved[] = {"seq", "ts", "event", "prev", "hash"};
     for (std::size_t i = 0; i < fields.size(); ++i) {
-        const std::string_view key = fields[i].key;
+        const std::string_view key = fields[i].first;
         if (key.empty()) return false;
         for (std::string_view reserved : kReserved) {
             if (key == reserved) return false;
         }
         for (std::size_t j = 0; j < i; ++j) {
-            if (fields[j].key == key) return false;
+            if (fields[j].first == key) return false;
         }
     }
     return true;
@@ -66,10 +67,6 @@ std::optional<AuditRecord> FirstRecordOf(const std::string& path) {
     if (!std::getline(in, line)) return std::nullopt;
     return ParseRecordLine(line, why);
 }
-
-// Failures are logged the first time and then at 2, 4, 8, ... in a row: a full disk must not
-// also flood the log.
-bool WorthLogging(std::uint64_t in_a_row) { return (in_a_row & (in_a_row - 1)) == 0; }
 
 }  // namespace
 
@@ -98,13 +95,19 @@ Result<void> AuditLog::Resume() {
     return WriteLocked({});
 }
 
-Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fields) {
-    if (!FieldsAllowed(fields)) return make_error_code(boost::system::errc::invalid_argument);
-    Pending record{std::string(event), {}};
+AuditLog::Record AuditLog::MakeRecord(std::string_view event, std::span<const Field> fields) {
+    Record record{std::string(event), {}};
     record.fields.reserve(fields.size());
     for (const Field& field : fields) record.fields.emplace_back(field.key, field.value);
+    return record;
+}
+
+Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fields) {
     std::vector<Pending> records;
-    records.push_back(std::move(record));
+    records.push_back(MakeRecord(event, fields));
+    if (!FieldsAllowed(records.back().fields)) {
+        return make_error_code(boost::system::errc::invalid_argument);
+    }
     std::lock_guard lock(mutex_);
     auto written = WriteLocked(std::move(records));
     if (!written) return written;
@@ -113,7 +116,60 @@ Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fie
     return {};
 }
 
+void AuditLog::AppendAsync(Record record, Done done) {
+    if (!FieldsAllowed(record.fields)) {
+        done(make_error_code(boost::system::errc::invalid_argument));
+        return;
+    }
+    {
+        std::lock_guard queue(queue_mutex_);
+        if (!stopping_) {
+            queue_.push_back(Queued{std::move(record), std::move(done)});
+            if (!writer_.joinable()) writer_ = std::thread([this] { WriteQueued(); });
+            queue_changed_.notify_one();
+            return;
+        }
+    }
+    done(Error::kShuttingDown);
+}
+
+void AuditLog::WriteQueued() {
+    std::unique_lock queue(queue_mutex_);
+    for (;;) {
+        queue_changed_.wait(queue, [this] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;
+        std::deque<Queued> batch;
+        batch.swap(queue_);
+        queue.unlock();
+        std::vector<Pending> records;
+        records.reserve(batch.size());
+        for (Queued& queued : batch) records.push_back(std::move(queued.record));
+        Result<void> written;
+        {
+            std::lock_guard lock(mutex_);
+            written = WriteLocked(std::move(records));
+            if (written) {
+                MaybeCheckpointLocked();
+                MaybeRotateLocked();
+            }
+        }
+        for (Queued& queued : batch) queued.done(written);
+        queue.lock();
+    }
+}
+
+void AuditLog::StopWriter() {
+    {
+        std::lock_guard queue(queue_mutex_);
+        stopping_ = true;
+        queue_changed_.notify_one();
+    }
+    // What was queued is still written: the thread ends once the queue is empty.
+    if (writer_.joinable()) writer_.join();
+}
+
 Result<void> AuditLog::Close() {
+    StopWriter();
     std::lock_guard lock(mutex_);
     if (closed_) return {};
     auto checkpoint = CheckpointLocked();
@@ -152,12 +208,16 @@ Result<void> AuditLog::OpenActiveFile() {
     return {};
 }
 
-void AuditLog::NoteFailure(const boost::system::error_code& error) {
-    ++failures_in_a_row_;
-    ++failed_appends_;
+void AuditLog::NoteFailure(const boost::system::error_code& error, std::size_t records) {
+    // Every record refused counts (a batch of AppendAsync fails as a whole); Resume's attempt
+    // counts as one.
+    const std::uint64_t before = failures_in_a_row_;
+    const std::uint64_t failed = records == 0 ? 1 : records;
+    failures_in_a_row_ += failed;
+    failed_appends_ += failed;
     last_error_ = error;
-    if (failures_in_a_row_ == 1) failing_since_ = Now();
-    if (WorthLogging(failures_in_a_row_)) {
+    if (before == 0) failing_since_ = Now();
+    if (std::bit_width(before) != std::bit_width(failures_in_a_row_)) {
         Log::Error(
             "cannot write the audit trail; the record is refused and the next one tries "
             "again",
@@ -169,16 +229,17 @@ void AuditLog::NoteFailure(const boost::system::error_code& error) {
 
 Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
     if (closed_) return Error::kShuttingDown;
+    const std::size_t count = records.size();
     if (!file_) {
         if (auto opened = OpenActiveFile(); !opened) {
-            NoteFailure(opened.error());
+            NoteFailure(opened.error(), count);
             return opened.error();
         }
     }
     // A failed write may have left part of a line: cut back to the last whole record first.
     if (dirty_) {
         if (auto cut = file_->Truncate(good_size_); !cut) {
-            NoteFailure(cut.error());
+            NoteFailure(cut.error(), count);
             return cut.error();
         }
         dirty_ = false;
@@ -211,7 +272,7 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
     for (const Pending& record : all) {
         auto sealed = SealRecord(seq, ts, record.event, record.fields, prev, key_);
         if (!sealed) {
-            NoteFailure(Error::kAuditFailed);
+            NoteFailure(Error::kAuditFailed, count);
             return Error::kAuditFailed;
         }
         batch += sealed->line;
@@ -219,7 +280,7 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
         ++seq;
     }
     if (auto written = file_->Append(batch); !written) {
-        NoteFailure(written.error());
+        NoteFailure(written.error(), count);
         dirty_ = true;
         if (file_->Truncate(good_size_)) dirty_ = false;
         return written.error();

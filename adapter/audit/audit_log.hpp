@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -10,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -62,6 +65,23 @@ public:
     Result<void> Append(std::string_view event, std::initializer_list<Field> fields);
     Result<void> Append(std::string_view event, std::span<const Field> fields);
 
+    // A record with its values copied: what AppendAsync queues.
+    struct Record {
+        std::string event;
+        std::vector<std::pair<std::string, std::string>> fields;
+    };
+    static Record MakeRecord(std::string_view event, std::span<const Field> fields);
+    static Record MakeRecord(std::string_view event, std::initializer_list<Field> fields) {
+        return MakeRecord(event, std::span<const Field>(fields.begin(), fields.size()));
+    }
+    using Done = std::function<void(Result<void>)>;
+    // The same as Append without blocking the caller: the record goes to the trail's writer
+    // thread, which writes every record queued while it waited for one fdatasync together
+    // with the next (group commit), so that many callers share one sync. `done` runs on that
+    // thread once the record is durable, or with the error that refused it; it must not block
+    // or append synchronously. Records of one caller are written in the order queued.
+    void AppendAsync(Record record, Done done);
+
     // After failed appends, tries to write again (the record saying the trail resumed), so
     // that the trail heals without waiting for the next event; nothing when it is healthy.
     // What /readyz calls before it reports the trail's health.
@@ -87,9 +107,10 @@ public:
     Health health() const;
 
 private:
-    struct Pending {
-        std::string event;
-        std::vector<std::pair<std::string, std::string>> fields;
+    using Pending = Record;
+    struct Queued {
+        Record record;
+        Done done;
     };
 
     AuditLog(AuditSettings settings, ChainKey key, Options options, TrailLock lock);
@@ -97,7 +118,10 @@ private:
     Result<void> Recover(std::string& problem);
     Result<void> OpenActiveFile();
     Result<void> WriteLocked(std::vector<Pending> records);
-    void NoteFailure(const boost::system::error_code& error);
+    void NoteFailure(const boost::system::error_code& error, std::size_t records);
+    // The writer thread of AppendAsync: takes the whole queue, writes it with one sync.
+    void WriteQueued();
+    void StopWriter();
     Result<void> CheckpointLocked();
     void MaybeCheckpointLocked();
     void MaybeRotateLocked();
@@ -127,6 +151,13 @@ private:
     std::uint64_t since_checkpoint_ = 0;
     std::chrono::system_clock::time_point last_checkpoint_;
     bool closed_ = false;
+
+    // AppendAsync's queue and writer thread (started by the first AppendAsync).
+    std::mutex queue_mutex_;
+    std::condition_variable queue_changed_;
+    std::deque<Queued> queue_;
+    std::thread writer_;
+    bool stopping_ = false;
 };
 
 }  // namespace microcare::adapter

@@ -10,6 +10,7 @@
 
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_key.hpp"
+#include "adapter/audit/audited.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
@@ -334,18 +335,19 @@ void FhirEndpoint::Record(const HttpRequestIn& request, Route route, std::string
                           unsigned status) {
     if (status >= 400 && status < 500) ++metrics_.requests_refused;
     // Who tried to get in without the right to: part of the record (sampled, see
-    // FloodSampler), never the credential itself. Written here, on the I/O thread, since a
-    // refusal before the body has no coroutine to wait in; the sampling bounds those fsyncs.
+    // FloodSampler), never the credential itself. Queued to the trail's writer without
+    // waiting: a refusal before the body has no coroutine to wait in, and the I/O thread never
+    // waits for a sync; a record the trail cannot take is counted there.
     std::uint64_t skipped = 0;
     if ((status == 401 || status == 403) && refusals_.Take(FloodSampler::Clock::now(), skipped)) {
-        const std::string status_text = std::to_string(status);
-        const std::string skipped_text = std::to_string(skipped);
-        const std::string caller = Caller(request);
-        (void)audit_.Append("request-refused", {{"status", status_text},
-                                                {"endpoint", RouteName(route)},
-                                                {"client", caller},
-                                                {"refusedUnrecordedBefore", skipped_text},
-                                                {"request", request.request_id}});
+        audit_.AppendAsync(
+            AuditLog::MakeRecord("request-refused",
+                                 {{"status", std::to_string(status)},
+                                  {"endpoint", RouteName(route)},
+                                  {"client", Caller(request)},
+                                  {"refusedUnrecordedBefore", std::to_string(skipped)},
+                                  {"request", request.request_id}}),
+            [](Result<void>) {});
     }
     Log::Info("request", {{"request", request.request_id},
                           {"method", request.method},
@@ -453,15 +455,14 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
     }
     const std::string job_id = std::to_string(enqueued->job_id);
     // An fsync'd record: on the blocking pool, never on an I/O thread.
-    auto audited = co_await Offload(blocking_, [&] {
-        return audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
-                             {{"channel", "$process-message"},
-                              {"client", Caller(request)},
-                              {"message", bundle_id},
-                              {"job", job_id},
-                              {"encounter", encounter},
-                              {"request", request.request_id}});
-    });
+    AuditLog::Record record = AuditLog::MakeRecord(
+        enqueued->created ? "trigger" : "trigger-repeated", {{"channel", "$process-message"},
+                                                             {"client", Caller(request)},
+                                                             {"message", bundle_id},
+                                                             {"job", job_id},
+                                                             {"encounter", encounter},
+                                                             {"request", request.request_id}});
+    auto audited = co_await Audited(audit_, std::move(record));
     if (!audited) co_return Unaudited(metrics_, request, audited.error());
     if (!enqueued->created) {
         ++metrics_.triggers_duplicate;
@@ -508,8 +509,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         const std::string& sub = notification->subscription;
         // Captures by reference only: g++ 12 destroys by-value captures of a lambda temporary in a
         // co_await expression twice.
-        auto last =
-            co_await Offload(blocking_, [this, &sub] { return store_.LastEventNumber(sub); });
+        auto last = co_await AwaitCallback<Result<std::int64_t>>(
+            [this, &sub](auto done) { store_.LastEventNumberAsync(sub, std::move(done)); });
         if (!last) co_return Unavailable("the notification could not be journaled; send it again");
         std::int64_t expected = *last + 1;
         for (const Notification::Event& event : notification->events) {
@@ -544,17 +545,16 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
                                    {"type", ToString(notification->type)}});
         // Handshakes and heartbeats make no job, but they are part of the record.
         if (notification->events.empty()) {
-            auto audited = co_await Offload(blocking_, [&] {
-                return audit_.Append(
-                    "subscription-status",
-                    {{"subscription", sub},
-                     {"client", Caller(request)},
-                     {"type", ToString(notification->type)},
-                     {"eventsSinceStart", notification->events_since_start
-                                              ? std::to_string(*notification->events_since_start)
-                                              : std::string()},
-                     {"request", request.request_id}});
-            });
+            AuditLog::Record record = AuditLog::MakeRecord(
+                "subscription-status",
+                {{"subscription", sub},
+                 {"client", Caller(request)},
+                 {"type", ToString(notification->type)},
+                 {"eventsSinceStart", notification->events_since_start
+                                          ? std::to_string(*notification->events_since_start)
+                                          : std::string()},
+                 {"request", request.request_id}});
+            auto audited = co_await Audited(audit_, std::move(record));
             if (!audited) co_return Unaudited(metrics_, request, audited.error());
         }
     }
@@ -564,15 +564,15 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
         auto enqueued = co_await Journal(store_, std::move(job));
         if (!enqueued)
             co_return Unavailable("the notification could not be journaled; send it again");
-        auto audited = co_await Offload(blocking_, [&] {
-            return audit_.Append(enqueued->created ? "trigger" : "trigger-repeated",
+        AuditLog::Record record =
+            AuditLog::MakeRecord(enqueued->created ? "trigger" : "trigger-repeated",
                                  {{"channel", "notification"},
                                   {"client", Caller(request)},
                                   {"trigger", trigger_key},
                                   {"job", std::to_string(enqueued->job_id)},
                                   {"encounter", encounter},
                                   {"request", request.request_id}});
-        });
+        auto audited = co_await Audited(audit_, std::move(record));
         if (!audited) co_return Unaudited(metrics_, request, audited.error());
         if (enqueued->created) {
             ++metrics_.triggers_accepted;

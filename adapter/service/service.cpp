@@ -150,7 +150,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     s.observed_ehr = std::make_unique<ObservedEhr>(s.ehr->ehr(), s.ehr_health);
     s.worker = std::make_unique<Worker>(
         s.io.get_executor(), config.worker, *s.store, *s.observed_ehr,
-        [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, *s.audit, s.now);
+        [&s] { return s.rules->Snapshot(); }, s.metrics, *s.audit, s.now);
     if (config.audit.fhir_audit_events) {
         s.worker->PostAuditEvents("MicroCare " MICROCARE_VERSION, config.ehr.base_url);
     }

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "adapter/async_util.hpp"
+#include "adapter/audit/audited.hpp"
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/jobs/notification.hpp"
@@ -85,8 +86,8 @@ JobResult FromTransport(const std::string& what, const boost::system::error_code
 
 struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
-         Ehr& client, Worker::PackSource rule_set, Metrics& counters, asio::thread_pool& pool,
-         AuditLog& audit_log, WallClock wall_clock)
+         Ehr& client, Worker::PackSource rule_set, Metrics& counters, AuditLog& audit_log,
+         WallClock wall_clock)
         : executor(asio::make_strand(ex)),
           Now(std::move(wall_clock)),
           settings(worker_settings),
@@ -94,7 +95,6 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
           ehr(client),
           rules(std::move(rule_set)),
           metrics(counters),
-          blocking(pool),
           audit(audit_log) {}
 
     asio::any_io_executor executor;
@@ -104,7 +104,6 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Ehr& ehr;
     Worker::PackSource rules;
     Metrics& metrics;
-    asio::thread_pool& blocking;
     AuditLog& audit;
     // Who writes and where, when writes carry their AuditEvents; empty when they don't.
     std::string audit_events_software;
@@ -139,9 +138,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
     // Leases one job and carries it through; false when there was none (or the store failed).
     asio::awaitable<bool> LeaseAndRun() {
-        auto leased = co_await Offload(blocking, [this] {
-            return store.Lease(
-                Now(), std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease), 1);
+        auto leased = co_await AwaitCallback<Result<std::vector<Job>>>([this](auto done) {
+            store.LeaseAsync(Now(),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease),
+                             1, std::move(done));
         });
         if (!leased) Log::Error("cannot lease jobs", {{"error", leased.error().message()}});
         if (!leased || leased->empty()) co_return false;
@@ -153,8 +153,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         auto self = shared_from_this();
         asio::steady_timer timer(executor);
         while (!stopping) {
-            auto requeued =
-                co_await Offload(blocking, [this] { return store.RequeueExpired(Now()); });
+            auto requeued = co_await AwaitCallback<Result<std::size_t>>(
+                [this](auto done) { store.RequeueExpiredAsync(Now(), std::move(done)); });
             if (requeued && *requeued > 0) {
                 Log::Warning("jobs whose worker stopped were put back in the queue",
                              {{"count", std::to_string(*requeued)}});
@@ -178,14 +178,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                   ? "; gave up: the job is older than the maximum age"
                                   : "; gave up after " + std::to_string(job.attempts) + " attempts";
         }
-        // fsync'd records go to the blocking pool, never onto an I/O thread.
-        auto audited = co_await Offload(blocking, [&] {
-            return audit.Append("job", {{"job", id},
-                                        {"encounter", job.encounter},
-                                        {"attempt", std::to_string(job.attempts)},
-                                        {"result", ResultName(result.kind)},
-                                        {"summary", result.summary}});
-        });
+        AuditLog::Record record =
+            AuditLog::MakeRecord("job", {{"job", id},
+                                         {"encounter", job.encounter},
+                                         {"attempt", std::to_string(job.attempts)},
+                                         {"result", ResultName(result.kind)},
+                                         {"summary", result.summary}});
+        auto audited = co_await Audited(audit, std::move(record));
         // Nothing ends unaudited: the job stays in the queue until the trail can say how it
         // ended. Its next attempt finds what this one wrote and writes nothing again.
         if (!audited) {
@@ -194,8 +193,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
         switch (result.kind) {
             case JobResult::Kind::kDone: {
-                auto stored = co_await Offload(
-                    blocking, [&] { return store.Complete(job.id, result.outcome, job.attempts); });
+                auto stored = co_await AwaitCallback<Result<void>>([&](auto done) {
+                    store.CompleteAsync(job.id, result.outcome, job.attempts, std::move(done));
+                });
                 NoteStored(stored, id, "cannot record a finished job");
                 ++metrics.jobs_done;
                 Log::Info("job done",
@@ -204,8 +204,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             }
             case JobResult::Kind::kRetry: {
                 auto delay = Backoff(job.attempts, result.retry_after);
-                auto stored = co_await Offload(blocking, [&] {
-                    return store.RetryLater(job.id, now + delay, result.summary, job.attempts);
+                auto stored = co_await AwaitCallback<Result<void>>([&](auto done) {
+                    store.RetryLaterAsync(job.id, now + delay, result.summary, job.attempts,
+                                          std::move(done));
                 });
                 NoteStored(stored, id, "cannot reschedule a job");
                 metrics.CountRetry(result.reason);
@@ -217,8 +218,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 break;
             }
             case JobResult::Kind::kDead: {
-                auto stored = co_await Offload(blocking, [&] {
-                    return store.DeadLetter(job.id, result.summary, result.outcome, job.attempts);
+                auto stored = co_await AwaitCallback<Result<void>>([&](auto done) {
+                    store.DeadLetterAsync(job.id, result.summary, result.outcome, job.attempts,
+                                          std::move(done));
                 });
                 NoteStored(stored, id, "cannot dead-letter a job");
                 ++metrics.jobs_dead;
@@ -270,7 +272,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             // Journaled before this job is marked done: a crash in between re-runs the
             // (idempotent) assessment, and the trigger key keeps the response job single.
             NewJob delivery = RespondJob(job, *payload);
-            auto queued = co_await Offload(blocking, [&] { return store.Enqueue(delivery); });
+            auto queued = co_await AwaitCallback<Result<Enqueued>>(
+                [&](auto done) { store.EnqueueAsync(delivery, std::move(done)); });
             if (!queued) co_return Retry("journaling the response message failed");
             result.summary += "; response message queued as job " + std::to_string(queued->job_id);
         }
@@ -325,15 +328,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
             if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
         }
-        auto audited = co_await Offload(blocking, [&] {
-            return audit.Append("decision", {{"job", std::to_string(job.id)},
-                                             {"encounter", payload.encounter},
-                                             {"patient", run->encounter().subject},
-                                             {"pack", pack.id + " " + pack.version},
-                                             {"packSha256", pack.sha256},
-                                             {"session", std::to_string(assessment.session_number)},
-                                             {"findings", run->FindingsLine()}});
-        });
+        AuditLog::Record record = AuditLog::MakeRecord(
+            "decision", {{"job", std::to_string(job.id)},
+                         {"encounter", payload.encounter},
+                         {"patient", run->encounter().subject},
+                         {"pack", pack.id + " " + pack.version},
+                         {"packSha256", pack.sha256},
+                         {"session", std::to_string(assessment.session_number)},
+                         {"findings", run->FindingsLine()}});
+        auto audited = co_await Audited(audit, std::move(record));
         // A decision the trail cannot record is not written to the EHR.
         if (!audited) {
             ++metrics.audit_failures;
@@ -389,22 +392,21 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         co_return std::move(before);
     }
 
-    // What became of each resource, in the trail (on the blocking pool, as every record);
-    // a result when it cannot be recorded.
+    // What became of each resource, in the trail; a result when it cannot be recorded.
     asio::awaitable<std::optional<JobResult>> AuditRevision(const Job& job,
                                                             const rules::RuleSet& pack,
                                                             const rules::RecordAssessment& run,
                                                             std::string written,
                                                             const std::string& changes) {
-        auto audited = co_await Offload(blocking, [&] {
-            return audit.Append("revision", {{"job", std::to_string(job.id)},
-                                             {"encounter", std::string(run.encounter().reference)},
-                                             {"patient", run.encounter().subject},
-                                             {"pack", pack.id + " " + pack.version},
-                                             {"packSha256", pack.sha256},
-                                             {"written", std::move(written)},
-                                             {"changes", changes}});
-        });
+        AuditLog::Record record =
+            AuditLog::MakeRecord("revision", {{"job", std::to_string(job.id)},
+                                              {"encounter", std::string(run.encounter().reference)},
+                                              {"patient", run.encounter().subject},
+                                              {"pack", pack.id + " " + pack.version},
+                                              {"packSha256", pack.sha256},
+                                              {"written", written},
+                                              {"changes", changes}});
+        auto audited = co_await Audited(audit, std::move(record));
         if (audited) co_return std::nullopt;
         ++metrics.audit_failures;
         co_return Unaudited(audited.error());
@@ -521,7 +523,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         for (const Notification::Event& event : notification->events) {
             if (event.encounter.empty()) continue;
             NewJob job = SubscriptionEventJob(payload.subscription, event.number, event.encounter);
-            auto enqueued = co_await Offload(blocking, [&] { return store.Enqueue(job); });
+            auto enqueued = co_await AwaitCallback<Result<Enqueued>>(
+                [&](auto done) { store.EnqueueAsync(job, std::move(done)); });
             if (!enqueued) co_return Retry("cannot journal replayed events");
             queued += enqueued->created ? 1 : 0;
         }
@@ -532,17 +535,16 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 };
 
 Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-               Ehr& ehr, PackSource rules, Metrics& metrics, asio::thread_pool& blocking,
-               AuditLog& audit, WallClock now)
-    : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics,
-                                   blocking, audit, std::move(now))) {}
+               Ehr& ehr, PackSource rules, Metrics& metrics, AuditLog& audit, WallClock now)
+    : impl_(std::make_shared<Impl>(executor, settings, store, ehr, std::move(rules), metrics, audit,
+                                   std::move(now))) {}
 
 Worker::Worker(asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
                Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-               asio::thread_pool& blocking, AuditLog& audit, WallClock now)
+               AuditLog& audit, WallClock now)
     : Worker(
           executor, settings, store, ehr, [rules = std::move(rules)] { return rules; }, metrics,
-          blocking, audit, std::move(now)) {}
+          audit, std::move(now)) {}
 
 Worker::~Worker() { impl_->stopping = true; }
 

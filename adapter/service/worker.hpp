@@ -3,7 +3,6 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -43,12 +42,12 @@ public:
     using PackSource = std::function<std::shared_ptr<const rules::RuleSet>()>;
 
     Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-           Ehr& ehr, PackSource rules, Metrics& metrics, boost::asio::thread_pool& blocking,
-           AuditLog& audit, WallClock now = SystemNow);
+           Ehr& ehr, PackSource rules, Metrics& metrics, AuditLog& audit,
+           WallClock now = SystemNow);
     // One pack for the worker's whole life (tests).
     Worker(boost::asio::any_io_executor executor, const WorkerSettings& settings, JobStore& store,
-           Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics,
-           boost::asio::thread_pool& blocking, AuditLog& audit, WallClock now = SystemNow);
+           Ehr& ehr, std::shared_ptr<const rules::RuleSet> rules, Metrics& metrics, AuditLog& audit,
+           WallClock now = SystemNow);
     ~Worker();
 
     // Every write then carries its FHIR AuditEvent in the same transaction, naming `software`

@@ -105,16 +105,22 @@ struct AdminNote {
 // its own (no SQLite call ever runs on an I/O thread). Every write is acknowledged only once
 // it is committed to disk.
 //
-// Asynchronous calls take a callback that runs on the store's thread; callers post it back to
-// their own executor. The synchronous calls block the calling thread (worker threads and the
-// command line, never an I/O thread). A callback must not throw, block, or call a synchronous
-// method (that would wait for the thread it is running on); after Close it runs at once on the
-// calling thread with Error::kShuttingDown.
+// The calls on the path of every trigger and job have an asynchronous form, the one a store
+// implements: it takes a callback that runs on the store's thread once the call is done (for a
+// write: committed); callers resume on their own executor (AwaitCallback), so that any number
+// of them share one commit and no thread waits. Each has a blocking form, for the command line
+// and tests, that waits for that callback. The other calls (admin actions, reads for the CLI and
+// /metrics) only block the calling thread (never an I/O thread). A callback must not throw,
+// block, or call a blocking method (that would wait for the thread it is running on); after
+// Close it runs at once on the calling thread with Error::kShuttingDown.
 //
 // Complete, RetryLater and DeadLetter move a running job on; for a job in another state they
 // fail with Error::kConflict (e.g. a worker whose lease expired and whose job was requeued).
 class JobStore {
 public:
+    template <typename T>
+    using Callback = std::function<void(Result<T>)>;
+
     static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
                                                   const StoreOptions& options = {});
     virtual ~JobStore() = default;
@@ -123,31 +129,38 @@ public:
     // message (same bundle_id and header_id), returns the existing job with created == false
     // (and the stored response); the same bundle_id with another header_id is Error::kConflict.
     // A subscription event updates that subscription's last event number in the same commit.
-    virtual void EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) = 0;
+    virtual void EnqueueAsync(NewJob job, Callback<Enqueued> done) = 0;
     Result<Enqueued> Enqueue(NewJob job);
 
     // The highest event number recorded for a subscription (0 if none).
-    virtual Result<std::int64_t> LastEventNumber(const std::string& subscription) = 0;
+    virtual void LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) = 0;
+    Result<std::int64_t> LastEventNumber(const std::string& subscription);
 
     // Takes up to `max` queued jobs due at `now` whose encounter has no running job, marks
     // them running until now + lease and counts an attempt. Longest due first; at most one job
     // per encounter in one call; a running job whose lease has expired no longer blocks its
     // encounter.
-    virtual Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
-                                           std::size_t max) = 0;
+    virtual void LeaseAsync(TimePoint now, std::chrono::milliseconds lease, std::size_t max,
+                            Callback<std::vector<Job>> done) = 0;
+    Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease, std::size_t max);
     // Running jobs whose lease has expired (their worker died) go back to the queue.
-    virtual Result<std::size_t> RequeueExpired(TimePoint now) = 0;
+    virtual void RequeueExpiredAsync(TimePoint now, Callback<std::size_t> done) = 0;
+    Result<std::size_t> RequeueExpired(TimePoint now);
     // Finishing a job. With `attempt` (Job::attempts as leased) the call is fenced: a worker
     // whose lease ran out and whose job was leased again gets Error::kConflict instead of
     // overwriting the newer attempt's state.
-    virtual Result<void> Complete(std::int64_t id, const std::string& outcome,
-                                  std::optional<int> attempt = std::nullopt) = 0;
-    virtual Result<void> RetryLater(std::int64_t id, TimePoint next_attempt,
-                                    const std::string& error,
-                                    std::optional<int> attempt = std::nullopt) = 0;
-    virtual Result<void> DeadLetter(std::int64_t id, const std::string& reason,
-                                    const std::string& outcome,
-                                    std::optional<int> attempt = std::nullopt) = 0;
+    virtual void CompleteAsync(std::int64_t id, std::string outcome, std::optional<int> attempt,
+                               Callback<void> done) = 0;
+    Result<void> Complete(std::int64_t id, const std::string& outcome,
+                          std::optional<int> attempt = std::nullopt);
+    virtual void RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
+                                 std::optional<int> attempt, Callback<void> done) = 0;
+    Result<void> RetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error,
+                            std::optional<int> attempt = std::nullopt);
+    virtual void DeadLetterAsync(std::int64_t id, std::string reason, std::string outcome,
+                                 std::optional<int> attempt, Callback<void> done) = 0;
+    Result<void> DeadLetter(std::int64_t id, const std::string& reason, const std::string& outcome,
+                            std::optional<int> attempt = std::nullopt);
     // Puts a job (done or dead) back in the queue with its attempts reset.
     virtual Result<void> Retry(std::int64_t id, TimePoint now) = 0;
     // The same for each of `ids` that is done or dead, in one commit with `note` (to which the

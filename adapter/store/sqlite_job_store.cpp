@@ -563,38 +563,57 @@ void SqliteJobStore::AbortBatch(std::vector<std::unique_ptr<Task>>& batch) {
 
 // ---- The calls: each one a task on the store's thread.
 
-void SqliteJobStore::EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) {
+void SqliteJobStore::EnqueueAsync(NewJob job, Callback<Enqueued> done) {
     Submit<Enqueued>(
         true, [this, job = std::move(job)] { return DoEnqueue(job); }, std::move(done));
 }
 
-Result<std::int64_t> SqliteJobStore::LastEventNumber(const std::string& subscription) {
-    return SubmitAndWait<std::int64_t>(false, [&] { return DoLastEventNumber(subscription); });
+void SqliteJobStore::LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) {
+    Submit<std::int64_t>(
+        false,
+        [this, subscription = std::move(subscription)] { return DoLastEventNumber(subscription); },
+        std::move(done));
 }
 
-Result<std::vector<Job>> SqliteJobStore::Lease(TimePoint now, std::chrono::milliseconds lease,
-                                               std::size_t max) {
-    return SubmitAndWait<std::vector<Job>>(true, [&] { return DoLease(now, lease, max); });
+void SqliteJobStore::LeaseAsync(TimePoint now, std::chrono::milliseconds lease, std::size_t max,
+                                Callback<std::vector<Job>> done) {
+    Submit<std::vector<Job>>(
+        true, [this, now, lease, max] { return DoLease(now, lease, max); }, std::move(done));
 }
 
-Result<std::size_t> SqliteJobStore::RequeueExpired(TimePoint now) {
-    return SubmitAndWait<std::size_t>(true, [&] { return DoRequeueExpired(now); });
+void SqliteJobStore::RequeueExpiredAsync(TimePoint now, Callback<std::size_t> done) {
+    Submit<std::size_t>(
+        true, [this, now] { return DoRequeueExpired(now); }, std::move(done));
 }
 
-Result<void> SqliteJobStore::Complete(std::int64_t id, const std::string& outcome,
-                                      std::optional<int> attempt) {
-    return SubmitAndWait<void>(true, [&] { return DoComplete(id, outcome, attempt); });
+void SqliteJobStore::CompleteAsync(std::int64_t id, std::string outcome, std::optional<int> attempt,
+                                   Callback<void> done) {
+    Submit<void>(
+        true,
+        [this, id, outcome = std::move(outcome), attempt] {
+            return DoComplete(id, outcome, attempt);
+        },
+        std::move(done));
 }
 
-Result<void> SqliteJobStore::RetryLater(std::int64_t id, TimePoint next_attempt,
-                                        const std::string& error, std::optional<int> attempt) {
-    return SubmitAndWait<void>(true,
-                               [&] { return DoRetryLater(id, next_attempt, error, attempt); });
+void SqliteJobStore::RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
+                                     std::optional<int> attempt, Callback<void> done) {
+    Submit<void>(
+        true,
+        [this, id, next_attempt, error = std::move(error), attempt] {
+            return DoRetryLater(id, next_attempt, error, attempt);
+        },
+        std::move(done));
 }
 
-Result<void> SqliteJobStore::DeadLetter(std::int64_t id, const std::string& reason,
-                                        const std::string& outcome, std::optional<int> attempt) {
-    return SubmitAndWait<void>(true, [&] { return DoDeadLetter(id, reason, outcome, attempt); });
+void SqliteJobStore::DeadLetterAsync(std::int64_t id, std::string reason, std::string outcome,
+                                     std::optional<int> attempt, Callback<void> done) {
+    Submit<void>(
+        true,
+        [this, id, reason = std::move(reason), outcome = std::move(outcome), attempt] {
+            return DoDeadLetter(id, reason, outcome, attempt);
+        },
+        std::move(done));
 }
 
 Result<void> SqliteJobStore::Retry(std::int64_t id, TimePoint now) {

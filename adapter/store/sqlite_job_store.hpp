@@ -41,18 +41,17 @@ public:
                                                         const StoreOptions& options = {});
     ~SqliteJobStore() override;
 
-    void EnqueueAsync(NewJob job, std::function<void(Result<Enqueued>)> done) override;
-    Result<std::int64_t> LastEventNumber(const std::string& subscription) override;
-    Result<std::vector<Job>> Lease(TimePoint now, std::chrono::milliseconds lease,
-                                   std::size_t max) override;
-    Result<std::size_t> RequeueExpired(TimePoint now) override;
-    // The defaults repeat the base class's, so that calls through either type agree.
-    Result<void> Complete(std::int64_t id, const std::string& outcome,
-                          std::optional<int> attempt = std::nullopt) override;
-    Result<void> RetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error,
-                            std::optional<int> attempt = std::nullopt) override;
-    Result<void> DeadLetter(std::int64_t id, const std::string& reason, const std::string& outcome,
-                            std::optional<int> attempt = std::nullopt) override;
+    void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;
+    void LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) override;
+    void LeaseAsync(TimePoint now, std::chrono::milliseconds lease, std::size_t max,
+                    Callback<std::vector<Job>> done) override;
+    void RequeueExpiredAsync(TimePoint now, Callback<std::size_t> done) override;
+    void CompleteAsync(std::int64_t id, std::string outcome, std::optional<int> attempt,
+                       Callback<void> done) override;
+    void RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
+                         std::optional<int> attempt, Callback<void> done) override;
+    void DeadLetterAsync(std::int64_t id, std::string reason, std::string outcome,
+                         std::optional<int> attempt, Callback<void> done) override;
     Result<void> Retry(std::int64_t id, TimePoint now) override;
     Result<std::vector<std::int64_t>> RetryJobs(const std::vector<std::int64_t>& ids, TimePoint now,
                                                 AdminNote note) override;

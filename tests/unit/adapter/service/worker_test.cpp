@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <fstream>
 #include <iterator>
@@ -52,7 +51,6 @@ protected:
     }
     ~WorkerTest() override {
         worker_.reset();
-        blocking_.join();
         store_->Close();
     }
 
@@ -63,7 +61,7 @@ protected:
             io_.get_executor(), settings_, *store_, ehr_,
             std::shared_ptr<const rules::RuleSet>(&rules::testing::DefaultPack(),
                                                   [](const rules::RuleSet*) {}),
-            metrics_, blocking_, *audit_, [this] { return now_; });
+            metrics_, *audit_, [this] { return now_; });
     }
 
     std::int64_t Enqueue(NewJob job) {
@@ -97,7 +95,6 @@ protected:
     WorkerSettings settings_;
     Metrics metrics_;
     asio::io_context io_;
-    asio::thread_pool blocking_{1};
     testing::InMemoryEhr ehr_;
     std::unique_ptr<Worker> worker_;
 };
@@ -391,7 +388,7 @@ TEST_F(WorkerRevisionTest, TwoReassessmentsRacingEndInOneConsistentResult) {
         std::make_unique<Worker>(io_.get_executor(), settings_, *other_store, ehr_,
                                  std::shared_ptr<const rules::RuleSet>(
                                      &rules::testing::DefaultPack(), [](const rules::RuleSet*) {}),
-                                 other_metrics, blocking_, *other_audit, [this] { return now_; });
+                                 other_metrics, *other_audit, [this] { return now_; });
 
     // The record changes and both re-assess side by side: neither transaction is applied
     // before both are posted, so both revise from the same reading.

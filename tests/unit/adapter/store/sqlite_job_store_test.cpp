@@ -586,6 +586,39 @@ TEST_F(SqliteJobStoreTest, WritesQueuedTogetherShareOneCommit) {
     EXPECT_EQ(store_->stats().commits, commits_before + 1);
 }
 
+// What every worker does at the end of a job goes through the asynchronous calls, so that
+// jobs ending together (many workers, one store thread) share one commit too.
+TEST_F(SqliteJobStoreTest, JobsEndingTogetherShareOneCommit) {
+    for (int i = 0; i < 30; ++i) {
+        ValueOf(store_->Enqueue(
+            MakeJob("job-" + std::to_string(i), "Encounter/e" + std::to_string(i))));
+    }
+    const auto leased = ValueOf(store_->Lease(Now(), seconds(30), 30));
+    ASSERT_EQ(leased.size(), 30u);
+    std::vector<std::future<Result<void>>> results;
+    const auto collect = [&results] {
+        auto promise = std::make_shared<std::promise<Result<void>>>();
+        results.push_back(promise->get_future());
+        return [promise](Result<void> result) { promise->set_value(std::move(result)); };
+    };
+    StoreThreadGate gate(*store_);
+    const auto commits_before = store_->stats().commits;
+    for (int i = 0; i < 30; ++i) {
+        const Job& job = leased[i];
+        if (i % 3 == 0) store_->CompleteAsync(job.id, "done", job.attempts, collect());
+        if (i % 3 == 1) {
+            store_->RetryLaterAsync(job.id, Now() + seconds(5), "later", job.attempts, collect());
+        }
+        if (i % 3 == 2) store_->DeadLetterAsync(job.id, "refused", "", job.attempts, collect());
+    }
+    gate.Release();
+    for (auto& result : results) EXPECT_TRUE(result.get());
+    EXPECT_EQ(store_->stats().commits, commits_before + 1);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDone)), 10u);
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kQueued)), 10u + 1u);  // and the gate
+    EXPECT_EQ(ValueOf(store_->CountByState(JobState::kDead)), 10u);
+}
+
 TEST_F(SqliteJobStoreTest, BatchTakesAtMostMaxBatchSize) {
     options_.max_batch_size = 4;
     Reopen();
