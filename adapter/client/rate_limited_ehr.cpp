@@ -16,8 +16,12 @@ RateLimitedEhr::RateLimitedEhr(Ehr& inner, double per_second)
 
 asio::awaitable<void> RateLimitedEhr::Turn() {
     const auto now = std::chrono::steady_clock::now();
-    const auto turn = std::max(now, next_);
-    next_ = turn + interval_;
+    std::chrono::steady_clock::time_point turn;
+    {
+        std::lock_guard lock(mutex_);
+        turn = std::max(now, next_);
+        next_ = turn + interval_;
+    }
     if (turn <= now) co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     timer.expires_at(turn);

@@ -2,6 +2,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <mutex>
 
 #include "adapter/client/ehr.hpp"
 
@@ -9,7 +10,7 @@ namespace microcare::adapter {
 
 // An EHR that is asked at most `per_second` times a second: each request waits for its turn,
 // the turns evenly spaced, so that a bulk reader (`rules replay`) never floods the clinic's
-// EHR. A search counts once however many pages it follows. For callers on one strand.
+// EHR. A search counts once however many pages it follows. Thread-safe.
 class RateLimitedEhr : public Ehr {
 public:
     RateLimitedEhr(Ehr& inner, double per_second);
@@ -23,7 +24,8 @@ private:
 
     Ehr& inner_;
     std::chrono::steady_clock::duration interval_;
-    std::chrono::steady_clock::time_point next_{};
+    std::mutex mutex_;
+    std::chrono::steady_clock::time_point next_{};  // guarded by mutex_
 };
 
 }  // namespace microcare::adapter

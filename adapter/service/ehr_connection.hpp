@@ -23,8 +23,11 @@ class HttpClient;
 // replay`) build it here, so both reach the EHR in the same way.
 class EhrConnection {
 public:
+    // `in_flight`: how many requests its user may have open at once (the worker's
+    // concurrency); as many connections are kept alive between requests.
     static Result<std::unique_ptr<EhrConnection>> Open(boost::asio::any_io_executor executor,
-                                                       const EhrSettings& settings);
+                                                       const EhrSettings& settings,
+                                                       std::size_t in_flight = 1);
     ~EhrConnection();
     EhrConnection(const EhrConnection&) = delete;
     EhrConnection& operator=(const EhrConnection&) = delete;

@@ -144,7 +144,9 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
         }
         return Error::kInvalidConfig;
     }
-    auto ehr = EhrConnection::Open(s.io.get_executor(), config.ehr);
+    auto ehr =
+        EhrConnection::Open(s.io.get_executor(), config.ehr,
+                            static_cast<std::size_t>(std::max(1, config.worker.concurrency)));
     if (!ehr) return ehr.error();
     s.ehr = std::move(*ehr);
     s.observed_ehr = std::make_unique<ObservedEhr>(s.ehr->ehr(), s.ehr_health);

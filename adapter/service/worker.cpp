@@ -88,7 +88,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     Impl(asio::any_io_executor ex, const WorkerSettings& worker_settings, JobStore& job_store,
          Ehr& client, Worker::PackSource rule_set, Metrics& counters, AuditLog& audit_log,
          WallClock wall_clock)
-        : executor(asio::make_strand(ex)),
+        : io(ex),
+          executor(asio::make_strand(ex)),
           Now(std::move(wall_clock)),
           settings(worker_settings),
           store(job_store),
@@ -97,6 +98,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
           metrics(counters),
           audit(audit_log) {}
 
+    asio::any_io_executor io;
+    // Maintenance and Stop's strand; each loop has a strand of its own, so that jobs are
+    // assessed on every I/O thread at once (everything they share is thread-safe).
     asio::any_io_executor executor;
     WallClock Now;
     WorkerSettings settings;
@@ -108,7 +112,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     // Who writes and where, when writes carry their AuditEvents; empty when they don't.
     std::string audit_events_software;
     std::string audit_events_ehr;
-    // One timer per loop, all on the worker's strand: Wake() cuts every idle wait short.
+    // One timer per loop, on the loop's strand: Wake() cuts every idle wait short.
     std::vector<std::unique_ptr<asio::steady_timer>> timers;
     std::atomic<bool> stopping{false};
     std::atomic<bool> wake_pending{false};
@@ -116,8 +120,12 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     std::mutex random_mutex;
     std::mt19937_64 random{std::random_device{}()};
 
+    // From any thread: each timer is cancelled on its own loop's strand.
     void WakeAll() {
-        for (auto& timer : timers) timer->cancel();
+        for (auto& timer : timers) {
+            asio::post(timer->get_executor(),
+                       [self = shared_from_this(), timer = timer.get()] { timer->cancel(); });
+        }
     }
 
     asio::awaitable<void> Loop(std::size_t index) {
@@ -555,10 +563,10 @@ void Worker::PostAuditEvents(std::string software, std::string ehr_base_url) {
 
 void Worker::Start() {
     for (int i = 0; i < impl_->settings.concurrency; ++i) {
-        impl_->timers.push_back(std::make_unique<asio::steady_timer>(impl_->executor));
+        impl_->timers.push_back(std::make_unique<asio::steady_timer>(asio::make_strand(impl_->io)));
     }
     for (std::size_t i = 0; i < impl_->timers.size(); ++i) {
-        asio::co_spawn(impl_->executor, impl_->Loop(i),
+        asio::co_spawn(impl_->timers[i]->get_executor(), impl_->Loop(i),
                        ReportFailure("worker loop", impl_->metrics.tasks_failed));
     }
     asio::co_spawn(impl_->executor, impl_->Maintenance(),
@@ -587,7 +595,7 @@ void Worker::Wake() {
 }
 
 asio::awaitable<bool> Worker::RunOnce() {
-    co_await asio::post(impl_->executor, use_awaitable);  // onto the worker's strand
+    co_await asio::post(impl_->executor, use_awaitable);  // onto a strand of the worker's
     co_return co_await impl_->LeaseAndRun();
 }
 

@@ -24,6 +24,7 @@
 #include "../integration/service_harness.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/store/job_store.hpp"
+#include "adapter/store/sqlite_job_store.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -263,7 +264,7 @@ int main(int argc, char** argv) {
         auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
         std::filesystem::create_directories(dir / "e2e");
         config.store.path = (dir / "e2e" / "microcare.db").string();
-        config.worker.concurrency = 32;
+        config.worker.concurrency = 128;
         config.ehr.request_timeout = std::chrono::seconds(30);
         config.log_level = "error";
         auto service = adapter::Service::Create(config);
@@ -300,7 +301,16 @@ int main(int argc, char** argv) {
         Print("end to end: encounters written to the EHR", e2e);
         std::printf("%-46s %9.3f   (aim: 0.05)\n", "  ratio to the ceiling",
                     e2e.per_second / ceiling.per_second);
-        std::printf("%-46s %9zu\n\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
+        std::printf("%-46s %9zu\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
+        if (auto* sqlite = dynamic_cast<adapter::SqliteJobStore*>(&store)) {
+            const auto stats = sqlite->stats();
+            std::printf("%-46s %9.2f   (%.1f writes a commit)\n", "  store commits per encounter",
+                        static_cast<double>(stats.commits) / static_cast<double>(done),
+                        static_cast<double>(stats.write_tasks) /
+                            static_cast<double>(std::max<std::uint64_t>(stats.commits, 1)));
+        }
+        std::printf("%-46s %9.2f\n\n", "  EHR requests per encounter",
+                    static_cast<double>(ehr.Requests().size()) / static_cast<double>(done));
         (*service)->Stop();
         ehr.Stop();
     }
