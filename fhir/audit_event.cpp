@@ -1,5 +1,7 @@
 #include "fhir/audit_event.hpp"
 
+#include "fhir/transaction_builder.hpp"
+
 namespace microcare::fhir {
 namespace {
 
@@ -117,6 +119,85 @@ void WriteAuditEvent(JsonWriter& out, const AuditEventValue& value) {
     out.StartArray();
     Entity(out, value.what, false, value);
     if (!value.patient.empty()) Entity(out, value.patient, true, value);
+    out.EndArray();
+    out.EndObject();
+}
+
+std::optional<std::vector<WrittenVersion>> WrittenVersions(Node transaction_response,
+                                                           const std::vector<std::string>& patients,
+                                                           IssueList& issues) {
+    const Node entries = transaction_response["entry"];
+    if (transaction_response["resourceType"].String() != "Bundle" ||
+        transaction_response["type"].String() != "transaction-response" ||
+        entries.Size() != patients.size()) {
+        issues.Error("invalid", "Bundle",
+                     "not a transaction-response with one entry per write (" +
+                         std::to_string(patients.size()) + ")");
+        return std::nullopt;
+    }
+    std::vector<WrittenVersion> written;
+    for (std::size_t i = 0; i < entries.Size(); ++i) {
+        const Node response = entries[i]["response"];
+        std::string_view location = response["location"].String();
+        const std::string path = "Bundle.entry[" + std::to_string(i) + "].response.location";
+        // The last segments: Type/id/_history/vid, or Type/id with the version in the etag.
+        std::vector<std::string_view> segments;
+        for (std::size_t start = 0; start <= location.size();) {
+            const std::size_t slash = std::min(location.find('/', start), location.size());
+            segments.push_back(location.substr(start, slash - start));
+            start = slash + 1;
+        }
+        std::string what;
+        const std::size_t n = segments.size();
+        if (n >= 4 && segments[n - 2] == "_history" && !segments[n - 1].empty()) {
+            what = std::string(segments[n - 4]) + "/" + std::string(segments[n - 3]) +
+                   "/_history/" + std::string(segments[n - 1]);
+        } else if (n >= 2 && !segments[n - 1].empty()) {
+            std::string_view etag = response["etag"].String();
+            if (etag.starts_with("W/")) etag.remove_prefix(2);
+            if (etag.size() > 2 && etag.front() == '"' && etag.back() == '"') {
+                what = std::string(segments[n - 2]) + "/" + std::string(segments[n - 1]) +
+                       "/_history/" + std::string(etag.substr(1, etag.size() - 2));
+            }
+        }
+        if (what.empty()) {
+            issues.Error("invalid", path, "does not name the version written");
+            return std::nullopt;
+        }
+        written.push_back(WrittenVersion{std::move(what), patients[i]});
+    }
+    return written;
+}
+
+std::string AuditEventKey(std::string_view what) {
+    return "microcare:" + std::string(what) + ":" + DeterministicUuid(what);
+}
+
+void WriteAuditEventBatch(JsonWriter& out, const AuditEventValue& common,
+                          const std::vector<WrittenVersion>& written,
+                          std::string_view bundle_type) {
+    out.StartObject();
+    out.Field("resourceType", "Bundle");
+    out.Field("type", bundle_type);
+    out.Key("entry");
+    out.StartArray();
+    for (const WrittenVersion& version : written) {
+        AuditEventValue event = common;
+        event.what = version.what;
+        event.patient = version.patient;
+        event.update = !version.what.ends_with("/_history/1");
+        event.key = AuditEventKey(version.what);
+        out.StartObject();
+        out.Key("resource");
+        WriteAuditEvent(out, event);
+        out.Key("request");
+        out.StartObject();
+        out.Field("method", "POST");
+        out.Field("url", "AuditEvent");
+        out.Field("ifNoneExist", "entity-name:exact=" + event.key);
+        out.EndObject();
+        out.EndObject();
+    }
     out.EndArray();
     out.EndObject();
 }

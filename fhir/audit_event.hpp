@@ -1,9 +1,12 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fhir/date_time.hpp"
+#include "fhir/issues.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::fhir {
@@ -14,7 +17,7 @@ namespace microcare::fhir {
 // nothing of the record's content.
 struct AuditEventValue {
     bool update = false;   // false: create
-    std::string what;      // the written resource: "CarePlan/12", or a transaction's urn:uuid
+    std::string what;      // the written version: "CarePlan/12/_history/3"
     std::string patient;   // "Patient/7"
     Instant recorded;      // when the write was made
     std::string software;  // "MicroCare 0.1.0": the client agent and the observer
@@ -28,5 +31,32 @@ struct AuditEventValue {
 
 // Writes the AuditEvent resource (an object, without fullUrl or request).
 void WriteAuditEvent(JsonWriter& out, const AuditEventValue& value);
+
+// One version of a resource MicroCare wrote, and its patient.
+struct WrittenVersion {
+    std::string what;     // "CarePlan/12/_history/3"
+    std::string patient;  // "Patient/7"
+};
+
+// The version each entry of a transaction-response names (entry.response.location, absolute
+// or relative, with its `_history`; else the location and the etag), in the entries' order.
+// `patients` are the request's (TransactionValue::EntryPatients): one per entry. Nothing, with
+// the problem in `issues`, when the response does not say what was written.
+std::optional<std::vector<WrittenVersion>> WrittenVersions(Node transaction_response,
+                                                           const std::vector<std::string>& patients,
+                                                           IssueList& issues);
+
+// The key naming the write of one version (the written entity's `name`): the version and a
+// digest of fixed length, so that no key is the start of another (servers may match
+// `entity-name` by prefix whatever the modifier).
+std::string AuditEventKey(std::string_view what);
+
+// A Bundle (`batch`, or `transaction` for an EHR without batches) of one AuditEvent per
+// written version, each a conditional create on its key: posted again (a retry that cannot
+// tell whether the first post landed), it records nothing twice. A version other than 1 was an
+// update. `common` gives who, where, when, pack and job.
+void WriteAuditEventBatch(JsonWriter& out, const AuditEventValue& common,
+                          const std::vector<WrittenVersion>& written,
+                          std::string_view bundle_type = "batch");
 
 }  // namespace microcare::fhir

@@ -346,30 +346,6 @@ std::string Hash(JsonWriter& out) {
     return DeterministicUuid(out.Take());
 }
 
-// The AuditEvent of one write, created only if none has its key: a transaction sent twice
-// (an answer lost on the way back) records its writes once. The key ends in a digest of fixed
-// length, so that no key is the start of another (some servers match `entity-name` by prefix
-// whatever the modifier).
-void WriteAuditEntry(JsonWriter& out, const AuditEventValue& common, const std::string& what,
-                     bool update, const std::string& patient, const std::string& key) {
-    AuditEventValue event = common;
-    event.what = what;
-    event.update = update;
-    event.patient = patient;
-    event.key = "microcare:" + key;
-    out.StartObject();
-    out.Field("fullUrl", "urn:uuid:" + DeterministicUuid(event.key));
-    out.Key("resource");
-    WriteAuditEvent(out, event);
-    out.Key("request");
-    out.StartObject();
-    out.Field("method", "POST");
-    out.Field("url", "AuditEvent");
-    out.Field("ifNoneExist", "entity-name:exact=" + event.key);
-    out.EndObject();
-    out.EndObject();
-}
-
 }  // namespace
 
 bool TransactionValue::HasWrites() const {
@@ -379,6 +355,21 @@ bool TransactionValue::HasWrites() const {
     for (const DetectedIssueValue& issue : issues)
         if (writes(issue.on_ehr)) return true;
     return !retired.empty();
+}
+
+std::vector<std::string> TransactionValue::EntryPatients() const {
+    auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
+    std::vector<std::string> patients;
+    if (care_plan && writes(care_plan->on_ehr)) patients.push_back(care_plan->subject);
+    for (const DetectedIssueValue& issue : issues) {
+        if (writes(issue.on_ehr)) patients.push_back(issue.patient);
+    }
+    if (task && writes(task->on_ehr)) patients.push_back(task->patient);
+    for (const RetiredValue& r : retired) {
+        patients.emplace_back(
+            r.resource[r.resource_type == "Task" ? "for" : "patient"]["reference"].String());
+    }
+    return patients;
 }
 
 std::string CarePlanDigest(const TransactionValue& value) {
@@ -406,51 +397,19 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     out.Key("entry");
     out.StartArray();
     const EntryUrls urls(value, false);
-    // Each write, then its AuditEvent: the entity is the entry's urn:uuid for a create (the
-    // EHR resolves it to the new id) and `Type/id` for an update.
-    auto write = [&](std::string_view type, const IdentifierValue& identifier, const OnEhr& on_ehr,
-                     const std::string& patient, auto digest_of, auto write_entry) {
-        if (on_ehr.write == OnEhr::Write::kNone) return;
-        const std::string digest = digest_of();
-        write_entry(digest);
-        if (!value.audit_events) return;
-        const bool update = on_ehr.write == OnEhr::Write::kUpdate;
-        const std::string on = update ? std::string(type) + "/" + on_ehr.id : FullUrl(identifier);
-        const std::string key = update ? "update:" + on + ":" + on_ehr.version_id
-                                       : "create:" + std::string(type) + ":" + identifier.value;
-        WriteAuditEntry(out, *value.audit_events, on, update, patient, key + ":" + digest);
-    };
-    if (value.care_plan) {
-        const CarePlanValue& plan = *value.care_plan;
-        write(
-            "CarePlan", plan.identifier, plan.on_ehr, plan.subject,
-            [&] { return CarePlanDigest(value); },
-            [&](const std::string& digest) { WriteCarePlan(out, value, urls, digest); });
+    // The order of EntryPatients().
+    const auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
+    if (value.care_plan && writes(value.care_plan->on_ehr)) {
+        WriteCarePlan(out, value, urls, CarePlanDigest(value));
     }
     for (std::size_t i = 0; i < value.issues.size(); ++i) {
-        const DetectedIssueValue& issue = value.issues[i];
-        write(
-            "DetectedIssue", issue.identifier, issue.on_ehr, issue.patient,
-            [&] { return IssueDigest(value, i); },
-            [&](const std::string& digest) {
-                WriteDetectedIssue(out, value.provenance, issue, urls, digest);
-            });
+        if (!writes(value.issues[i].on_ehr)) continue;
+        WriteDetectedIssue(out, value.provenance, value.issues[i], urls, IssueDigest(value, i));
     }
-    if (value.task) {
-        const TaskValue& task = *value.task;
-        write(
-            "Task", task.identifier, task.on_ehr, task.patient, [&] { return TaskDigest(value); },
-            [&](const std::string& digest) { WriteTask(out, value, urls, digest); });
+    if (value.task && writes(value.task->on_ehr)) {
+        WriteTask(out, value, urls, TaskDigest(value));
     }
-    for (const RetiredValue& retired : value.retired) {
-        WriteRetired(out, value.provenance, retired);
-        if (!value.audit_events) continue;
-        const std::string on = retired.resource_type + "/" + retired.id;
-        const Node patient = retired.resource[retired.resource_type == "Task" ? "for" : "patient"];
-        WriteAuditEntry(
-            out, *value.audit_events, on, true, std::string(patient["reference"].String()),
-            "retire:" + on + ":" + retired.version_id + ":" + DeterministicUuid(retired.note));
-    }
+    for (const RetiredValue& retired : value.retired) WriteRetired(out, value.provenance, retired);
     out.EndArray();
     out.EndObject();
 }

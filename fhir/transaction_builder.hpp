@@ -5,7 +5,6 @@
 #include <string_view>
 #include <vector>
 
-#include "fhir/audit_event.hpp"
 #include "fhir/date_time.hpp"
 #include "fhir/json.hpp"
 
@@ -126,14 +125,11 @@ struct TransactionValue {
     std::vector<DetectedIssueValue> issues;
     std::optional<TaskValue> task;
     std::vector<RetiredValue> retired;
-    // When set, every write is followed by its AuditEvent (IHE BALP create/update) in the same
-    // transaction: the EHR holds the record of a write exactly when it holds the write. Who
-    // wrote, where, when, under which pack and job; `what`, `update`, `patient` and `key` are
-    // filled in per write.
-    std::optional<AuditEventValue> audit_events;
 
     // Whether anything is to be written (a revision that found no difference writes nothing).
     bool HasWrites() const;
+    // The patient of each entry WriteTransaction writes, in the entries' order ("Patient/7").
+    std::vector<std::string> EntryPatients() const;
 };
 
 // Writes the transaction Bundle. The resources refer to each other by deterministic

@@ -24,10 +24,9 @@ struct AuditSettings {
     std::chrono::hours rotate_every{0};                // ... or when the file is this old; 0: never
     std::uint32_t keep_files = 0;                      // rotated files kept; 0: all of them
     std::chrono::hours keep_for{0};  // rotated files kept while younger; 0: however old
-    // Every write to the EHR also posts its FHIR AuditEvent (IHE BALP) in the same
-    // transaction. Off by default: it doubles the transaction's entries, and an EHR that
-    // bounds conditional transactions (Medplum: 8 entries) then refuses the write itself.
-    bool fhir_audit_events = false;
+    // Every version MicroCare writes to the EHR is also recorded there as a FHIR AuditEvent
+    // (IHE BALP create/update), posted as a batch right after the transaction.
+    bool fhir_audit_events = true;
 };
 
 }  // namespace microcare::adapter

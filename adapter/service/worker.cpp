@@ -15,6 +15,7 @@
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/service/record_fetcher.hpp"
+#include "fhir/audit_event.hpp"
 #include "rules/plan_revision.hpp"
 #include "rules/plan_writer.hpp"
 #include "rules/record_assessment.hpp"
@@ -433,18 +434,17 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             const WrittenBefore& before = std::get<WrittenBefore>(read);
             fhir::TransactionValue value = run.transaction();
             const auto changes = rules::ReviseTransaction(pack, value, before.resources);
-            if (!audit_events_ehr.empty()) {
-                fhir::AuditEventValue& events = value.audit_events.emplace();
-                events.recorded = Now();
-                events.software = audit_events_software;
-                events.ehr = audit_events_ehr;
-                events.pack = pack.id + " " + pack.version + " " + pack.sha256;
-                events.job = std::to_string(job.id);
-            }
             const std::string described = rules::DescribeChanges(changes);
             if (!value.HasWrites()) {
                 if (auto failed = co_await AuditRevision(job, pack, run, "nothing", described))
                     co_return std::move(*failed);
+                // An earlier attempt may have written without recording it (a crash, a lost
+                // answer): the versions the reading shows are recorded again, which records
+                // nothing twice.
+                if (job.attempts > 1) {
+                    if (auto failed = co_await PostAuditEvents(job, pack, VersionsOf(before)))
+                        co_return std::move(*failed);
+                }
                 // The reading is the check: a write that landed before a crash shows here.
                 co_return OnePlan(before.searches[0].resources.size(), value.care_plan->identifier,
                                   encounter + ": unchanged, nothing written (" + described + ")");
@@ -475,8 +475,91 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             // Written but not recorded: the retry reads it back and records it unchanged.
             if (auto failed = co_await AuditRevision(job, pack, run, "transaction", described))
                 co_return std::move(*failed);
+            if (!audit_events_ehr.empty()) {
+                fhir::IssueList issues;
+                auto response = fhir::JsonDocument::Parse(posted->body, issues);
+                auto written = response ? fhir::WrittenVersions(response->Root(),
+                                                                value.EntryPatients(), issues)
+                                        : std::nullopt;
+                if (!written) {
+                    co_return Retry(
+                        "the transaction-response does not say what was written (" +
+                        (issues.empty() ? std::string() : fhir::FormatIssue(*issues.begin())) +
+                        "); the retry records what it reads");
+                }
+                if (auto failed = co_await PostAuditEvents(job, pack, *written))
+                    co_return std::move(*failed);
+            }
             co_return co_await CheckOnePlan(value, encounter + ": " + described);
         }
+    }
+
+    // The versions of MicroCare's resources a reading shows.
+    static std::vector<fhir::WrittenVersion> VersionsOf(const WrittenBefore& before) {
+        std::vector<fhir::WrittenVersion> versions;
+        for (const rules::WrittenResource& r : before.resources) {
+            if (r.version_id.empty()) continue;
+            const char* patient = r.resource_type == "CarePlan" ? "subject"
+                                  : r.resource_type == "Task"   ? "for"
+                                                                : "patient";
+            versions.push_back({r.resource_type + "/" + r.id + "/_history/" + r.version_id,
+                                std::string(r.resource[patient]["reference"].String())});
+        }
+        return versions;
+    }
+
+    asio::awaitable<Result<HttpResponse>> PostAuditEventBundle(
+        const fhir::AuditEventValue& common, const std::vector<fhir::WrittenVersion>& written,
+        std::string_view type) {
+        fhir::JsonWriter out;
+        fhir::WriteAuditEventBatch(out, common, written, type);
+        ++metrics.ehr_requests;
+        co_return co_await ehr.Post("", out.Take());
+    }
+
+    // The FHIR AuditEvents of written versions (audit.fhirAuditEvents), posted as one batch
+    // right after the transaction, each created only if none has its key; a result when they
+    // could not all be recorded.
+    asio::awaitable<std::optional<JobResult>> PostAuditEvents(
+        const Job& job, const rules::RuleSet& pack,
+        const std::vector<fhir::WrittenVersion>& written) {
+        if (audit_events_ehr.empty() || written.empty()) co_return std::nullopt;
+        fhir::AuditEventValue common;
+        common.recorded = Now();
+        common.software = audit_events_software;
+        common.ehr = audit_events_ehr;
+        common.pack = pack.id + " " + pack.version + " " + pack.sha256;
+        common.job = std::to_string(job.id);
+        // As a batch where the EHR takes batches; else as a transaction, which it takes.
+        auto posted = co_await PostAuditEventBundle(common, written, "batch");
+        if (posted &&
+            Classify(posted->status, /*optional_feature=*/true) == EhrAnswer::kUnsupported) {
+            posted = co_await PostAuditEventBundle(common, written, "transaction");
+        }
+        if (!posted) {
+            ++metrics.ehr_failures;
+            co_return FromTransport("posting the AuditEvents", posted.error());
+        }
+        if (Classify(posted->status) != EhrAnswer::kSuccess) {
+            ++metrics.ehr_failures;
+            co_return FromRefusal("the AuditEvents batch", *posted);
+        }
+        fhir::IssueList issues;
+        auto response = fhir::JsonDocument::Parse(posted->body, issues);
+        const fhir::Node entries = response ? response->Root()["entry"] : fhir::Node();
+        if (!response || entries.Size() != written.size()) {
+            co_return Retry("the AuditEvents batch was not answered entry by entry");
+        }
+        for (std::size_t i = 0; i < entries.Size(); ++i) {
+            const std::string status(entries[i]["response"]["status"].String());
+            if (status.starts_with("2")) continue;
+            ++metrics.ehr_failures;
+            const std::string what =
+                "the EHR refused the AuditEvent of " + written[i].what + " (" + status + ")";
+            if (status.starts_with("429") || status.starts_with("5")) co_return Retry(what);
+            co_return Dead(what);
+        }
+        co_return std::nullopt;
     }
 
     // Some servers race on concurrent conditional creates: count what carries our id.

@@ -1261,8 +1261,24 @@ struct FakeEhr::Impl {
         for (std::size_t i = 0; i < entries.Size(); ++i) {
             const std::string method(entries[i]["request"]["method"].String());
             const std::string url(entries[i]["request"]["url"].String());
+            if (method == "POST" && url.find_first_of("/?") == std::string::npos) {
+                // A create of its own (AuditEvents after a transaction), conditional or not.
+                fhir::JsonWriter resource;
+                resource.Value(entries[i]["resource"]);
+                const Response created =
+                    Create(url, resource.Take(),
+                           std::string(entries[i]["request"]["ifNoneExist"].String()));
+                std::string location;
+                for (const auto& [name, value] : created.headers) {
+                    if (name == "Location") location = value;
+                }
+                out += i ? ",{" : "{";
+                out += R"("response":{"status":")" + std::to_string(created.status) +
+                       R"(","location":")" + location + R"("}})";
+                continue;
+            }
             if (method != "GET") {
-                return Error(400, "not-supported", "this fake answers batch GET entries only",
+                return Error(400, "not-supported", "this fake answers batch GETs and creates only",
                              "Bundle.entry[" + std::to_string(i) + "].request.method");
             }
             const auto question = url.find('?');

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "fhir/audit_event.hpp"
+
 namespace microcare::fhir {
 namespace {
 
@@ -27,119 +29,135 @@ TransactionValue Sample() {
     issue.identifier = {std::string(kSystem), "enc-1:issue:R4"};
     issue.title = "R4 Isotretinoin";
     issue.severity = "moderate";
-    issue.patient = "Patient/pat-1";
+    issue.patient = "Patient/pat-2";
     issue.implicated = {"MedicationStatement/ms-1"};
     value.issues.push_back(issue);
-    AuditEventValue& events = value.audit_events.emplace();
+    return value;
+}
+
+AuditEventValue Common() {
+    AuditEventValue events;
     events.recorded = DateTime::Parse("2026-12-05T10:00:00Z")->Earliest();
     events.software = "MicroCare 0.1.0";
     events.ehr = "https://ehr.example/fhir";
     events.pack = "microcare-microneedling 1.0.0 2bbc";
     events.job = "17";
-    return value;
+    return events;
 }
 
-struct Written {
-    JsonDocument doc;
+std::vector<Node> Entries(const JsonDocument& doc) {
     std::vector<Node> entries;
-};
+    const Node all = doc.Root()["entry"];
+    for (std::size_t i = 0; i < all.Size(); ++i) entries.push_back(all[i]);
+    return entries;
+}
 
-Written Write(const TransactionValue& value) {
+JsonDocument Parsed(const std::string& json) {
+    IssueList issues;
+    auto doc = JsonDocument::Parse(json, issues);
+    EXPECT_TRUE(doc) << json;
+    return std::move(*doc);
+}
+
+JsonDocument Transaction(const TransactionValue& value) {
     JsonWriter out;
     WriteTransaction(out, value);
-    IssueList issues;
-    auto doc = JsonDocument::Parse(out.Take(), issues);
-    EXPECT_TRUE(doc);
-    Written written{std::move(*doc), {}};
-    const Node entries = written.doc.Root()["entry"];
-    for (std::size_t i = 0; i < entries.Size(); ++i) written.entries.push_back(entries[i]);
-    return written;
+    return Parsed(out.Take());
 }
 
-TEST(TransactionAuditEventsTest, EachCreateIsFollowedByItsAuditEvent) {
-    const Written w = Write(Sample());
-    ASSERT_EQ(w.entries.size(), 4u);
-    for (std::size_t i : {0u, 2u}) {
-        const Node written = w.entries[i];
-        const Node audit = w.entries[i + 1];
-        EXPECT_EQ(audit["resource"]["resourceType"].String(), "AuditEvent");
-        EXPECT_EQ(audit["resource"]["action"].String(), "C");
-        // The entity is the entry's urn:uuid, which the EHR resolves to the new resource.
-        EXPECT_EQ(audit["resource"]["entity"][0]["what"]["reference"].String(),
-                  written["fullUrl"].String());
-        EXPECT_EQ(audit["resource"]["entity"][1]["what"]["reference"].String(), "Patient/pat-1");
-        EXPECT_EQ(audit["request"]["method"].String(), "POST");
-        EXPECT_EQ(audit["request"]["url"].String(), "AuditEvent");
-        // Conditional on the key it carries: sent twice, recorded once.
-        const std::string key(audit["resource"]["entity"][0]["name"].String());
-        EXPECT_EQ(audit["request"]["ifNoneExist"].String(), "entity-name:exact=" + key);
-        const std::string type(written["resource"]["resourceType"].String());
-        const std::string identifier(written["resource"]["identifier"][0]["value"].String());
-        EXPECT_TRUE(key.starts_with("microcare:create:" + type + ":" + identifier + ":")) << key;
-    }
+JsonDocument Batch(const std::vector<WrittenVersion>& written) {
+    JsonWriter out;
+    WriteAuditEventBatch(out, Common(), written);
+    return Parsed(out.Take());
 }
 
-TEST(TransactionAuditEventsTest, TheKeyNamesTheWriteNotTheMoment) {
-    TransactionValue later = Sample();
-    later.audit_events->recorded = DateTime::Parse("2026-12-06T10:00:00Z")->Earliest();
-    later.audit_events->job = "18";
-    const Written a = Write(Sample());
-    const Written b = Write(later);
-    EXPECT_EQ(a.entries[1]["request"]["ifNoneExist"].String(),
-              b.entries[1]["request"]["ifNoneExist"].String());
-    // Other content is another write, with its own record.
-    TransactionValue changed = Sample();
-    changed.care_plan->description = "Session 1 of 4";
-    const Written c = Write(changed);
-    EXPECT_NE(a.entries[1]["request"]["ifNoneExist"].String(),
-              c.entries[1]["request"]["ifNoneExist"].String());
-    // Keys end in a digest of one length, so none is the start of another.
-    const std::string key(a.entries[1]["resource"]["entity"][0]["name"].String());
-    EXPECT_EQ(key.size() - key.rfind(':') - 1, 36u);
-}
-
-TEST(TransactionAuditEventsTest, AnUpdateNamesTheResourceAndTheVersionItReplaces) {
+// The patients follow the entries WriteTransaction writes, unchanged ones left out.
+TEST(TransactionEntryPatientsTest, FollowTheEntriesWritten) {
     TransactionValue value = Sample();
-    value.care_plan->on_ehr = {OnEhr::Write::kUpdate, "cp-9", "3", "2026-12-01T10:00:00Z"};
-    value.issues[0].on_ehr = {OnEhr::Write::kNone, "di-4", "1", ""};
-    const Written w = Write(value);
-    ASSERT_EQ(w.entries.size(), 2u);  // the unchanged DetectedIssue: neither written nor audited
-    const Node audit = w.entries[1]["resource"];
-    EXPECT_EQ(audit["action"].String(), "U");
-    EXPECT_EQ(audit["entity"][0]["what"]["reference"].String(), "CarePlan/cp-9");
-    EXPECT_TRUE(std::string(audit["entity"][0]["name"].String())
-                    .starts_with("microcare:update:CarePlan/cp-9:3:"));
-}
-
-TEST(TransactionAuditEventsTest, ARetiredResourceIsAnUpdateOfIt) {
-    TransactionValue value = Sample();
+    EXPECT_EQ(value.EntryPatients(), (std::vector<std::string>{"Patient/pat-1", "Patient/pat-2"}));
+    EXPECT_EQ(Entries(Transaction(value)).size(), 2u);
     value.care_plan->on_ehr = {OnEhr::Write::kNone, "cp-9", "3", ""};
-    value.issues.clear();
     IssueList issues;
-    auto old =
-        JsonDocument::Parse(R"({"resourceType":"DetectedIssue","id":"di-2","status":"final",)"
-                            R"("patient":{"reference":"Patient/pat-1"},"detail":"R11"})",
-                            issues);
+    auto old = JsonDocument::Parse(R"({"resourceType":"Task","id":"t-2","status":"requested",)"
+                                   R"("for":{"reference":"Patient/pat-3"}})",
+                                   issues);
     ASSERT_TRUE(old);
-    value.retired.push_back({"DetectedIssue", "di-2", "5", old->Root(), "Retired by pack B."});
-    const Written w = Write(value);
-    ASSERT_EQ(w.entries.size(), 2u);
-    EXPECT_EQ(w.entries[0]["resource"]["status"].String(), "cancelled");
-    const Node audit = w.entries[1]["resource"];
-    EXPECT_EQ(audit["action"].String(), "U");
-    EXPECT_EQ(audit["entity"][0]["what"]["reference"].String(), "DetectedIssue/di-2");
-    EXPECT_EQ(audit["entity"][1]["what"]["reference"].String(), "Patient/pat-1");
-    EXPECT_TRUE(std::string(audit["entity"][0]["name"].String())
-                    .starts_with("microcare:retire:DetectedIssue/di-2:5:"));
+    value.retired.push_back({"Task", "t-2", "5", old->Root(), "Retired by pack B."});
+    EXPECT_EQ(value.EntryPatients(), (std::vector<std::string>{"Patient/pat-2", "Patient/pat-3"}));
+    const auto entries = Entries(Transaction(value));
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0]["resource"]["resourceType"].String(), "DetectedIssue");
+    EXPECT_EQ(entries[1]["resource"]["resourceType"].String(), "Task");
 }
 
-TEST(TransactionAuditEventsTest, NoneWhenNotAsked) {
-    TransactionValue value = Sample();
-    value.audit_events.reset();
-    const Written w = Write(value);
-    ASSERT_EQ(w.entries.size(), 2u);
-    for (const Node& entry : w.entries)
-        EXPECT_NE(entry["resource"]["resourceType"].String(), "AuditEvent");
+TEST(WrittenVersionsTest, ReadTheLocationsOfATransactionResponse) {
+    const JsonDocument response = Parsed(R"({"resourceType":"Bundle","type":"transaction-response",
+        "entry":[{"response":{"status":"201 Created",
+                              "location":"https://ehr.example/fhir/CarePlan/cp-1/_history/1"}},
+                 {"response":{"status":"200 OK","location":"DetectedIssue/di-4","etag":"W/\"3\""}}]})");
+    IssueList issues;
+    auto written = WrittenVersions(response.Root(), {"Patient/a", "Patient/b"}, issues);
+    ASSERT_TRUE(written) << (issues.empty() ? "" : FormatIssue(*issues.begin()));
+    ASSERT_EQ(written->size(), 2u);
+    EXPECT_EQ((*written)[0].what, "CarePlan/cp-1/_history/1");
+    EXPECT_EQ((*written)[0].patient, "Patient/a");
+    EXPECT_EQ((*written)[1].what, "DetectedIssue/di-4/_history/3");
+}
+
+TEST(WrittenVersionsTest, AResponseThatDoesNotSayWhatWasWrittenIsRefused) {
+    IssueList issues;
+    const JsonDocument fewer = Parsed(
+        R"({"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"201","location":"CarePlan/1/_history/1"}}]})");
+    EXPECT_FALSE(WrittenVersions(fewer.Root(), {"Patient/a", "Patient/b"}, issues));
+    const JsonDocument unversioned = Parsed(
+        R"({"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"201","location":"CarePlan/1"}}]})");
+    issues = {};
+    EXPECT_FALSE(WrittenVersions(unversioned.Root(), {"Patient/a"}, issues));
+    ASSERT_FALSE(issues.empty());
+    EXPECT_EQ(issues.begin()->path, "Bundle.entry[0].response.location");
+    const JsonDocument other = Parsed(R"({"resourceType":"OperationOutcome"})");
+    EXPECT_FALSE(WrittenVersions(other.Root(), {}, issues));
+}
+
+TEST(AuditEventBatchTest, OneConditionalCreatePerWrittenVersion) {
+    const JsonDocument batch = Batch({{"CarePlan/cp-1/_history/1", "Patient/pat-1"},
+                                      {"DetectedIssue/di-4/_history/3", "Patient/pat-1"}});
+    EXPECT_EQ(batch.Root()["type"].String(), "batch");
+    const auto entries = Entries(batch);
+    ASSERT_EQ(entries.size(), 2u);
+    const char* actions[] = {"C", "U"};  // version 1 was a create, any other an update
+    for (std::size_t i = 0; i < 2; ++i) {
+        const Node event = entries[i]["resource"];
+        EXPECT_EQ(event["resourceType"].String(), "AuditEvent");
+        EXPECT_EQ(event["action"].String(), actions[i]);
+        EXPECT_EQ(event["entity"][1]["what"]["reference"].String(), "Patient/pat-1");
+        EXPECT_EQ(entries[i]["request"]["method"].String(), "POST");
+        EXPECT_EQ(entries[i]["request"]["url"].String(), "AuditEvent");
+        const std::string key(event["entity"][0]["name"].String());
+        EXPECT_EQ(entries[i]["request"]["ifNoneExist"].String(), "entity-name:exact=" + key);
+    }
+    EXPECT_EQ(entries[0]["resource"]["entity"][0]["what"]["reference"].String(),
+              "CarePlan/cp-1/_history/1");
+    EXPECT_EQ(entries[1]["resource"]["subtype"][0]["code"].String(), "update");
+}
+
+TEST(AuditEventBatchTest, TheKeyNamesTheVersionWrittenNotTheMoment) {
+    const std::string key = AuditEventKey("CarePlan/cp-1/_history/1");
+    EXPECT_TRUE(key.starts_with("microcare:CarePlan/cp-1/_history/1:")) << key;
+    // A digest of one length ends every key, so none is the start of another.
+    EXPECT_EQ(key.size() - key.rfind(':') - 1, 36u);
+    EXPECT_FALSE(AuditEventKey("CarePlan/cp-1/_history/10").starts_with(key));
+    EXPECT_NE(AuditEventKey("CarePlan/cp-1/_history/2"), key);
+    AuditEventValue later = Common();
+    later.recorded = DateTime::Parse("2026-12-06T10:00:00Z")->Earliest();
+    later.job = "18";
+    JsonWriter out;
+    WriteAuditEventBatch(out, later, {{"CarePlan/cp-1/_history/1", "Patient/pat-1"}});
+    const JsonDocument again = Parsed(out.Take());
+    EXPECT_EQ(
+        Entries(again)[0]["request"]["ifNoneExist"].String(),
+        Entries(Batch({{"CarePlan/cp-1/_history/1", "Patient/pat-1"}}))[0]["request"]["ifNoneExist"]
+            .String());
 }
 
 }  // namespace

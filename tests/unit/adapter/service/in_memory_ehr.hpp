@@ -76,6 +76,12 @@ public:
             std::string answer = R"({"resourceType":"Bundle","type":"batch-response","entry":[)";
             for (std::size_t i = 0; i < entries.Size(); ++i) {
                 const std::string url(entries[i]["request"]["url"].String());
+                if (entries[i]["request"]["method"].String() == "POST") {
+                    answer += i == 0 ? "" : ",";
+                    answer +=
+                        R"({"response":{"status":")" + CreateAuditEvent(entries[i]) + R"("}})";
+                    continue;
+                }
                 auto it = resources_.find(url);
                 const bool search = url.find('?') != std::string::npos;
                 answer += i == 0 ? "" : ",";
@@ -116,6 +122,7 @@ public:
                 return Answer(412, R"({"resourceType":"OperationOutcome","issue":[]})");
             }
         }
+        std::vector<std::string> locations;  // Type/id/_history/vid, one per entry
         for (std::size_t i = 0; i < entries.Size(); ++i) {
             const fhir::Node request = entries[i]["request"];
             const fhir::Node resource = entries[i]["resource"];
@@ -124,15 +131,40 @@ public:
                 const std::string key(request["url"].String());
                 const int version = std::stoi(VersionOf(resources_[key])) + 1;
                 resources_[key] = Stamp(resource, key.substr(key.find('/') + 1), version);
+                locations.push_back(key + "/_history/" + std::to_string(version));
                 continue;
             }
             const std::string wanted(request["ifNoneExist"].String());
-            if (!wanted.empty() && HasIdentifier(type, wanted.substr(wanted.find('|') + 1)))
-                continue;
+            if (!wanted.empty()) {
+                if (auto existing = WithIdentifier(type, wanted.substr(wanted.find('|') + 1))) {
+                    locations.push_back(*existing);
+                    continue;
+                }
+            }
             const std::string id = "w" + std::to_string(++next_id_);
             resources_[type + "/" + id] = Stamp(resource, id, 1);
+            locations.push_back(type + "/" + id + "/_history/1");
         }
-        return Answer(200, R"({"resourceType":"Bundle","type":"transaction-response"})");
+        std::string answer = R"({"resourceType":"Bundle","type":"transaction-response","entry":[)";
+        for (std::size_t i = 0; i < locations.size(); ++i) {
+            answer += (i == 0 ? "" : ",") +
+                      std::string(R"({"response":{"status":"200","location":")") + locations[i] +
+                      R"("}})";
+        }
+        return Answer(200, answer + "]}");
+    }
+
+    // An AuditEvent of a batch entry, created unless one has the entity name its ifNoneExist
+    // asks for (`entity-name:exact=`); the entry's status.
+    std::string CreateAuditEvent(fhir::Node entry) {
+        const std::string wanted(entry["request"]["ifNoneExist"].String());
+        const std::string key = wanted.substr(wanted.find('=') + 1);
+        for (const std::string& event : Stored("AuditEvent")) {
+            if (FieldOfEntity(event) == key) return "200 OK";
+        }
+        const std::string id = "ae" + std::to_string(++next_id_);
+        resources_["AuditEvent/" + id] = Stamp(entry["resource"], id, 1);
+        return "201 Created";
     }
 
     // The resources of a type, as stored (FHIR JSON with id and meta.versionId).
@@ -201,16 +233,26 @@ private:
         return version.empty() ? "0" : version;
     }
 
-    bool HasIdentifier(const std::string& type, const std::string& value) const {
+    // The location (Type/id/_history/vid) of the resource of `type` with the identifier value.
+    std::optional<std::string> WithIdentifier(const std::string& type,
+                                              const std::string& value) const {
         for (const std::string& resource : Stored(type)) {
             fhir::IssueList issues;
             auto doc = fhir::JsonDocument::Parse(resource, issues);
             const fhir::Node identifiers = doc->Root()["identifier"];
             for (std::size_t i = 0; i < identifiers.Size(); ++i) {
-                if (identifiers[i]["value"].String() == value) return true;
+                if (identifiers[i]["value"].String() != value) continue;
+                return type + "/" + std::string(doc->Root()["id"].String()) + "/_history/" +
+                       std::string(doc->Root()["meta"]["versionId"].String());
             }
         }
-        return false;
+        return std::nullopt;
+    }
+
+    static std::string FieldOfEntity(const std::string& event) {
+        fhir::IssueList issues;
+        auto doc = fhir::JsonDocument::Parse(event, issues);
+        return std::string(doc->Root()["entity"][0]["name"].String());
     }
 
     // `resource` with its id and meta.versionId set as a server sets them.

@@ -356,6 +356,83 @@ TEST_F(WorkerRevisionTest, AReassessmentRevisesInPlaceAndRetiresWhatNoLongerHold
     EXPECT_EQ(ehr_.CarePlans(), 1u);
 }
 
+// audit.fhirAuditEvents: a batch of AuditEvents right after each transaction.
+class WorkerAuditEventTest : public WorkerRevisionTest {
+protected:
+    WorkerAuditEventTest() {
+        worker_->PostAuditEvents("MicroCare test", "https://ehr.example/fhir");
+    }
+
+    // "C CarePlan/w1/_history/1", ... for each AuditEvent on the EHR, sorted.
+    std::vector<std::string> Events() const {
+        std::vector<std::string> events;
+        for (const std::string& json : ehr_.Stored("AuditEvent")) {
+            fhir::IssueList issues;
+            auto doc = fhir::JsonDocument::Parse(json, issues);
+            events.push_back(std::string(doc->Root()["action"].String()) + " " +
+                             std::string(doc->Root()["entity"][0]["what"]["reference"].String()));
+        }
+        std::sort(events.begin(), events.end());
+        return events;
+    }
+    // What they should be when every version of what MicroCare wrote (all versions are its
+    // own here) was recorded once: its first version created, each later one updated.
+    std::vector<std::string> EveryVersion() const {
+        std::vector<std::string> versions;
+        for (const char* type : {"CarePlan", "DetectedIssue", "Task"}) {
+            for (const std::string& json : ehr_.Stored(type)) {
+                fhir::IssueList issues;
+                auto doc = fhir::JsonDocument::Parse(json, issues);
+                const std::string at = std::string(type) + "/" +
+                                       std::string(doc->Root()["id"].String()) + "/_history/";
+                const int last = std::stoi(std::string(doc->Root()["meta"]["versionId"].String()));
+                for (int v = 1; v <= last; ++v) {
+                    versions.push_back((v == 1 ? "C " : "U ") + at + std::to_string(v));
+                }
+            }
+        }
+        std::sort(versions.begin(), versions.end());
+        return versions;
+    }
+};
+
+TEST_F(WorkerAuditEventTest, EachVersionWrittenIsRecordedOnceRightAfterTheTransaction) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(Events(), EveryVersion());
+    ASSERT_EQ(Events().size(), 3u);  // CarePlan, DetectedIssue, Task: created
+    // Nothing changed, nothing written: nothing more recorded.
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(Events().size(), 3u);
+    // The finding is retired: what is updated is recorded as updated, once.
+    ehr_.Remove("MedicationRequest/mr1");
+    ASSERT_EQ(Assess(3), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(Events(), EveryVersion());
+    EXPECT_GT(Events().size(), 4u);  // the DetectedIssue and the Task at least
+}
+
+TEST_F(WorkerAuditEventTest, ARetryRecordsWhatAnEarlierAttemptWroteButCouldNotRecord) {
+    ehr_.Put(kIsotretinoin);
+    // The third POST of the job (record batch, transaction, then the AuditEvents) fails.
+    int posts = 0;
+    ehr_.on_request = [&](const std::string& request) {
+        if (request.starts_with("POST ") && ++posts == 3) ehr_.Script("POST ", Answer(503));
+    };
+    ASSERT_EQ(Assess(1), JobState::kQueued);
+    EXPECT_EQ(ehr_.transactions.size(), 1u);
+    EXPECT_TRUE(Events().empty());
+    ehr_.on_request = nullptr;
+    now_ += 1min;
+    ASSERT_TRUE(RunOnce());  // the retry: nothing to write, what the reading shows is recorded
+    EXPECT_EQ(Get(last_.id).state, JobState::kDone) << Get(last_.id).last_error;
+    EXPECT_EQ(ehr_.transactions.size(), 1u);
+    EXPECT_EQ(Events(), EveryVersion());
+    ASSERT_EQ(Events().size(), 3u);
+    // A fresh trigger that changes nothing records nothing; posted again, nothing doubles.
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(Events().size(), 3u);
+}
+
 TEST_F(WorkerRevisionTest, ARivalWriteBetweenReadingAndWritingIsRevisedAgainNotDuplicated) {
     ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
     ehr_.Put(kIsotretinoin);
