@@ -1,7 +1,5 @@
 #include "fhir/audit_event.hpp"
 
-#include "fhir/transaction_builder.hpp"
-
 namespace microcare::fhir {
 namespace {
 
@@ -123,16 +121,16 @@ void WriteAuditEvent(JsonWriter& out, const AuditEventValue& value) {
     out.EndObject();
 }
 
-std::optional<std::vector<WrittenVersion>> WrittenVersions(Node transaction_response,
-                                                           const std::vector<std::string>& patients,
-                                                           IssueList& issues) {
+std::optional<std::vector<WrittenVersion>> WrittenVersions(
+    Node transaction_response, const std::vector<TransactionValue::EntryWrite>& requested,
+    IssueList& issues) {
     const Node entries = transaction_response["entry"];
     if (transaction_response["resourceType"].String() != "Bundle" ||
         transaction_response["type"].String() != "transaction-response" ||
-        entries.Size() != patients.size()) {
+        entries.Size() != requested.size()) {
         issues.Error("invalid", "Bundle",
                      "not a transaction-response with one entry per write (" +
-                         std::to_string(patients.size()) + ")");
+                         std::to_string(requested.size()) + ")");
         return std::nullopt;
     }
     std::vector<WrittenVersion> written;
@@ -164,7 +162,8 @@ std::optional<std::vector<WrittenVersion>> WrittenVersions(Node transaction_resp
             issues.Error("invalid", path, "does not name the version written");
             return std::nullopt;
         }
-        written.push_back(WrittenVersion{std::move(what), patients[i]});
+        written.push_back(
+            WrittenVersion{std::move(what), requested[i].patient, requested[i].update});
     }
     return written;
 }
@@ -185,7 +184,7 @@ void WriteAuditEventBatch(JsonWriter& out, const AuditEventValue& common,
         AuditEventValue event = common;
         event.what = version.what;
         event.patient = version.patient;
-        event.update = !version.what.ends_with("/_history/1");
+        event.update = version.update;
         event.key = AuditEventKey(version.what);
         out.StartObject();
         out.Key("resource");

@@ -8,6 +8,7 @@
 #include "fhir/date_time.hpp"
 #include "fhir/issues.hpp"
 #include "fhir/json.hpp"
+#include "fhir/transaction_builder.hpp"
 
 namespace microcare::fhir {
 
@@ -36,15 +37,16 @@ void WriteAuditEvent(JsonWriter& out, const AuditEventValue& value);
 struct WrittenVersion {
     std::string what;     // "CarePlan/12/_history/3"
     std::string patient;  // "Patient/7"
+    bool update = false;  // false: the resource's first version (version ids need not be numbers)
 };
 
 // The version each entry of a transaction-response names (entry.response.location, absolute
-// or relative, with its `_history`; else the location and the etag), in the entries' order.
-// `patients` are the request's (TransactionValue::EntryPatients): one per entry. Nothing, with
-// the problem in `issues`, when the response does not say what was written.
-std::optional<std::vector<WrittenVersion>> WrittenVersions(Node transaction_response,
-                                                           const std::vector<std::string>& patients,
-                                                           IssueList& issues);
+// or relative, with its `_history`; else the location and the etag), in the entries' order,
+// with what the request's entry was (TransactionValue::EntryWrites: one per entry). Nothing,
+// with the problem in `issues`, when the response does not say what was written.
+std::optional<std::vector<WrittenVersion>> WrittenVersions(
+    Node transaction_response, const std::vector<TransactionValue::EntryWrite>& requested,
+    IssueList& issues);
 
 // The key naming the write of one version (the written entity's `name`): the version and a
 // digest of fixed length, so that no key is the start of another (servers may match
@@ -54,7 +56,7 @@ std::string AuditEventKey(std::string_view what);
 // A Bundle (`batch`, or `transaction` for an EHR without batches) of one AuditEvent per
 // written version, each a conditional create on its key: posted again (a retry that cannot
 // tell whether the first post landed), it records nothing twice. A version other than 1 was an
-// update. `common` gives who, where, when, pack and job.
+// `common` gives who, where, when, pack and job.
 void WriteAuditEventBatch(JsonWriter& out, const AuditEventValue& common,
                           const std::vector<WrittenVersion>& written,
                           std::string_view bundle_type = "batch");

@@ -357,19 +357,20 @@ bool TransactionValue::HasWrites() const {
     return !retired.empty();
 }
 
-std::vector<std::string> TransactionValue::EntryPatients() const {
-    auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
-    std::vector<std::string> patients;
-    if (care_plan && writes(care_plan->on_ehr)) patients.push_back(care_plan->subject);
-    for (const DetectedIssueValue& issue : issues) {
-        if (writes(issue.on_ehr)) patients.push_back(issue.patient);
-    }
-    if (task && writes(task->on_ehr)) patients.push_back(task->patient);
+std::vector<TransactionValue::EntryWrite> TransactionValue::EntryWrites() const {
+    std::vector<EntryWrite> entries;
+    auto add = [&entries](const OnEhr& on_ehr, const std::string& patient) {
+        if (on_ehr.write == OnEhr::Write::kNone) return;
+        entries.push_back({on_ehr.write == OnEhr::Write::kUpdate, patient});
+    };
+    if (care_plan) add(care_plan->on_ehr, care_plan->subject);
+    for (const DetectedIssueValue& issue : issues) add(issue.on_ehr, issue.patient);
+    if (task) add(task->on_ehr, task->patient);
     for (const RetiredValue& r : retired) {
-        patients.emplace_back(
-            r.resource[r.resource_type == "Task" ? "for" : "patient"]["reference"].String());
+        const Node patient = r.resource[r.resource_type == "Task" ? "for" : "patient"];
+        entries.push_back({true, std::string(patient["reference"].String())});
     }
-    return patients;
+    return entries;
 }
 
 std::string CarePlanDigest(const TransactionValue& value) {
@@ -397,7 +398,7 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     out.Key("entry");
     out.StartArray();
     const EntryUrls urls(value, false);
-    // The order of EntryPatients().
+    // The order of EntryWrites().
     const auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
     if (value.care_plan && writes(value.care_plan->on_ehr)) {
         WriteCarePlan(out, value, urls, CarePlanDigest(value));

@@ -128,8 +128,14 @@ struct TransactionValue {
 
     // Whether anything is to be written (a revision that found no difference writes nothing).
     bool HasWrites() const;
-    // The patient of each entry WriteTransaction writes, in the entries' order ("Patient/7").
-    std::vector<std::string> EntryPatients() const;
+    // Each entry WriteTransaction writes, in the entries' order: an update (or a create), and
+    // its patient ("Patient/7").
+    struct EntryWrite {
+        bool update = false;
+        std::string patient;
+        bool operator==(const EntryWrite&) const = default;
+    };
+    std::vector<EntryWrite> EntryWrites() const;
 };
 
 // Writes the transaction Bundle. The resources refer to each other by deterministic

@@ -441,8 +441,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 // An earlier attempt may have written without recording it (a crash, a lost
                 // answer): the versions the reading shows are recorded again, which records
                 // nothing twice.
-                if (job.attempts > 1) {
-                    if (auto failed = co_await PostAuditEvents(job, pack, VersionsOf(before)))
+                if (job.attempts > 1 && !audit_events_ehr.empty()) {
+                    const auto versions = co_await VersionsOf(before);
+                    if (auto failed = co_await PostAuditEvents(job, pack, versions))
                         co_return std::move(*failed);
                 }
                 // The reading is the check: a write that landed before a crash shows here.
@@ -478,9 +479,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             if (!audit_events_ehr.empty()) {
                 fhir::IssueList issues;
                 auto response = fhir::JsonDocument::Parse(posted->body, issues);
-                auto written = response ? fhir::WrittenVersions(response->Root(),
-                                                                value.EntryPatients(), issues)
-                                        : std::nullopt;
+                auto written =
+                    response ? fhir::WrittenVersions(response->Root(), value.EntryWrites(), issues)
+                             : std::nullopt;
                 if (!written) {
                     co_return Retry(
                         "the transaction-response does not say what was written (" +
@@ -494,18 +495,24 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
     }
 
-    // The versions of MicroCare's resources a reading shows.
-    static std::vector<fhir::WrittenVersion> VersionsOf(const WrittenBefore& before) {
+    // The versions of MicroCare's resources a reading shows. Whether each is its resource's
+    // first version, its history tells (version ids need not be numbers); where the EHR keeps
+    // none, it is taken as the first.
+    asio::awaitable<std::vector<fhir::WrittenVersion>> VersionsOf(const WrittenBefore& before) {
         std::vector<fhir::WrittenVersion> versions;
         for (const rules::WrittenResource& r : before.resources) {
             if (r.version_id.empty()) continue;
             const char* patient = r.resource_type == "CarePlan" ? "subject"
                                   : r.resource_type == "Task"   ? "for"
                                                                 : "patient";
-            versions.push_back({r.resource_type + "/" + r.id + "/_history/" + r.version_id,
-                                std::string(r.resource[patient]["reference"].String())});
+            const std::string resource = r.resource_type + "/" + r.id;
+            ++metrics.ehr_requests;
+            auto history = co_await ehr.SearchAll(resource + "/_history");
+            const bool update = history && !history->failure && history->resources.size() > 1;
+            versions.push_back({resource + "/_history/" + r.version_id,
+                                std::string(r.resource[patient]["reference"].String()), update});
         }
-        return versions;
+        co_return versions;
     }
 
     asio::awaitable<Result<HttpResponse>> PostAuditEventBundle(

@@ -237,6 +237,40 @@ const search = async (query) => {
   }
   return resources;
 };
+// audit.fhirAuditEvents: every version of every resource MicroCare wrote has exactly one
+// AuditEvent on the EHR (a create for its first version, an update for each later one, as the
+// resource's history shows them), and none names a version that does not exist.
+const auditEventProblems = async () => {
+  const problems = [];
+  const events = new Map();
+  for (const e of await search('AuditEvent')) {
+    if (!e.entity?.[0]?.name?.startsWith('microcare:')) continue;
+    const what = e.entity[0].what?.reference ?? '';
+    events.set(what, [...(events.get(what) ?? []), e.action]);
+  }
+  let versions = 0;
+  for (const type of ['CarePlan', 'DetectedIssue', 'Task']) {
+    const mine = (await search(type)).filter((r) => (r.identifier ?? []).some((i) => i.system === GENERATED));
+    for (const r of mine) {
+      const history = await (await fetch(`${ehr}/${type}/${r.id}/_history?_count=100`)).json();
+      const ids = (history.entry ?? [])
+        .map((e) => e.resource.meta)
+        .sort((a, b) => a.lastUpdated.localeCompare(b.lastUpdated))
+        .map((m) => m.versionId); // oldest first, whatever order the server lists them in
+      ids.forEach((vid, n) => {
+        ++versions;
+        const what = `${type}/${r.id}/_history/${vid}`;
+        const actions = events.get(what) ?? [];
+        events.delete(what);
+        const want = n === 0 ? 'C' : 'U';
+        if (actions.length !== 1 || actions[0] !== want)
+          problems.push(`${what}: AuditEvents ${JSON.stringify(actions)}, not one ${want}`);
+      });
+    }
+  }
+  for (const what of events.keys()) problems.push(`an AuditEvent names ${what}, which MicroCare did not write`);
+  return { problems, versions };
+};
 const jobStates = async () => {
   const output = await new Promise((ok) => {
     const c = spawn(binary, ['jobs', 'list', '--store', config.store.path, '--limit', '100000']);
@@ -360,6 +394,9 @@ if (check) {
   }
 }
 if (check) {
+  const audited = await auditEventProblems();
+  problems.push(...audited.problems);
+  console.log(`FHIR AuditEvents: ${audited.versions} versions written, each recorded once on the EHR`);
   if (problems.length) fail('end-to-end check failed:\n  ' + problems.join('\n  '));
   console.log('end-to-end check: 1 passed, 0 failed');
 }
@@ -498,6 +535,9 @@ async function replayUnderPackB() {
     if (lines.length === 0 && changedOnEhr.has(encounter)) problems.push(`${encounter}: written though the dry run printed no change`);
     if (lines.length) console.log(`  ${encounter}: ${lines.length} change(s) printed, the same written`);
   }
+  const audited = await auditEventProblems();
+  problems.push(...audited.problems);
+  console.log(`  FHIR AuditEvents: ${audited.versions} versions written, each recorded once`);
   if (problems.length) fail('replay check failed:\n  ' + problems.join('\n  '));
   console.log('replay check: 1 passed, 0 failed');
 }
@@ -655,6 +695,9 @@ async function reviseUnderPackB() {
       problems.push(`DetectedIssue/${other.id} (not MicroCare's) was touched`);
   }
   console.log(`  a second re-assessment: ${again.size} resources, ${problems.length ? 'see problems' : 'none written'}; others' ${others.length} DetectedIssues untouched`);
+  const audited = await auditEventProblems();
+  problems.push(...audited.problems);
+  console.log(`  FHIR AuditEvents: ${audited.versions} versions written (creates and revisions), each recorded once`);
   if (problems.length) fail('re-assessment check failed:\n  ' + problems.join('\n  '));
   console.log('re-assessment check: 1 passed, 0 failed');
 }

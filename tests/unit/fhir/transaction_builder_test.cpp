@@ -71,22 +71,26 @@ JsonDocument Batch(const std::vector<WrittenVersion>& written) {
     return Parsed(out.Take());
 }
 
-// The patients follow the entries WriteTransaction writes, unchanged ones left out.
-TEST(TransactionEntryPatientsTest, FollowTheEntriesWritten) {
+// The entries WriteTransaction writes, in order, unchanged ones left out.
+TEST(TransactionEntryWritesTest, FollowTheEntriesWritten) {
+    using Entry = TransactionValue::EntryWrite;
     TransactionValue value = Sample();
-    EXPECT_EQ(value.EntryPatients(), (std::vector<std::string>{"Patient/pat-1", "Patient/pat-2"}));
+    EXPECT_EQ(value.EntryWrites(),
+              (std::vector<Entry>{{false, "Patient/pat-1"}, {false, "Patient/pat-2"}}));
     EXPECT_EQ(Entries(Transaction(value)).size(), 2u);
     value.care_plan->on_ehr = {OnEhr::Write::kNone, "cp-9", "3", ""};
+    value.issues[0].on_ehr = {OnEhr::Write::kUpdate, "di-1", "4", ""};
     IssueList issues;
     auto old = JsonDocument::Parse(R"({"resourceType":"Task","id":"t-2","status":"requested",)"
                                    R"("for":{"reference":"Patient/pat-3"}})",
                                    issues);
     ASSERT_TRUE(old);
     value.retired.push_back({"Task", "t-2", "5", old->Root(), "Retired by pack B."});
-    EXPECT_EQ(value.EntryPatients(), (std::vector<std::string>{"Patient/pat-2", "Patient/pat-3"}));
+    EXPECT_EQ(value.EntryWrites(),
+              (std::vector<Entry>{{true, "Patient/pat-2"}, {true, "Patient/pat-3"}}));
     const auto entries = Entries(Transaction(value));
     ASSERT_EQ(entries.size(), 2u);
-    EXPECT_EQ(entries[0]["resource"]["resourceType"].String(), "DetectedIssue");
+    EXPECT_EQ(entries[0]["request"]["method"].String(), "PUT");
     EXPECT_EQ(entries[1]["resource"]["resourceType"].String(), "Task");
 }
 
@@ -96,23 +100,27 @@ TEST(WrittenVersionsTest, ReadTheLocationsOfATransactionResponse) {
                               "location":"https://ehr.example/fhir/CarePlan/cp-1/_history/1"}},
                  {"response":{"status":"200 OK","location":"DetectedIssue/di-4","etag":"W/\"3\""}}]})");
     IssueList issues;
-    auto written = WrittenVersions(response.Root(), {"Patient/a", "Patient/b"}, issues);
+    auto written =
+        WrittenVersions(response.Root(), {{false, "Patient/a"}, {true, "Patient/b"}}, issues);
     ASSERT_TRUE(written) << (issues.empty() ? "" : FormatIssue(*issues.begin()));
     ASSERT_EQ(written->size(), 2u);
     EXPECT_EQ((*written)[0].what, "CarePlan/cp-1/_history/1");
     EXPECT_EQ((*written)[0].patient, "Patient/a");
+    EXPECT_FALSE((*written)[0].update);
     EXPECT_EQ((*written)[1].what, "DetectedIssue/di-4/_history/3");
+    EXPECT_TRUE((*written)[1].update);
 }
 
 TEST(WrittenVersionsTest, AResponseThatDoesNotSayWhatWasWrittenIsRefused) {
     IssueList issues;
     const JsonDocument fewer = Parsed(
         R"({"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"201","location":"CarePlan/1/_history/1"}}]})");
-    EXPECT_FALSE(WrittenVersions(fewer.Root(), {"Patient/a", "Patient/b"}, issues));
+    EXPECT_FALSE(
+        WrittenVersions(fewer.Root(), {{false, "Patient/a"}, {false, "Patient/b"}}, issues));
     const JsonDocument unversioned = Parsed(
         R"({"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"201","location":"CarePlan/1"}}]})");
     issues = {};
-    EXPECT_FALSE(WrittenVersions(unversioned.Root(), {"Patient/a"}, issues));
+    EXPECT_FALSE(WrittenVersions(unversioned.Root(), {{false, "Patient/a"}}, issues));
     ASSERT_FALSE(issues.empty());
     EXPECT_EQ(issues.begin()->path, "Bundle.entry[0].response.location");
     const JsonDocument other = Parsed(R"({"resourceType":"OperationOutcome"})");
@@ -120,12 +128,12 @@ TEST(WrittenVersionsTest, AResponseThatDoesNotSayWhatWasWrittenIsRefused) {
 }
 
 TEST(AuditEventBatchTest, OneConditionalCreatePerWrittenVersion) {
-    const JsonDocument batch = Batch({{"CarePlan/cp-1/_history/1", "Patient/pat-1"},
-                                      {"DetectedIssue/di-4/_history/3", "Patient/pat-1"}});
+    const JsonDocument batch = Batch({{"CarePlan/cp-1/_history/1", "Patient/pat-1", false},
+                                      {"DetectedIssue/di-4/_history/3", "Patient/pat-1", true}});
     EXPECT_EQ(batch.Root()["type"].String(), "batch");
     const auto entries = Entries(batch);
     ASSERT_EQ(entries.size(), 2u);
-    const char* actions[] = {"C", "U"};  // version 1 was a create, any other an update
+    const char* actions[] = {"C", "U"};
     for (std::size_t i = 0; i < 2; ++i) {
         const Node event = entries[i]["resource"];
         EXPECT_EQ(event["resourceType"].String(), "AuditEvent");
