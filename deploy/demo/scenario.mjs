@@ -20,9 +20,9 @@
 //
 //   node deploy/demo/scenario.mjs [--check] [--revise | --replay] [--binary build/microcare] [--work DIR]
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -243,8 +243,8 @@ const search = async (query) => {
 const auditEventProblems = async () => {
   const problems = [];
   const events = new Map();
-  for (const e of await search('AuditEvent')) {
-    if (!e.entity?.[0]?.name?.startsWith('microcare:')) continue;
+  const mine = (await search('AuditEvent')).filter((e) => e.entity?.[0]?.name?.startsWith('microcare:'));
+  for (const e of mine) {
     const what = e.entity[0].what?.reference ?? '';
     events.set(what, [...(events.get(what) ?? []), e.action]);
   }
@@ -269,6 +269,20 @@ const auditEventProblems = async () => {
     }
   }
   for (const what of events.keys()) problems.push(`an AuditEvent names ${what}, which MicroCare did not write`);
+  // As R4, with the third-party validator of the test suite (deploy/test.sh installs it).
+  const validator = join(root, 'tests/validator/validate.mjs');
+  if (existsSync(join(root, 'tests/validator/node_modules'))) {
+    const dir = join(work, 'auditevents');
+    mkdirSync(dir, { recursive: true });
+    const files = mine.map((e, i) => {
+      const file = join(dir, `auditevent-${i}.json`);
+      writeFileSync(file, JSON.stringify(e));
+      return file;
+    });
+    const checked = spawnSync(process.execPath, [validator, ...files], { encoding: 'utf8' });
+    if (checked.status !== 0) problems.push(`AuditEvents not valid R4:\n${checked.stdout}${checked.stderr}`);
+    else console.log(`  the ${files.length} AuditEvents validate as R4: ${checked.stdout.trim()}`);
+  }
   return { problems, versions };
 };
 const jobStates = async () => {
