@@ -1508,9 +1508,9 @@ struct FakeEhr::Impl {
     std::map<std::size_t, std::function<void()>> closers;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> refusing;
     std::map<std::string, TypeStore, std::less<>> store;
-    // Search keys -> ids per type, so that a search by patient or identifier (the searches
-    // MicroCare makes) touches only its candidates: "the fast fake EHR" of the load driver.
-    // Candidates are still checked with Matches(); the index only narrows.
+    // Search keys -> ids per type, so that a search by patient, identifier or exact entity
+    // name (the searches MicroCare makes) touches only its candidates: "the fast fake EHR" of the
+    // load driver. Candidates are still checked with Matches(); the index only narrows.
     std::map<std::string, std::unordered_map<std::string, std::set<std::string>>, std::less<>> keys;
 
     static std::vector<std::string> KeysOf(fhir::Node resource) {
@@ -1522,6 +1522,12 @@ struct FakeEhr::Impl {
         const fhir::Node identifiers = resource["identifier"];
         for (std::size_t i = 0; i < identifiers.Size(); ++i) {
             out.push_back("identifier:" + std::string(identifiers[i]["value"].String()));
+        }
+        const fhir::Node entities = resource["entity"];
+        for (std::size_t i = 0; i < entities.Size(); ++i) {
+            if (entities[i]["name"].IsString()) {
+                out.push_back("entity-name:" + std::string(entities[i]["name"].String()));
+            }
         }
         return out;
     }
@@ -1547,6 +1553,8 @@ struct FakeEhr::Impl {
             } else if (name == "identifier" && value.find(',') == std::string::npos) {
                 key = "identifier:" +
                       value.substr(value.find('|') == std::string::npos ? 0 : value.find('|') + 1);
+            } else if (name == "entity-name:exact" && value.find(',') == std::string::npos) {
+                key = "entity-name:" + value;  // the AuditEvents' conditional creates
             } else {
                 continue;
             }

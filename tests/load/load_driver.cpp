@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
         auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
         std::filesystem::create_directories(dir / "e2e");
         config.store.path = (dir / "e2e" / "microcare.db").string();
-        config.worker.concurrency = 128;
+        config.worker.concurrency = 32;
         config.ehr.request_timeout = std::chrono::seconds(30);
         config.log_level = "error";
         auto service = adapter::Service::Create(config);
