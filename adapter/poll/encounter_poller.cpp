@@ -5,10 +5,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <set>
-#include <unordered_set>
 #include <utility>
 
 #include "adapter/async_util.hpp"
+#include "adapter/client/outbound_url.hpp"
 #include "adapter/client/search_page.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/log.hpp"
@@ -31,19 +31,45 @@ struct PagePlan {
     std::optional<TimePoint> high_water;  // the latest meta.lastUpdated of its Encounters
 };
 
-// Decides, without I/O, which Encounters of a page become jobs. The page's resources are read
-// as one small record, so that the pack's recognition sees an Encounter together with the
-// Procedures that name it, exactly as the worker will when it reads the patient's record.
-PagePlan PlanPage(const rules::RuleSet& pack, const std::vector<fhir::Node>& resources) {
-    PagePlan plan;
+// The microneedling Encounters among `resources` ("Encounter/id"), by the pack's own
+// recognition without I/O: the resources are read as one small record, so that an Encounter is
+// seen together with the Procedures that name it, exactly as the worker will see it in the
+// patient's record.
+std::set<std::string> MicroneedlingEncounters(const rules::RuleSet& pack,
+                                              const std::vector<fhir::Node>& resources) {
     fhir::IssueList ignored;  // an unreadable resource is simply not recognised
     const fhir::BundleIndex index(resources, ignored);
     const fhir::PatientRecord record = fhir::ReadPatientRecord(index, ignored);
-    std::unordered_set<std::string_view> microneedling;
+    std::set<std::string> found;
     for (const fhir::ClinicalResource* encounter :
          rules::FindMicroneedlingEncounters(pack, record)) {
-        microneedling.insert(encounter->reference);
+        found.emplace(encounter->reference);
     }
+    return found;
+}
+
+// The Encounters of a page that are not in `recognised`, as a search for their Procedures
+// (`Procedure?encounter=Encounter/a,Encounter/b`: one request, the values OR-ed); empty when
+// every one is recognised. An encounter recorded only as "Aesthetic treatment visit" is a
+// microneedling session by its Procedure, which a search of Encounters does not return
+// (`_revinclude` is optional, and Medplum's in-memory server ignores it).
+std::string ProcedureSearch(const std::vector<fhir::Node>& resources,
+                            const std::set<std::string>& recognised, std::size_t count) {
+    std::string values;
+    for (const fhir::Node& resource : resources) {
+        if (resource["resourceType"].String() != "Encounter") continue;
+        const std::string reference = "Encounter/" + std::string(resource["id"].String());
+        if (resource["id"].String().empty() || recognised.contains(reference)) continue;
+        values += (values.empty() ? "" : ",") + QueryValue(reference);
+    }
+    if (values.empty()) return {};
+    return "Procedure?encounter=" + values + "&_count=" + std::to_string(count);
+}
+
+// Decides, without I/O, which Encounters of a page become jobs.
+PagePlan PlanPage(const std::vector<fhir::Node>& resources,
+                  const std::set<std::string>& microneedling) {
+    PagePlan plan;
     for (const fhir::Node& resource : resources) {
         if (resource["resourceType"].String() != "Encounter") continue;
         const std::string_view id = resource["id"].String();
@@ -139,7 +165,27 @@ asio::awaitable<Result<PollReport>> EncounterPoller::PollOnce() {
         auto page = ParseSearchPage(response->body, base_url_);
         if (!page) co_return page.error();
 
-        PagePlan plan = PlanPage(*pack, page->resources);
+        std::vector<fhir::Node> resources = page->resources;
+        std::set<std::string> microneedling = MicroneedlingEncounters(*pack, resources);
+        // Kept until the page is planned: `resources` view into it.
+        std::optional<SearchResult> procedures;
+        if (std::string search = ProcedureSearch(resources, microneedling, settings_.page_size);
+            !search.empty()) {
+            auto found = co_await ehr_.SearchAll(std::move(search));
+            if (!found) co_return found.error();
+            report.requests += std::max<std::size_t>(found->page_count, 1);
+            metrics_.poll_requests += std::max<std::size_t>(found->page_count, 1);
+            if (found->failure) {
+                Log::Warning("the EHR did not answer the poll's search for Procedures",
+                             {{"status", std::to_string(found->failure->status)}});
+                co_return Error::kBadResponse;
+            }
+            procedures = std::move(*found);
+            resources.insert(resources.end(), procedures->resources.begin(),
+                             procedures->resources.end());
+            microneedling = MicroneedlingEncounters(*pack, resources);
+        }
+        PagePlan plan = PlanPage(resources, microneedling);
         PollPage journal{std::string(kPollName), std::move(plan.triggers), report.cursor};
         if (plan.high_water) {
             journal.cursor.high_water = std::max(journal.cursor.high_water, *plan.high_water);

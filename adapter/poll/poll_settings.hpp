@@ -9,12 +9,10 @@
 namespace microcare::adapter {
 
 // The search a poll runs when the configuration names none: finished encounters updated after
-// the cursor, oldest first, with the Procedures that name them (an encounter recorded only as
-// "Aesthetic treatment visit" is a microneedling session by its Procedure, which the same
-// recognition as the worker's needs to see).
+// the cursor, oldest first. (The Procedures that make an encounter a microneedling session
+// are searched for separately, for the encounters of a page that do not name it themselves.)
 inline constexpr std::string_view kDefaultEncounterQuery =
-    "Encounter?_lastUpdated=gt{cursor}&status=finished&_sort=_lastUpdated&_count={count}"
-    "&_revinclude=Procedure:encounter";
+    "Encounter?_lastUpdated=gt{cursor}&status=finished&_sort=_lastUpdated&_count={count}";
 
 // The `poll` section: pulling finished encounters from an EHR that offers only its FHIR read
 // and search API (config/README.md). Absent: no polling.

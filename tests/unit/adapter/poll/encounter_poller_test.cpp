@@ -104,15 +104,6 @@ public:
                     R"("lastUpdated":")" + Text(e.last_updated) +
                     R"("},"status":"finished","type":[{"text":")" + e.type_text +
                     R"("}],"subject":{"reference":"Patient/p1"}}})";
-            if (procedures_.contains(e.id) && query.find("_revinclude") != std::string::npos) {
-                body += R"(,{"search":{"mode":"include"},"resource":{"resourceType":"Procedure",)"
-                        R"("id":"proc-)" +
-                        e.id +
-                        R"(","status":"completed","code":{"text":"Microneedling"},)"
-                        R"("subject":{"reference":"Patient/p1"},)"
-                        R"("encounter":{"reference":"Encounter/)" +
-                        e.id + R"("}}})";
-            }
         }
         body += "]";
         if (next_override) {
@@ -128,8 +119,35 @@ public:
     asio::awaitable<Result<HttpResponse>> Post(std::string, std::string) override {
         co_return Error::kBadResponse;  // a poll never writes
     }
-    asio::awaitable<Result<SearchResult>> SearchAll(std::string) override {
-        co_return Error::kBadResponse;  // a poll reads page by page
+    // Only the poll's search for the Procedures of a page's encounters.
+    asio::awaitable<Result<SearchResult>> SearchAll(std::string query) override {
+        requests.push_back(query);
+        if (unreachable) co_return *unreachable;
+        if (!query.starts_with("Procedure?")) co_return Error::kBadResponse;
+        std::string body = R"({"resourceType":"Bundle","type":"searchset","entry":[)";
+        bool first = true;
+        const std::string values = Param(query.substr(10), "encounter");
+        for (std::string_view wanted = values; !wanted.empty();) {
+            const auto comma = wanted.find(',');
+            const std::string id(wanted.substr(10, comma - 10));  // after "Encounter/"
+            wanted = comma == std::string_view::npos ? "" : wanted.substr(comma + 1);
+            if (!procedures_.contains(id)) continue;
+            body += std::string(first ? "" : ",") +
+                    R"({"resource":{"resourceType":"Procedure","id":"proc-)" + id +
+                    R"(","status":"completed","code":{"text":"Microneedling"},)"
+                    R"("subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/)" +
+                    id + R"("}}})";
+            first = false;
+        }
+        SearchResult result;
+        fhir::IssueList issues;
+        result.pages.push_back(*fhir::JsonDocument::Parse(body + "]}", issues));
+        const fhir::Node entries = result.pages.back().Root()["entry"];
+        for (std::size_t i = 0; i < entries.Size(); ++i) {
+            result.resources.push_back(entries[i]["resource"]);
+        }
+        result.page_count = 1;
+        co_return result;
     }
 
 private:
@@ -273,6 +291,12 @@ TEST_F(EncounterPollerTest, OnlyMicroneedlingEncountersBecomeJobs) {
     EXPECT_EQ(TriggerKeys(),
               (std::set<std::string>{"poll:Encounter/named|1", "poll:Encounter/by-procedure|1"}));
     EXPECT_EQ(metrics_.poll_encounters_skipped.load(), 1u);
+    // Per page (of two): the Encounters, then the Procedures of those that do not name
+    // microneedling themselves.
+    EXPECT_EQ(report.requests, 4u);
+    ASSERT_EQ(ehr_.requests.size(), 4u);
+    EXPECT_EQ(ehr_.requests[1], "Procedure?encounter=Encounter%2Fconsult&_count=2");
+    EXPECT_EQ(ehr_.requests[3], "Procedure?encounter=Encounter%2Fby-procedure&_count=2");
     // The consultation's stamp still moves the cursor: it need not be read again.
     EXPECT_EQ(Cursor().high_water, now_ - 30min);
 }
