@@ -44,7 +44,7 @@ struct PollReport {
 class EncounterPoller {
 public:
     using PackSource = std::function<std::shared_ptr<const rules::RuleSet>()>;
-    static constexpr std::string_view kPollName = "encounters";
+    static constexpr std::string_view kPollName = kEncounterPollName;
 
     // `ehr_base_url`: the configured base, which `next` links must stay under. `journaled`
     // runs (on the blocking pool) after each page that queued jobs: the service writes the

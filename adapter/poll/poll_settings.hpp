@@ -8,6 +8,9 @@
 
 namespace microcare::adapter {
 
+// The name the store keeps the encounter poll's cursor under (JobStore::ReadPollCursor).
+inline constexpr std::string_view kEncounterPollName = "encounters";
+
 // The search a poll runs when the configuration names none: finished encounters updated after
 // the cursor, oldest first. (The Procedures that make an encounter a microneedling session
 // are searched for separately, for the encounters of a page that do not name it themselves.)
