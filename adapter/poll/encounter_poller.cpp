@@ -124,12 +124,26 @@ asio::awaitable<Result<PollCursor>> EncounterPoller::Cursor() {
     if (*stored) co_return **stored;
     // The first start: the cursor is committed before anything is searched, so that a restart
     // after a failed first poll does not move `since: now` past what was finished meanwhile.
-    const TimePoint since = settings_.since.value_or(now_());
+    const TimePoint since = settings_.since ? *settings_.since : co_await EhrNow();
     PollPage first{name, {}, PollCursor{since, since}};
     auto committed = co_await Offload(blocking_, [&] { return store_.CommitPollPage(first); });
     if (!committed) co_return committed.error();
     Log::Info("polling starts", {{"poll", name}, {"since", fhir::FormatInstant(since, 0)}});
     co_return first.cursor;
+}
+
+asio::awaitable<TimePoint> EncounterPoller::EhrNow() {
+    // `since: now` is "now" on the EHR's clock, the clock of the `_lastUpdated` stamps the
+    // cursor compares: with ours, a visit finished just after the first start could fall below
+    // the floor on an EHR whose clock is behind. After the first start only the EHR's stamps
+    // move the cursor, so our clock never matters again.
+    auto answer = co_await ehr_.Get("metadata");
+    if (answer && answer->status / 100 == 2) {
+        if (auto date = answer->Date())
+            co_return std::chrono::floor<std::chrono::milliseconds>(*date);
+    }
+    Log::Warning("the EHR's clock is unknown (no Date header): polling starts at MicroCare's");
+    co_return now_();
 }
 
 asio::awaitable<Result<PollReport>> EncounterPoller::PollOnce() {

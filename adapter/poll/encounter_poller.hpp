@@ -76,6 +76,8 @@ public:
 
 private:
     boost::asio::awaitable<Result<PollCursor>> Cursor();
+    // The EHR's clock (the Date of its answer to `metadata`), else ours.
+    boost::asio::awaitable<TimePoint> EhrNow();
 
     boost::asio::any_io_executor executor_;
     const PollSettings settings_;

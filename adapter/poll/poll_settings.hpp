@@ -30,10 +30,11 @@ struct PollSettings {
     // rest waits for the next poll (the cursor has moved).
     std::size_t max_pages = 20;
     // How far behind its cursor each poll searches again: covers `_lastUpdated` values that
-    // are not strictly increasing (coarse, equal, or committed late) and clocks that differ.
+    // are not strictly increasing (coarse, equal, or committed late, or stamped by servers
+    // whose clocks differ).
     std::chrono::milliseconds overlap{2 * 60 * 1000};
     // Where the first start begins: nothing updated before it is assessed. Unset: the time of
-    // the first start (no backfill).
+    // the first start on the EHR's clock (no backfill).
     // (TimePoint of clock.hpp, spelt out: this header reaches files with a Clock of their own.)
     std::optional<std::chrono::sys_time<std::chrono::milliseconds>> since;
     std::chrono::milliseconds backoff_initial{5 * 1000};

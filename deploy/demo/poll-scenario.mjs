@@ -110,7 +110,11 @@ const logLines = (msg) =>
     .split('\n')
     .filter((l) => l.includes(`"msg":"${msg}"`)).length;
 
-// The first start, then its first poll (it commits the cursor `since: now`).
+// The first start, then its first poll (it commits the cursor `since: now`, now on the EHR's
+// clock as its Date header says: to the second, and rounded down, so that a visit stamped in
+// that second is assessed rather than missed). The seeded visits were finished more than a
+// second before it.
+await sleep(1100);
 let service = await serve();
 console.log(`EHR (Medplum FHIR router): ${ehr}`);
 console.log(`MicroCare polling it every ${config.poll.intervalMs} ms (page size ${config.poll.pageSize})\n`);

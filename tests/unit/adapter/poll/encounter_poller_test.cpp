@@ -13,6 +13,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/url/parse_query.hpp>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 
@@ -63,6 +64,8 @@ public:
     std::size_t fail_from_request = 0;         // 1-based; 0: never
     std::optional<std::string> next_override;  // a `next` link of the server's choosing
     std::vector<std::string> requests;
+    // The server's clock, sent as the Date of its answers (to the second); unset: no Date.
+    std::optional<TimePoint> clock;
 
     void Finish(const std::string& id, const std::string& type_text, TimePoint when,
                 int version = 1) {
@@ -80,6 +83,18 @@ public:
             co_return *unreachable;
         }
         if (status) co_return Answer(*status, R"({"resourceType":"OperationOutcome"})");
+        if (url == "metadata") {
+            HttpResponse answer = Answer(200, R"({"resourceType":"CapabilityStatement"})");
+            if (clock) {
+                const std::time_t t = std::chrono::system_clock::to_time_t(*clock);
+                std::tm tm{};
+                gmtime_r(&t, &tm);
+                char date[64];
+                std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+                answer.headers.emplace_back("date", date);
+            }
+            co_return answer;
+        }
         const std::string query = url.substr(url.find('?') + 1);
         const std::string after = Param(query, "_lastUpdated");
         const TimePoint gt = ParseInstant(after.substr(2)).value();
@@ -255,9 +270,10 @@ TEST_F(EncounterPollerTest, FirstStartBeginsNowAndDoesNotBackfill) {
     EXPECT_EQ(first.queued, 0u);
     EXPECT_EQ(Cursor().floor, now_);
     EXPECT_EQ(Cursor().high_water, now_);
-    EXPECT_NE(ehr_.requests.at(0).find("_lastUpdated=gt" + QueryValue(Text(now_))),
+    EXPECT_EQ(ehr_.requests.at(0), "metadata");  // no Date: MicroCare's clock
+    EXPECT_NE(ehr_.requests.at(1).find("_lastUpdated=gt" + QueryValue(Text(now_))),
               std::string::npos)
-        << ehr_.requests.at(0);
+        << ehr_.requests.at(1);
 
     // A restart later keeps the first start's floor: `now` is read once, at the first start.
     now_ += 1h;
@@ -265,6 +281,20 @@ TEST_F(EncounterPollerTest, FirstStartBeginsNowAndDoesNotBackfill) {
     const PollReport second = PollOk();
     EXPECT_EQ(second.queued, 1u);
     EXPECT_EQ(TriggerKeys(), std::set<std::string>{"poll:Encounter/after|1"});
+}
+
+// The EHR's clock is 30 s behind MicroCare's: `since: now` is its now, so a visit it stamps
+// just after the first start is assessed although the stamp is in MicroCare's past.
+TEST_F(EncounterPollerTest, FirstStartTakesNowFromTheEhrsClock) {
+    const TimePoint ehr_now = now_ - 30s;
+    ehr_.clock = ehr_now;
+    ehr_.Finish("before", "Microneedling", ehr_now - 2s);
+    EXPECT_EQ(PollOk().queued, 0u);
+    EXPECT_EQ(Cursor().floor, ehr_now);
+    ehr_.Finish("after", "Microneedling", ehr_now + 5s);
+    EXPECT_EQ(PollOk().queued, 1u);
+    EXPECT_EQ(TriggerKeys(), std::set<std::string>{"poll:Encounter/after|1"});
+    EXPECT_EQ(std::count(ehr_.requests.begin(), ehr_.requests.end(), "metadata"), 1);
 }
 
 TEST_F(EncounterPollerTest, SinceAnInstantBackfillsFromThere) {
