@@ -159,8 +159,9 @@ asio::awaitable<Result<PollReport>> EncounterPoller::PollOnce() {
     std::string url =
         PollSearch(settings_.query, SearchAfter(*cursor, overlap), settings_.page_size);
     std::set<std::string> followed;
+    std::size_t pages = 0;  // of Encounters: what max_pages bounds
     while (!url.empty() && !stopping_) {
-        if (report.requests >= settings_.max_pages) {
+        if (pages++ >= settings_.max_pages) {
             report.more = true;
             break;
         }

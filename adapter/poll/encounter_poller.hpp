@@ -25,7 +25,7 @@ namespace microcare::adapter {
 
 // What one poll did: what a test asserts and what the log line says (counts only).
 struct PollReport {
-    std::size_t requests = 0;    // pages asked of the EHR
+    std::size_t requests = 0;    // pages asked of the EHR (Encounters and Procedures)
     std::size_t encounters = 0;  // Encounters on those pages (overlap re-reads included)
     std::size_t queued = 0;      // new jobs
     std::size_t seen = 0;        // versions already journaled (the overlap window)

@@ -445,6 +445,24 @@ TEST_F(EncounterPollerTest, APollReadsAtMostMaxPagesAndTheRestWaits) {
     EXPECT_EQ(metrics_.poll_requests.load(), first.requests + second.requests);
 }
 
+TEST_F(EncounterPollerTest, MaxPagesBoundsPagesOfEncountersNotTheirProcedureSearches) {
+    settings_.since = now_ - 1h;
+    settings_.max_pages = 1;
+    UseSettings(settings_);
+    for (const char* id : {"v1", "v2", "v3"}) {
+        ehr_.Finish(id, "Aesthetic treatment visit", now_ - 30s + 1s * (id[1] - '0'));
+        ehr_.Procedure(id);
+    }
+    const PollReport first = PollOk();
+    EXPECT_EQ(first.requests, 2u);  // one page of Encounters, the search of their Procedures
+    EXPECT_EQ(first.queued, 2u);
+    EXPECT_TRUE(first.more);
+    const PollReport second = PollOk();
+    EXPECT_EQ(second.queued, 1u);
+    EXPECT_FALSE(second.more);
+    EXPECT_EQ(TriggerKeys().size(), 3u);
+}
+
 TEST_F(EncounterPollerTest, ANextLinkAwayFromTheBaseFailsThePollAndJournalsNothing) {
     SinceAnHourAgo();
     ehr_.Finish("e1", "Microneedling", now_ - 30s);
