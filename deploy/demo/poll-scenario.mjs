@@ -110,6 +110,20 @@ const logLines = (msg) =>
     .split('\n')
     .filter((l) => l.includes(`"msg":"${msg}"`)).length;
 
+if (check && !kill) {
+  // What an admin runs first: the EHR reached, and the poll's search run once. A search the
+  // EHR refuses is named at poll.query before anything starts.
+  const connect = await run(binary, ['config', 'check', '--config', configPath, '--connect']);
+  if (connect.code !== 0) fail(`config check --connect exited ${connect.code}:\n${connect.out}`);
+  const badPath = join(work, 'microcare-bad-query.json');
+  const bad = { ...config, poll: { ...config.poll, query: 'Encounter?_lastUpdated=gt{cursor}&no-such-parameter=1' } };
+  writeFileSync(badPath, JSON.stringify(bad, null, 2));
+  const refused = await run(binary, ['config', 'check', '--config', badPath, '--connect']);
+  console.log(`config check --connect, a search the EHR refuses: exit ${refused.code}`);
+  console.log(`  ${refused.out.split('\n').find((l) => l.includes('poll.query')) ?? refused.out}`);
+  if (refused.code !== 2 || !refused.out.includes('poll.query')) fail(`a refused poll search was not named:\n${refused.out}`);
+}
+
 // The first start, then its first poll (it commits the cursor `since: now`, now on the EHR's
 // clock as its Date header says: to the second, and rounded down, so that a visit stamped in
 // that second is assessed rather than missed). The seeded visits were finished more than a
