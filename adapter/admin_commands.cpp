@@ -36,7 +36,9 @@ int RunConfigCheck(const std::string& config_path, std::ostream& out, std::ostre
     if (config) CheckServiceFiles(*config, issues);
     // The EHR only with settings and files that serve would accept: a missing CA file is
     // named as such, not as a failed handshake.
-    if (connect && config && !issues.HasErrors()) ProbeEhr(config->ehr, issues);
+    if (connect && config && !issues.HasErrors()) {
+        ProbeEhr(config->ehr, issues, config->poll.enabled ? &config->poll : nullptr);
+    }
     ReportIssues(err, config_path, issues);
     if (!config || issues.HasErrors()) {
         ReportRefused(err, config_path, issues);

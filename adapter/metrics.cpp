@@ -100,6 +100,23 @@ std::string Metrics::Prometheus(const LiveReadings& live) const {
     Counter(out, "microcare_reloads_refused_total",
             "Reloads refused: the old rule pack and configuration stayed in force.",
             reloads_refused);
+    Counter(out, "microcare_polls_total", "Polls of the EHR's search API run.", polls);
+    Counter(out, "microcare_poll_failures_total",
+            "Polls that failed (retried with backoff; /readyz says degraded).", poll_failures);
+    Counter(out, "microcare_poll_requests_total", "Search pages the polls asked of the EHR.",
+            poll_requests);
+    Header(out, "microcare_poll_encounters_total",
+           "Encounters the polls read, by what became of them.", "counter");
+    for (const auto& [outcome, count] :
+         {std::pair<const char*, std::uint64_t>{"queued", poll_encounters_queued},
+          {"seen", poll_encounters_seen},
+          {"skipped", poll_encounters_skipped}}) {
+        out += "microcare_poll_encounters_total{outcome=\"";
+        out += outcome;
+        out += "\"} ";
+        out += std::to_string(count);
+        out += '\n';
+    }
     Counter(out, "microcare_jobs_queued", "Jobs waiting.", live.queued, "gauge");
     Counter(out, "microcare_jobs_running", "Jobs being worked on.", live.running, "gauge");
     Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", live.dead, "gauge");

@@ -44,6 +44,13 @@ struct Metrics {
     std::atomic<std::uint64_t> audit_failures{0};   // records the trail could not take
     std::atomic<std::uint64_t> reloads_applied{0};  // SIGHUP or /admin/reload put in force
     std::atomic<std::uint64_t> reloads_refused{0};  // ... refused (or not auditable)
+    // Polling the EHR's search API (adapter/poll/).
+    std::atomic<std::uint64_t> polls{0};
+    std::atomic<std::uint64_t> poll_failures{0};
+    std::atomic<std::uint64_t> poll_requests{0};  // search pages asked for
+    std::atomic<std::uint64_t> poll_encounters_queued{0};
+    std::atomic<std::uint64_t> poll_encounters_seen{0};     // re-read in the overlap window
+    std::atomic<std::uint64_t> poll_encounters_skipped{0};  // not microneedling
 
     void CountRetry(FailureReason reason) { ++jobs_retried[static_cast<std::size_t>(reason)]; }
     std::uint64_t JobsRetried() const;

@@ -9,6 +9,7 @@
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
+#include "adapter/time_bound.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_path_reader.hpp"
 
@@ -244,6 +245,49 @@ public:
         }
     }
 
+    void Poll(Node node, PollSettings& p) {
+        const std::string path = "poll";
+        if (!Object(node, path,
+                    {"enabled", "intervalMs", "query", "pageSize", "maxPagesPerPoll", "overlapMs",
+                     "since", "backoffInitialMs", "backoffMaxMs"})) {
+            return;
+        }
+        p.enabled = true;  // the section is there to be used; "enabled": false keeps it aside
+        Bool(node, "enabled", path, p.enabled);
+        Millis(node, "intervalMs", path, p.interval, 1000, 24.0 * 3600 * 1000);
+        Number(node, "pageSize", path, p.page_size, 1, 1000);
+        Number(node, "maxPagesPerPoll", path, p.max_pages, 1, 1000);
+        Millis(node, "overlapMs", path, p.overlap, 0, 24.0 * 3600 * 1000);
+        Millis(node, "backoffInitialMs", path, p.backoff_initial, 100, 3600 * 1000);
+        Millis(node, "backoffMaxMs", path, p.backoff_max, 100, 24.0 * 3600 * 1000);
+        if (p.backoff_initial > p.backoff_max) {
+            Error(At(path, "backoffInitialMs"), "must not exceed backoffMaxMs");
+        }
+        if (auto query = String(node, "query", path)) {
+            // A search relative to ehr.baseUrl: an absolute URL could take the EHR's
+            // credentials elsewhere, and without {cursor} every poll would read everything.
+            if (HasScheme(*query) || query->starts_with("/")) {
+                Error(At(path, "query"),
+                      "must be a search relative to ehr.baseUrl (Encounter?...)");
+            } else if (!query->starts_with("Encounter?")) {
+                Error(At(path, "query"), "must search Encounters (Encounter?...)");
+            } else if (query->find("{cursor}") == std::string::npos) {
+                Error(At(path, "query"), "must contain {cursor} (as _lastUpdated=gt{cursor})");
+            } else {
+                p.query = *query;
+            }
+        }
+        if (auto since = String(node, "since", path); since && *since != "now") {
+            auto instant = ParseInstant(*since);
+            if (!instant) {
+                Error(At(path, "since"),
+                      "must be \"now\" or an instant with its offset (2026-12-01T00:00:00Z)");
+            } else {
+                p.since = *instant;
+            }
+        }
+    }
+
     void Ehr(Node node, EhrSettings& e) {
         const std::string path = "ehr";
         if (!Object(node, path,
@@ -363,7 +407,8 @@ public:
 
     std::optional<ServiceConfig> Read(Node root) {
         ServiceConfig config;
-        if (!Object(root, "", {"server", "store", "worker", "ehr", "rules", "log", "audit"}))
+        if (!Object(root, "",
+                    {"server", "store", "worker", "ehr", "rules", "log", "audit", "poll"}))
             return std::nullopt;
         if (root["server"].Exists()) {
             Server(root["server"], config.server);
@@ -372,6 +417,7 @@ public:
         }
         if (root["store"].Exists()) Store(root["store"], config.store);
         if (root["worker"].Exists()) Worker(root["worker"], config.worker);
+        if (root["poll"].Exists()) Poll(root["poll"], config.poll);
         if (root["ehr"].Exists()) {
             Ehr(root["ehr"], config.ehr);
             // The server checks asynchronous messages against them as they arrive.

@@ -9,6 +9,7 @@
 
 #include "adapter/audit/audit_settings.hpp"
 #include "adapter/client/smart_auth.hpp"
+#include "adapter/poll/poll_settings.hpp"
 #include "fhir/issues.hpp"
 
 namespace microcare::adapter {
@@ -84,6 +85,7 @@ struct ServiceConfig {
     StoreSettings store;
     WorkerSettings worker;
     EhrSettings ehr;
+    PollSettings poll;
     std::string rules_path;  // empty: the shipped pack
     AuditSettings audit;
     std::string log_level = "info";

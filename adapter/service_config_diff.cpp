@@ -70,6 +70,17 @@ ConfigChanges CompareServiceConfigs(const ServiceConfig& running, const ServiceC
     c.Restart("worker.leaseSeconds", w0.lease, w1.lease);
     c.Restart("worker.pollIntervalMs", w0.poll_interval, w1.poll_interval);
     c.Restart("worker.shutdownGraceSeconds", w0.shutdown_grace, w1.shutdown_grace);
+    const PollSettings& p0 = running.poll;
+    const PollSettings& p1 = next.poll;
+    c.Restart("poll.enabled", p0.enabled, p1.enabled);
+    c.Restart("poll.intervalMs", p0.interval, p1.interval);
+    c.Restart("poll.query", p0.query, p1.query);
+    c.Restart("poll.pageSize", p0.page_size, p1.page_size);
+    c.Restart("poll.maxPagesPerPoll", p0.max_pages, p1.max_pages);
+    c.Restart("poll.overlapMs", p0.overlap, p1.overlap);
+    c.Restart("poll.since", p0.since, p1.since);
+    c.Restart("poll.backoffInitialMs", p0.backoff_initial, p1.backoff_initial);
+    c.Restart("poll.backoffMaxMs", p0.backoff_max, p1.backoff_max);
 
     const EhrSettings& e0 = running.ehr;
     const EhrSettings& e1 = next.ehr;

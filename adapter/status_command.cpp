@@ -84,6 +84,17 @@ int RunStatus(const std::string& config_path, std::ostream& out, std::ostream& e
                 << fhir::FormatInstant(job.updated_at, 0) << " " << job.last_error << "\n";
         }
     }
+    // Where polling stands: an operator sees at once whether the cursor still moves.
+    if (config->poll.enabled) {
+        auto cursor = (*store)->ReadPollCursor(std::string(kEncounterPollName));
+        if (cursor && *cursor) {
+            out << "poll cursor (encounters): updated after "
+                << fhir::FormatInstant((*cursor)->high_water, 0) << " journaled, since "
+                << fhir::FormatInstant((*cursor)->floor, 0) << "\n";
+        } else {
+            out << "poll cursor (encounters): none yet (no poll has run)\n";
+        }
+    }
     (*store)->Close();
 
     AuditArgs audit;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "adapter/client/outbound_url.hpp"
+#include "adapter/client/search_page.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter {
@@ -26,14 +27,7 @@ FhirClient::FhirClient(HttpClient& http, AuthProvider& auth, FhirClientOptions o
 }
 
 std::string FhirClient::Resolve(std::string_view path_or_url) const {
-    // A scheme makes it absolute (`file:///x` stays `file:` and is refused in Send); a `://`
-    // further on, as in `CarePlan?identifier=https://...|1`, is part of a relative reference.
-    if (HasScheme(path_or_url)) return std::string(path_or_url);
-    while (!path_or_url.empty() && path_or_url.front() == '/') path_or_url.remove_prefix(1);
-    std::string url = options_.base_url;
-    url += '/';
-    url += path_or_url;
-    return url;
+    return ResolveAgainstBase(options_.base_url, path_or_url);
 }
 
 asio::awaitable<Result<HttpResponse>> FhirClient::Get(std::string path_or_url) {
@@ -98,35 +92,15 @@ asio::awaitable<Result<SearchResult>> FhirClient::SearchAll(std::string query) {
             co_return result;
         }
         ++result.page_count;
-
-        fhir::IssueList issues;
-        auto document = fhir::JsonDocument::Parse(response->body, issues);
-        if (!document) co_return Error::kBadResponse;
-        const fhir::Node bundle = document->Root();
-        if (bundle["resourceType"].String() != "Bundle") co_return Error::kBadResponse;
-        const fhir::Node entries = bundle["entry"];
-        if (entries.Exists() && !entries.IsArray()) co_return Error::kBadResponse;
-        for (std::size_t i = 0; i < entries.Size(); ++i) {
-            const fhir::Node resource = entries[i]["resource"];
-            if (resource.IsObject()) result.resources.push_back(resource);
-        }
-
-        std::string next;
-        const fhir::Node links = bundle["link"];
-        for (std::size_t i = 0; i < links.Size(); ++i) {
-            if (links[i]["relation"].String() == "next" && links[i]["url"].IsString()) {
-                next = std::string(links[i]["url"].String());
-                break;
-            }
-        }
+        auto page = ParseSearchPage(response->body, options_.base_url);
+        if (!page) co_return page.error();
+        result.resources.insert(result.resources.end(), page->resources.begin(),
+                                page->resources.end());
         // Kept whole: the resources view into it.
-        result.pages.push_back(std::move(*document));
-        if (next.empty()) co_return result;
+        result.pages.push_back(std::move(page->document));
+        if (page->next.empty()) co_return result;
         if (result.page_count >= options_.max_pages) co_return Error::kResponseTooLarge;
-        // A `next` link away from the base would take our token with it.
-        auto normal = NormalHttpUrl(Resolve(next));
-        if (!normal || !IsAtOrBelow(*normal, normal_base_)) co_return Error::kBadResponse;
-        url = std::move(*normal);
+        url = std::move(page->next);
     }
 }
 

@@ -27,7 +27,12 @@ struct HttpResponse {
     // Retry-After as a delay (delta-seconds or HTTP-date), if present and sensible.
     std::optional<std::chrono::milliseconds> RetryAfter(
         std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
+    // The Date header: the server's clock when it answered (to the second).
+    std::optional<std::chrono::system_clock::time_point> Date() const;
 };
+
+// An HTTP-date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"), or nullopt.
+std::optional<std::chrono::system_clock::time_point> ParseHttpDate(const std::string& text);
 
 struct HttpRequest {
     std::string method = "GET";

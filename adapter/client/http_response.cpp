@@ -21,12 +21,23 @@ std::optional<std::chrono::milliseconds> HttpResponse::RetryAfter(
     if (ec == std::errc() && end == value->data() + value->size() && seconds >= 0) {
         return std::chrono::seconds(seconds);
     }
+    auto at = ParseHttpDate(*value);
+    if (!at) return std::nullopt;
+    if (*at <= now) return std::chrono::milliseconds(0);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(*at - now);
+}
+
+std::optional<std::chrono::system_clock::time_point> HttpResponse::Date() const {
+    auto value = Header("date");
+    if (!value) return std::nullopt;
+    return ParseHttpDate(*value);
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseHttpDate(const std::string& text) {
     // An HTTP-date (IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT".
     std::tm tm{};
-    if (strptime(value->c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr) return std::nullopt;
-    const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-    if (at <= now) return std::chrono::milliseconds(0);
-    return std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
+    if (strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
 }  // namespace microcare::adapter

@@ -78,6 +78,10 @@ NewJob ReplayJob(const std::string& encounter, std::string_view pack_sha256) {
                      std::nullopt);
 }
 
+NewJob PollJob(const std::string& encounter, std::string_view version) {
+    return AssessJob("poll:" + encounter + "|" + std::string(version), encounter, std::nullopt);
+}
+
 NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64_t to,
                   std::optional<SubscriptionEvent> event) {
     JobPayload payload;

@@ -51,6 +51,11 @@ NewJob R4NotificationJob(const std::string& encounter, std::string_view request_
 // job it queued before instead of making a second one.
 NewJob ReplayJob(const std::string& encounter, std::string_view pack_sha256);
 
+// Assess an Encounter a poll of the EHR found finished. One per version of the encounter
+// (`version`: its meta.versionId, or its meta.lastUpdated where it has none): the overlap
+// window reads it again and finds its job, while a later version is assessed again.
+NewJob PollJob(const std::string& encounter, std::string_view version);
+
 // Ask the EHR to replay events `from`-`to` of a subscription. `event` is recorded with the
 // job when it stands for an event of the notification being journaled.
 NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64_t to,

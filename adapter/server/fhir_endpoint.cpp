@@ -389,7 +389,8 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
             trail_ok =
                 (co_await Offload(blocking_, [this] { return audit_.Resume(); })).has_value();
         }
-        const Readiness readiness{live_.ready() && trail_ok, live_.ehr(), trail_ok};
+        const Readiness readiness{live_.ready() && trail_ok, live_.ehr(), trail_ok,
+                                  live_.poll ? live_.poll() : std::nullopt};
         out = HttpResponseOut{
             readiness.HttpStatus(), "application/json", ReadinessJson(readiness, live_.pack()), {}};
     } else if (route == Route::kMetrics) {

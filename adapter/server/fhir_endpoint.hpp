@@ -14,6 +14,7 @@
 #include "adapter/client/ehr_health.hpp"
 #include "adapter/clock.hpp"
 #include "adapter/metrics.hpp"
+#include "adapter/poll/poll_health.hpp"
 #include "adapter/reload_report.hpp"
 #include "adapter/server/flood_sampler.hpp"
 #include "adapter/server/http_server.hpp"
@@ -40,6 +41,8 @@ public:
         std::function<ReloadReport()> reload;  // empty: this service cannot reload (404)
         std::function<EhrHealth::Reading()> ehr;
         WallClock now;  // the service's clock, for the age of the oldest waiting job
+        // Set when the service polls the EHR: /readyz shows whether the polls succeed.
+        std::function<std::optional<PollHealth::Reading>()> poll = {};
     };
 
     FhirEndpoint(const ServerSettings& settings, JobStore& store, Metrics& metrics,

@@ -8,7 +8,9 @@ namespace microcare::adapter {
 std::string ReadinessJson(const Readiness& readiness, const rules::PackIdentity& pack) {
     fhir::JsonWriter out;
     out.StartObject();
-    out.Field("status", !readiness.ready ? "not ready" : readiness.ehr.up() ? "ready" : "degraded");
+    out.Field("status", !readiness.ready        ? "not ready"
+                        : !readiness.degraded() ? "ready"
+                                                : "degraded");
     out.Key("rulePack");
     out.StartObject();
     out.Field("id", pack.id);
@@ -19,6 +21,12 @@ std::string ReadinessJson(const Readiness& readiness, const rules::PackIdentity&
     out.Field("ehr", ToString(readiness.ehr.state));
     if (readiness.ehr.last_success) {
         out.Field("ehrLastSuccess", fhir::FormatInstant(*readiness.ehr.last_success, 0));
+    }
+    if (readiness.poll) {
+        out.Field("poll", readiness.poll->failing() ? "failing" : "ok");
+        if (readiness.poll->last_success) {
+            out.Field("pollLastSuccess", fhir::FormatInstant(*readiness.poll->last_success, 0));
+        }
     }
     out.EndObject();
     return out.Take();

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "adapter/client/ehr_health.hpp"
+#include "adapter/poll/poll_health.hpp"
 #include "rules/pack_identity.hpp"
 
 namespace microcare::adapter {
@@ -16,6 +18,11 @@ struct Readiness {
     bool ready = false;
     EhrHealth::Reading ehr;
     bool audit_trail_writable = true;  // false: triggers are refused (not ready)
+    // Set when the service polls the EHR (adapter/poll/): a failing poll degrades, as an
+    // unreachable EHR does, since the other channels still take triggers.
+    std::optional<PollHealth::Reading> poll = std::nullopt;
+
+    bool degraded() const { return !ehr.up() || (poll && poll->failing()); }
 
     unsigned HttpStatus() const { return ready ? 200u : 503u; }
 };
@@ -23,7 +30,8 @@ struct Readiness {
 // The /readyz body: {"status":"ready"|"degraded"|"not ready","rulePack":{"id","version",
 // "sha256"},"auditTrail":"writable"|"failing","ehr":"reachable"|"unreachable"|"unknown",
 // "ehrLastSuccess":"<instant>"}, the last
-// only once an exchange with the EHR has succeeded. The status code still carries readiness
+// only once an exchange with the EHR has succeeded; with polling also "poll":"ok"|"failing"
+// and "pollLastSuccess". The status code still carries readiness
 // for probes that read nothing else; the body lets an operator see which pack is in force and
 // since when the EHR has not answered, without reading the log.
 std::string ReadinessJson(const Readiness& readiness, const rules::PackIdentity& pack);

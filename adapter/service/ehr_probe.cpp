@@ -6,7 +6,9 @@
 #include <string>
 
 #include "adapter/client/ehr.hpp"
+#include "adapter/client/search_page.hpp"
 #include "adapter/client/smart_auth.hpp"
+#include "adapter/poll/poll_cursor.hpp"
 #include "adapter/service/ehr_connection.hpp"
 #include "fhir/json.hpp"
 
@@ -48,8 +50,35 @@ Problem TransportProblem(const boost::system::error_code& error, const EhrSettin
     return {at_url, url + ": no usable answer" + why};
 }
 
+// The poll's search, once, for one encounter updated in the last day.
+asio::awaitable<void> ProbePoll(EhrConnection& connection, const EhrSettings& settings,
+                                const PollSettings& poll, fhir::IssueList& issues) {
+    const std::string search =
+        PollSearch(poll.query, SystemNow() - std::chrono::hours(24), /*count=*/1);
+    auto response = co_await connection.ehr().Get(search);
+    if (!response) {
+        const Problem problem = TransportProblem(response.error(), settings,
+                                                 settings.base_url + "/" + search, "poll.query");
+        issues.Error("exception", problem.at, problem.message);
+        co_return;
+    }
+    if (response->status != 200) {
+        issues.Error("not-supported", "poll.query",
+                     "GET [base]/" + search + " answered HTTP " + std::to_string(response->status) +
+                         ": the EHR does not run this search. Fix: poll.query, with only the "
+                         "search parameters the EHR's CapabilityStatement lists for Encounter");
+        co_return;
+    }
+    if (auto page = ParseSearchPage(response->body, settings.base_url); !page) {
+        issues.Error("invalid", "poll.query",
+                     "GET [base]/" + search +
+                         " answered something that is no search Bundle (or a next link away "
+                         "from ehr.baseUrl)");
+    }
+}
+
 asio::awaitable<void> Probe(EhrConnection& connection, const EhrSettings& settings,
-                            fhir::IssueList& issues) {
+                            fhir::IssueList& issues, const PollSettings* poll) {
     if (settings.auth.kind == AuthSettings::Kind::kSmartBackend) {
         const bool configured = !settings.auth.token_endpoint.empty();
         const std::string endpoint = configured
@@ -113,11 +142,12 @@ asio::awaitable<void> Probe(EhrConnection& connection, const EhrSettings& settin
                          "; MicroCare speaks FHIR R4 (4.0.x). Fix: point ehr.baseUrl at the "
                          "EHR's R4 endpoint");
     }
+    if (poll != nullptr) co_await ProbePoll(connection, settings, *poll, issues);
 }
 
 }  // namespace
 
-void ProbeEhr(const EhrSettings& settings, fhir::IssueList& issues) {
+void ProbeEhr(const EhrSettings& settings, fhir::IssueList& issues, const PollSettings* poll) {
     asio::io_context io;
     auto connection = EhrConnection::Open(io.get_executor(), settings);
     if (!connection) {
@@ -125,7 +155,7 @@ void ProbeEhr(const EhrSettings& settings, fhir::IssueList& issues) {
         issues.Error("exception", "ehr", "cannot set up the connection to the EHR");
         return;
     }
-    auto done = asio::co_spawn(io, Probe(**connection, settings, issues), asio::use_future);
+    auto done = asio::co_spawn(io, Probe(**connection, settings, issues, poll), asio::use_future);
     io.run();
     done.get();  // rethrows what the probe threw
 }

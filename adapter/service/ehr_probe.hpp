@@ -12,6 +12,9 @@ namespace microcare::adapter {
 // `issues` with the JSON path of the setting to fix (`ehr.baseUrl`, `ehr.caFile`,
 // `ehr.auth.tokenEndpoint`, ...) and what to do. Blocks until done; every step is bounded by
 // ehr.connectTimeoutMs and ehr.requestTimeoutMs.
-void ProbeEhr(const EhrSettings& settings, fhir::IssueList& issues);
+// With `poll` (polling configured), the poll's search is then run once for one encounter: an EHR
+// that refuses it (a search parameter or `_sort` it does not support) is named at `poll.query`.
+void ProbeEhr(const EhrSettings& settings, fhir::IssueList& issues,
+              const PollSettings* poll = nullptr);
 
 }  // namespace microcare::adapter

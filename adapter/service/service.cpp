@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <condition_variable>
@@ -21,6 +22,7 @@
 #include "adapter/client/observed_ehr.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
+#include "adapter/poll/encounter_poller.hpp"
 #include "adapter/rule_pack_file.hpp"
 #include "adapter/server/fhir_endpoint.hpp"
 #include "adapter/server/http_server.hpp"
@@ -56,6 +58,11 @@ struct Service::Impl {
     std::unique_ptr<EhrConnection> ehr;
     std::unique_ptr<ObservedEhr> observed_ehr;  // what the worker talks to: ehr, watched
     std::unique_ptr<Worker> worker;
+    PollHealth poll_health;
+    std::unique_ptr<EncounterPoller> poller;  // with a `poll` section only
+    // Admin notes and polled triggers reach the trail from two places (the periodic writer and
+    // the poller, each right after it journaled): one at a time, so none is written twice.
+    std::mutex trail_notes;
     std::unique_ptr<FhirEndpoint> endpoint;
     std::unique_ptr<HttpServer> server;
     unsigned short port = 0;
@@ -156,6 +163,24 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     if (config.audit.fhir_audit_events) {
         s.worker->PostAuditEvents("MicroCare " MICROCARE_VERSION, config.ehr.base_url);
     }
+    if (config.poll.enabled) {
+        // The jobs' trigger records are committed with them; written into the trail at once so
+        // that they precede the worker's records of the same jobs.
+        s.poller = std::make_unique<EncounterPoller>(
+            asio::make_strand(s.io), config.poll, config.ehr.base_url, *s.observed_ehr, *s.store,
+            [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, s.poll_health, s.now,
+            [&s] {
+                {
+                    std::lock_guard lock(s.trail_notes);
+                    if (auto written = WriteAdminNotes(*s.store, *s.audit); !written) {
+                        ++s.metrics.audit_failures;
+                        Log::Error("cannot write polled triggers into the audit trail yet",
+                                   {{"error", written.error().message()}});
+                    }
+                }
+                s.worker->Wake();
+            });
+    }
     // Ready is "can take triggers"; an unreachable EHR only degrades the service, since
     // triggers are journaled and written back once it returns.
     s.endpoint = std::make_unique<FhirEndpoint>(
@@ -163,7 +188,11 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
         FhirEndpoint::LiveState{
             [&s] { return s.ready.load(); }, [&s] { return s.rules->Snapshot()->Identity(); },
             [&s] { return s.server->stats(); }, [&s] { return s.Reload("admin"); },
-            [&s] { return s.ehr_health.Read(); }, s.now});
+            [&s] { return s.ehr_health.Read(); }, s.now,
+            [&s]() -> std::optional<PollHealth::Reading> {
+                if (!s.poller) return std::nullopt;
+                return s.poll_health.Read();
+            }});
     s.reloader = std::make_unique<Reloader>(
         config_path, config, *s.rules, *s.audit, [&s](const ServiceConfig& now_in_force) {
             if (auto level = ParseLogLevel(now_in_force.log_level)) Log::SetLevel(*level);
@@ -208,14 +237,16 @@ asio::awaitable<void> ReloadOnHangup(asio::signal_set& hangups, asio::thread_poo
 // The command line records what admins do (jobs retry, purge) in the store, since this process
 // holds the audit trail; they reach the trail within a few seconds of being committed.
 asio::awaitable<void> WriteAdminNotesEvery(std::chrono::seconds period, asio::thread_pool& blocking,
-                                           JobStore& store, AuditLog& audit) {
+                                           JobStore& store, AuditLog& audit, std::mutex& notes) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
         timer.expires_after(period);
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;
-        auto written = co_await Offload(
-            blocking, [&store, &audit] { return WriteAdminNotes(store, audit).has_value(); });
+        auto written = co_await Offload(blocking, [&store, &audit, &notes] {
+            std::lock_guard lock(notes);
+            return WriteAdminNotes(store, audit).has_value();
+        });
         if (!written) Log::Warning("cannot write admin records into the audit trail yet");
     }
 }
@@ -236,8 +267,13 @@ void Service::Start(bool handle_signals) {
     s.server->Start();
     s.worker->Start();
     asio::co_spawn(s.io,
-                   WriteAdminNotesEvery(std::chrono::seconds(2), s.blocking, *s.store, *s.audit),
+                   WriteAdminNotesEvery(std::chrono::seconds(2), s.blocking, *s.store, *s.audit,
+                                        s.trail_notes),
                    asio::detached);
+    if (s.poller) {
+        asio::co_spawn(s.poller->executor(), s.poller->Run(),
+                       ReportFailure("encounter poller", s.metrics.tasks_failed));
+    }
     const int threads = std::max(1, s.config.server.threads);
     for (int i = 0; i < threads; ++i) s.threads.emplace_back([&s] { s.io.run(); });
     s.ready = true;
@@ -264,6 +300,8 @@ void Service::Stop() {
     if (!s.threads.empty()) {
         Log::Info("stopping: no new connections; finishing work in flight");
         s.server->Stop();
+        // A page in flight is journaled whole or not at all; the next start reads it again.
+        if (s.poller) s.poller->Stop();
         auto grace =
             std::chrono::duration_cast<std::chrono::milliseconds>(s.config.worker.shutdown_grace);
         const auto deadline = std::chrono::steady_clock::now() + grace;

@@ -101,6 +101,28 @@ struct AdminNote {
     std::vector<std::pair<std::string, std::string>> fields;
 };
 
+// Where a poll of the EHR's search API stands (adapter/poll/): the highest `_lastUpdated` it
+// has journaled, and the floor it never searches below (the configured `since` of its first
+// start: what was updated before it is not MicroCare's to assess).
+struct PollCursor {
+    TimePoint high_water{};
+    TimePoint floor{};
+};
+
+// A trigger a poll found, with the audit record of its job: the record is committed with the
+// job (and only when the job is new), so that no job exists that the trail will not name.
+struct PolledTrigger {
+    NewJob job;
+    AdminNote note;  // the store adds `job`, the id it got
+};
+
+// One page of a poll: its triggers and where the cursor stands once they are journaled.
+struct PollPage {
+    std::string poll;  // "encounters"
+    std::vector<PolledTrigger> triggers;
+    PollCursor cursor;
+};
+
 // The durable inbox and job queue: one SQLite database in WAL mode, written by one thread of
 // its own (no SQLite call ever runs on an I/O thread). Every write is acknowledged only once
 // it is committed to disk.
@@ -131,6 +153,14 @@ public:
     // A subscription event updates that subscription's last event number in the same commit.
     virtual void EnqueueAsync(NewJob job, Callback<Enqueued> done) = 0;
     Result<Enqueued> Enqueue(NewJob job);
+
+    // Journals the triggers of one page of a poll and moves the poll's cursor to the page's, in
+    // one commit: a crash before it re-reads the page, never skips it. Each trigger is
+    // enqueued as Enqueue does (a known trigger_key finds its job); the audit notes of the new
+    // jobs are committed with them (PendingAdminNotes). Returns one Enqueued per trigger.
+    virtual Result<std::vector<Enqueued>> CommitPollPage(PollPage page) = 0;
+    // Where the poll stands; nothing before its first page.
+    virtual Result<std::optional<PollCursor>> ReadPollCursor(const std::string& poll) = 0;
 
     // The highest event number recorded for a subscription (0 if none).
     virtual void LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) = 0;

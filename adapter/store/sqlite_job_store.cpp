@@ -28,7 +28,7 @@ using detail::SqliteStatement;
 //
 // States are stored as their names so that an admin with the sqlite3 shell can read them, and
 // the partial index names 'running' literally so that the planner can match it.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     R"sql(
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
@@ -65,6 +65,15 @@ CREATE TABLE admin_notes (
     id INTEGER PRIMARY KEY,
     event TEXT NOT NULL,
     fields TEXT NOT NULL
+);
+)sql",
+    // Where each poll of the EHR's search API stands (milliseconds since the epoch, UTC).
+    R"sql(
+CREATE TABLE poll_cursors (
+    poll TEXT PRIMARY KEY,
+    high_water INTEGER NOT NULL,
+    floor INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
 );
 )sql",
 };
@@ -568,6 +577,14 @@ void SqliteJobStore::EnqueueAsync(NewJob job, Callback<Enqueued> done) {
         true, [this, job = std::move(job)] { return DoEnqueue(job); }, std::move(done));
 }
 
+Result<std::vector<Enqueued>> SqliteJobStore::CommitPollPage(PollPage page) {
+    return SubmitAndWait<std::vector<Enqueued>>(true, [&] { return DoCommitPollPage(page); });
+}
+
+Result<std::optional<PollCursor>> SqliteJobStore::ReadPollCursor(const std::string& poll) {
+    return SubmitAndWait<std::optional<PollCursor>>(false, [&] { return DoReadPollCursor(poll); });
+}
+
 void SqliteJobStore::LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) {
     Submit<std::int64_t>(
         false,
@@ -728,6 +745,60 @@ Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
         }
     }
     return enqueued;
+}
+
+Result<std::vector<Enqueued>> SqliteJobStore::DoCommitPollPage(PollPage& page) {
+    // One task, so one savepoint: a failure anywhere undoes the page's jobs, notes and cursor
+    // together.
+    std::vector<Enqueued> out;
+    out.reserve(page.triggers.size());
+    for (PolledTrigger& trigger : page.triggers) {
+        auto enqueued = DoEnqueue(trigger.job);
+        if (!enqueued) {
+            return enqueued.error();
+        }
+        if (enqueued->created) {
+            trigger.note.fields.emplace_back("job", std::to_string(enqueued->job_id));
+            if (auto noted = DoInsertNote(trigger.note); !noted) {
+                return noted.error();
+            }
+        }
+        out.push_back(*enqueued);
+    }
+    auto statement = SqliteStatement::Prepare(
+        db_.get(),
+        "INSERT INTO poll_cursors (poll, high_water, floor, updated_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (poll) DO UPDATE SET high_water = max(high_water, excluded.high_water), "
+        "floor = excluded.floor, updated_at = excluded.updated_at");
+    if (!statement) {
+        return statement.error();
+    }
+    statement->Bind(1, page.poll);
+    statement->Bind(2, Millis(page.cursor.high_water));
+    statement->Bind(3, Millis(page.cursor.floor));
+    statement->Bind(4, Millis(options_.now()));
+    if (auto stored = statement->Run(); !stored) {
+        return stored.error();
+    }
+    return out;
+}
+
+Result<std::optional<PollCursor>> SqliteJobStore::DoReadPollCursor(const std::string& poll) {
+    auto statement = SqliteStatement::Prepare(
+        db_.get(), "SELECT high_water, floor FROM poll_cursors WHERE poll = ?1");
+    if (!statement) {
+        return statement.error();
+    }
+    statement->Bind(1, poll);
+    auto row = statement->Next();
+    if (!row) {
+        return row.error();
+    }
+    if (!*row) {
+        return std::optional<PollCursor>();
+    }
+    return std::optional<PollCursor>(
+        PollCursor{FromMillis(statement->Int64(0)), FromMillis(statement->Int64(1))});
 }
 
 Result<std::int64_t> SqliteJobStore::DoLastEventNumber(const std::string& subscription) {

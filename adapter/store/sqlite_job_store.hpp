@@ -42,6 +42,8 @@ public:
     ~SqliteJobStore() override;
 
     void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;
+    Result<std::vector<Enqueued>> CommitPollPage(PollPage page) override;
+    Result<std::optional<PollCursor>> ReadPollCursor(const std::string& poll) override;
     void LastEventNumberAsync(std::string subscription, Callback<std::int64_t> done) override;
     void LeaseAsync(TimePoint now, std::chrono::milliseconds lease, std::size_t max,
                     Callback<std::vector<Job>> done) override;
@@ -95,6 +97,8 @@ private:
 
     // Task bodies: they run on the store's thread only.
     Result<Enqueued> DoEnqueue(const NewJob& job);
+    Result<std::vector<Enqueued>> DoCommitPollPage(PollPage& page);
+    Result<std::optional<PollCursor>> DoReadPollCursor(const std::string& poll);
     Result<std::int64_t> DoLastEventNumber(const std::string& subscription);
     Result<std::vector<Job>> DoLease(TimePoint now, std::chrono::milliseconds lease,
                                      std::size_t max);

@@ -24,32 +24,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { args, children, failWith, listeningPort, option, root, run, searchAll, start } from './support.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const args = process.argv.slice(2);
 const check = args.includes('--check');
 const revise = args.includes('--revise');
 const replay = args.includes('--replay');
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const binary = resolve(option('--binary', join(root, 'build/microcare')));
 const work = resolve(option('--work', join(root, 'var/demo')));
 mkdirSync(join(work, 'seed'), { recursive: true });
 
 // The identifier system of what MicroCare writes.
 const GENERATED = 'https://microcare.example/fhir/sid/generated';
-const children = [];
-const stopAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
-process.on('exit', stopAll);
-process.on('SIGINT', () => process.exit(130));
-const fail = (message) => {
-  console.error(`scenario: ${message}`);
-  process.exit(1);
-};
+const fail = failWith('scenario');
 
 // ---- seed: the sample records, with ids unique per file --------------------------------
 const expected = JSON.parse(readFileSync(join(root, 'config/examples/expected.json'), 'utf8'));
@@ -88,28 +74,6 @@ samples.forEach((file, n) => {
 });
 
 // ---- processes -------------------------------------------------------------------------
-function start(command, argv, ready, log) {
-  const child = spawn(command, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const logLines = [];
-  return new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${logLines.join('\n')}`)), 60000);
-    const watch = (stream, toFile) => {
-      createInterface({ input: stream }).on('line', (line) => {
-        logLines.push(line);
-        if (toFile) writeFileSync(log, line + '\n', { flag: 'a' });
-        const port = ready(line);
-        if (port) {
-          clearTimeout(timer);
-          resolvePort(port);
-        }
-      });
-    };
-    watch(child.stdout, false);
-    watch(child.stderr, true);
-    child.on('exit', (code) => reject(new Error(`${command} exited with ${code}:\n${logLines.join('\n')}`)));
-  });
-}
 
 writeFileSync(join(work, 'ehr.log'), '');
 writeFileSync(join(work, 'microcare.log'), '');
@@ -151,14 +115,7 @@ if (check) {
 const serve = (configFile) => start(
   binary,
   ['serve', '--config', configFile],
-  (line) => {
-    try {
-      const entry = JSON.parse(line);
-      return entry.msg === 'MicroCare is listening' ? entry.port : undefined;
-    } catch {
-      return undefined;
-    }
-  },
+  listeningPort,
   join(work, 'microcare.log'),
 ).catch((e) => fail(e.message));
 const microcarePort = await serve(join(work, 'microcare.json'));
@@ -227,16 +184,7 @@ const resent = await post('/$process-message', message(0, plan[0].encounter));
 console.log(`re-sent the first message: HTTP ${resent.status}\n`);
 
 // ---- wait for the jobs, then read what landed --------------------------------------------
-const search = async (query) => {
-  const resources = [];
-  let url = `${ehr}/${query}${query.includes('?') ? '&' : '?'}_count=100`;
-  while (url) {
-    const page = await (await fetch(url)).json();
-    resources.push(...(page.entry ?? []).map((e) => e.resource));
-    url = page.link?.find((l) => l.relation === 'next')?.url;
-  }
-  return resources;
-};
+const search = (query) => searchAll(ehr, query);
 // audit.fhirAuditEvents: every version of every resource MicroCare wrote has exactly one
 // AuditEvent on the EHR (a create for its first version, an update for each later one, as the
 // resource's history shows them), and none names a version that does not exist.
@@ -350,14 +298,7 @@ console.log(`Audit trail: ${verify.text}`);
 if (check && verify.code !== 0) problems.push('audit chain: ' + verify.text);
 
 // ---- the auditor's view: PHI never in a log or the trail; one command answers per encounter --
-const run = (argv) =>
-  new Promise((ok) => {
-    const c = spawn(binary, argv);
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (out += d));
-    c.on('exit', (code) => ok({ code, out }));
-  });
+const runMicrocare = (argv) => run(binary, argv);
 if (check) {
   // Every name, birth date, address, contact and note text of the sample records.
   const phi = new Set();
@@ -391,7 +332,7 @@ if (check) {
   // `audit show --encounter` answers the auditor's question for each encounter in one command.
   for (const step of plan) {
     if (step.expect?.empty) continue;
-    const shown = await run(['audit', 'show', config.audit.path, '--encounter', step.encounter, '--format', 'json']);
+    const shown = await runMicrocare(['audit', 'show', config.audit.path, '--encounter', step.encounter, '--format', 'json']);
     let records = [];
     try {
       records = JSON.parse(shown.out);
@@ -460,7 +401,7 @@ async function replayUnderPackB() {
   };
   const before = await snapshotMine();
   const jobsBefore = (await jobStates()).length;
-  const dry = await run(replayArgs);
+  const dry = await runMicrocare(replayArgs);
   if (dry.code !== 0) fail(`rules replay exited ${dry.code}:\n${dry.out}`);
   const printed = changesOf(dry.out);
   console.log(`\nrules replay (dry run) under pack ${packB.id} ${packB.version}:\n${dry.out.trim()}`);
@@ -472,7 +413,7 @@ async function replayUnderPackB() {
   if ((await jobStates()).length !== jobsBefore) problems.push('the dry run queued jobs');
 
   // --apply while the service runs is refused (one writer of the trail) and queues nothing.
-  const refused = await run([...replayArgs, '--apply']);
+  const refused = await runMicrocare([...replayArgs, '--apply']);
   if (refused.code === 0 || (await jobStates()).length !== jobsBefore)
     problems.push(`--apply beside the running service was not refused: ${refused.code} ${refused.out.slice(-200)}`);
 
@@ -481,7 +422,7 @@ async function replayUnderPackB() {
   const stopped = new Promise((ok) => service.once('exit', ok));
   service.kill('SIGTERM');
   await stopped;
-  const applied = await run([...replayArgs, '--apply']);
+  const applied = await runMicrocare([...replayArgs, '--apply']);
   if (applied.code !== 0) fail(`rules replay --apply exited ${applied.code}:\n${applied.out}`);
   const queued = Number(/queued (\d+) re-assessment/.exec(applied.out)?.[1]);
   if (JSON.stringify([...changesOf(applied.out)]) !== JSON.stringify([...printed]))

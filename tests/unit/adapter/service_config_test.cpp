@@ -203,3 +203,56 @@ TEST(ServiceConfig, TheAuditTrailsKeyCheckpointRotationAndRetention) {
 
 }  // namespace
 }  // namespace microcare::adapter
+
+namespace microcare::adapter {
+namespace {
+
+// Issue 12: polling is off without a `poll` section, on with one, and every mistake in it is
+// named by its path before anything starts.
+TEST(ServiceConfig, APollSectionTurnsPollingOnWithItsDefaults) {
+    using namespace std::chrono_literals;
+    Parsed none = Parse(kMinimal);
+    ASSERT_TRUE(none.config) << All(none);
+    EXPECT_FALSE(none.config->poll.enabled);
+
+    Parsed p = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "poll": {"intervalMs": 15000, "since": "2026-12-01T00:00:00+01:00", "pageSize": 20}})");
+    ASSERT_TRUE(p.config) << All(p);
+    const PollSettings& poll = p.config->poll;
+    EXPECT_TRUE(poll.enabled);
+    EXPECT_EQ(poll.interval, 15s);
+    EXPECT_EQ(poll.page_size, 20u);
+    EXPECT_EQ(poll.query, kDefaultEncounterQuery);
+    ASSERT_TRUE(poll.since);
+    EXPECT_EQ(*poll.since, std::chrono::sys_days(std::chrono::year{2026} / 11 / 30) + 23h);
+
+    Parsed now = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"}, "poll": {"since": "now", "enabled": false}})");
+    ASSERT_TRUE(now.config) << All(now);
+    EXPECT_FALSE(now.config->poll.enabled);
+    EXPECT_FALSE(now.config->poll.since);
+}
+
+TEST(ServiceConfig, PollMistakesAreNamedByTheirPath) {
+    Parsed p = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "poll": {"intervalMs": 10, "since": "yesterday", "pageSize": 0, "interval": 5,
+               "query": "https://elsewhere.example/Encounter?_lastUpdated=gt{cursor}",
+               "backoffInitialMs": 9000, "backoffMaxMs": 1000}})");
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "poll.intervalMs", "")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "poll.since", "now")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "poll.pageSize", "")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "poll.query", "relative to ehr.baseUrl")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "poll.backoffInitialMs", "backoffMaxMs")) << All(p);
+    EXPECT_NE(All(p).find("interval"), std::string::npos);  // the unknown key
+
+    Parsed no_cursor = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "poll": {"query": "Encounter?status=finished"}})");
+    EXPECT_TRUE(HasIssue(no_cursor, "poll.query", "{cursor}")) << All(no_cursor);
+}
+
+}  // namespace
+}  // namespace microcare::adapter

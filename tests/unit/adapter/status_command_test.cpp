@@ -91,6 +91,27 @@ TEST_F(StatusCommandTest, ReportsPackJobsAndTrailAndFlagsDeadLetters) {
     EXPECT_NE(out.find("Encounter/e1"), std::string::npos) << out;
     EXPECT_NE(out.find("refused by the EHR"), std::string::npos) << out;
 
+    // With polling configured, where its cursor stands.
+    std::ofstream(config_) << R"({"server": {"auth": {"allowAnonymous": true}},
+        "ehr": {"baseUrl": "http://127.0.0.1:9/fhir"}, "poll": {},
+        "store": {"path": ")"
+                           << (dir_ / "db").string() << R"("}, "audit": {"path": ")"
+                           << (dir_ / "audit.log").string() << R"("}, "rules": {"path": ")"
+                           << MICROCARE_SOURCE_DIR << R"(/config/rules/microneedling.json"}})";
+    EXPECT_EQ(Run(out), 1) << out;
+    EXPECT_NE(out.find("poll cursor (encounters): none yet"), std::string::npos) << out;
+    {
+        auto store = std::move(*JobStore::Open((dir_ / "db").string()));
+        const TimePoint since(std::chrono::sys_days(std::chrono::year{2026} / 12 / 1));
+        ASSERT_TRUE(store->CommitPollPage(
+            PollPage{"encounters", {}, PollCursor{since + std::chrono::hours(2), since}}));
+        store->Close();
+    }
+    EXPECT_EQ(Run(out), 1) << out;
+    EXPECT_NE(out.find("poll cursor (encounters): updated after 2026-12-01T02:00:00"),
+              std::string::npos)
+        << out;
+
     // A damaged trail needs a look.
     std::ofstream(dir_ / "audit.log", std::ios::app) << "{\"seq\":99}\n";
     EXPECT_EQ(Run(out), 1) << out;

@@ -177,12 +177,12 @@ protected:
 
 TEST_F(SqliteJobStoreTest, CreatesWalDatabaseAtCurrentSchemaVersion) {
     EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
-    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
     EXPECT_EQ(RawQuery(path_,
                        "SELECT count(*) FROM sqlite_schema WHERE name IN "
                        "('jobs', 'messages', 'subscriptions', 'jobs_due', "
-                       "'jobs_running_encounter', 'admin_notes')"),
-              "6");
+                       "'jobs_running_encounter', 'admin_notes', 'poll_cursors')"),
+              "7");
 }
 
 TEST_F(SqliteJobStoreTest, KeepsJobsAcrossReopen) {
@@ -190,7 +190,76 @@ TEST_F(SqliteJobStoreTest, KeepsJobsAcrossReopen) {
     Reopen();
     const Job job = ValueOf(store_->Get(id));
     EXPECT_EQ(job.trigger_key, "trigger-1");
-    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
+}
+
+TEST_F(SqliteJobStoreTest, MigratesVersionTwoStoreKeepingItsJobs) {
+    const auto id = Create(MakeJob("trigger-1"));
+    store_.reset();
+    // What release 2 of the schema left: no poll cursors yet.
+    RawExec(path_, "DROP TABLE poll_cursors");
+    RawExec(path_, "PRAGMA user_version = 2");
+    Reopen();
+    EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
+    EXPECT_EQ(ValueOf(store_->Get(id)).trigger_key, "trigger-1");
+    EXPECT_FALSE(ValueOf(store_->ReadPollCursor("encounters")).has_value());
+}
+
+PolledTrigger Polled(const std::string& key, const std::string& encounter) {
+    AdminNote note;
+    note.event = "trigger";
+    note.fields = {{"channel", "poll"}, {"encounter", encounter}};
+    return PolledTrigger{MakeJob(key, encounter), note};
+}
+
+TEST_F(SqliteJobStoreTest, PollPageJournalsJobsNotesAndCursorTogether) {
+    const TimePoint t1 = Now() + seconds(10);
+    PollPage page{
+        "encounters",
+        {Polled("poll:Encounter/a|1", "Encounter/a"), Polled("poll:Encounter/b|1", "Encounter/b")},
+        PollCursor{t1, Now()}};
+    const auto first = ValueOf(store_->CommitPollPage(page));
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_TRUE(first[0].created && first[1].created);
+    const auto cursor = ValueOf(store_->ReadPollCursor("encounters"));
+    ASSERT_TRUE(cursor.has_value());
+    EXPECT_EQ(cursor->high_water, t1);
+    EXPECT_EQ(cursor->floor, Now());
+    auto notes = ValueOf(store_->PendingAdminNotes(10));
+    ASSERT_EQ(notes.size(), 2u);
+    EXPECT_EQ(notes[1].event, "trigger");
+    const std::vector<std::pair<std::string, std::string>> fields{
+        {"channel", "poll"},
+        {"encounter", "Encounter/b"},
+        {"job", std::to_string(first[1].job_id)}};
+    EXPECT_EQ(notes[1].fields, fields);
+
+    // The same page again (the overlap window): no second job, no second note, and a cursor
+    // that never moves back.
+    page.cursor.high_water = Now();
+    const auto again = ValueOf(store_->CommitPollPage(page));
+    EXPECT_FALSE(again[0].created || again[1].created);
+    EXPECT_EQ(again[1].job_id, first[1].job_id);
+    EXPECT_EQ(ValueOf(store_->PendingAdminNotes(10)).size(), 2u);
+    EXPECT_EQ(ValueOf(store_->ReadPollCursor("encounters"))->high_water, t1);
+    EXPECT_EQ(TriggerKeys().size(), 2u);
+}
+
+TEST_F(SqliteJobStoreTest, FailedPollPageLeavesNeitherJobsNorCursor) {
+    // A trigger whose message reuses a Bundle id fails (kConflict) mid-page: the page's first
+    // job, its note and the cursor must all be undone with it.
+    NewJob message = MakeJob("message:1", "Encounter/m");
+    message.message = MessageRecord{"bundle-1", "header-1", "{}"};
+    Create(message);
+    PolledTrigger clash = Polled("poll:Encounter/m|1", "Encounter/m");
+    clash.job.message = MessageRecord{"bundle-1", "header-2", "{}"};
+    PollPage page{"encounters",
+                  {Polled("poll:Encounter/a|1", "Encounter/a"), clash},
+                  PollCursor{Now() + seconds(5), Now()}};
+    EXPECT_EQ(ErrorOf(store_->CommitPollPage(page)), Error::kConflict);
+    EXPECT_FALSE(ValueOf(store_->ReadPollCursor("encounters")).has_value());
+    EXPECT_EQ(TriggerKeys(), std::set<std::string>{"message:1"});
+    EXPECT_TRUE(ValueOf(store_->PendingAdminNotes(10)).empty());
 }
 
 TEST_F(SqliteJobStoreTest, ReadOnlyOpenNeitherCreatesNorWrites) {
