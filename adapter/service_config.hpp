@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adapter/audit/audit_settings.hpp"
+#include "adapter/cds/cds_settings.hpp"
 #include "adapter/client/smart_auth.hpp"
 #include "fhir/issues.hpp"
 
@@ -87,6 +88,7 @@ struct ServiceConfig {
     std::string rules_path;  // empty: the shipped pack
     AuditSettings audit;
     std::string log_level = "info";
+    CdsSettings cds;  // CDS Hooks; off without a `cds` section
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

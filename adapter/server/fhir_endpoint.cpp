@@ -10,6 +10,7 @@
 
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_key.hpp"
+#include "adapter/cds/cds_routes.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
@@ -355,6 +356,12 @@ void FhirEndpoint::Record(const HttpRequestIn& request, Route route, std::string
 
 std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
     const Target target = SplitTarget(head.target);
+    if (cds_ != nullptr && cds_->Owns(target.path)) {
+        auto answered = cds_->Admit(head);
+        if (answered) ++metrics_.requests;
+        if (answered && answered->status >= 400) ++metrics_.requests_refused;
+        return answered;
+    }
     const Route route = RouteOf(target.path);
     auto refused = Gate(head, route, target.path);
     if (refused) {
@@ -367,6 +374,11 @@ std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
 asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     ++metrics_.requests;
     const Target target = SplitTarget(request.target);
+    if (cds_ != nullptr && cds_->Owns(target.path)) {
+        HttpResponseOut answer = co_await cds_->Handle(std::move(request));
+        if (answer.status >= 400 && answer.status < 500) ++metrics_.requests_refused;
+        co_return answer;
+    }
     const std::string& path = target.path;
     const std::string& base = settings_.base_path;
     const Route route = RouteOf(path);
@@ -610,6 +622,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
     page.body = metrics_.Prometheus(live);
+    if (cds_ != nullptr) page.body += cds_->Prometheus();
     co_return page;
 }
 

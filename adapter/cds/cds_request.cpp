@@ -1,0 +1,139 @@
+#include "adapter/cds/cds_request.hpp"
+
+#include "adapter/client/outbound_url.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+std::string RequiredString(fhir::Node object, std::string_view key, const std::string& path,
+                           fhir::IssueList& issues) {
+    fhir::Node node = object[key];
+    if (!node.IsString() || node.String().empty()) {
+        issues.Error(node.Exists() ? "value" : "required", path,
+                     node.Exists() ? "must be a non-empty string" : "missing");
+        return {};
+    }
+    return std::string(node.String());
+}
+
+// The resources of `type` in a Bundle of context (appointments, draftOrders).
+void TakeEntries(fhir::Node bundle, std::string_view type, const std::string& path,
+                 std::vector<fhir::Node>& out, fhir::IssueList& issues) {
+    if (!bundle.IsObject() || bundle["resourceType"].String() != "Bundle") {
+        issues.Error(bundle.Exists() ? "structure" : "required", path,
+                     bundle.Exists() ? "must be a FHIR Bundle" : "missing");
+        return;
+    }
+    fhir::Node entries = bundle["entry"];
+    for (std::size_t i = 0; i < entries.Size(); ++i) {
+        fhir::Node resource = entries[i]["resource"];
+        if (!resource.IsObject()) {
+            issues.Error("structure", path + ".entry[" + std::to_string(i) + "].resource",
+                         "must be a resource");
+            continue;
+        }
+        // Draft orders of other kinds (medications, labs) are not MicroCare's business.
+        if (resource["resourceType"].String() != type) continue;
+        if (!IsFhirId(resource["id"].String())) {
+            issues.Error("required", path + ".entry[" + std::to_string(i) + "].resource.id",
+                         "a proposed resource needs an id, for the cards to name it");
+            continue;
+        }
+        out.push_back(resource);
+    }
+}
+
+bool Selected(fhir::Node selections, fhir::Node resource) {
+    const std::string reference =
+        std::string(resource["resourceType"].String()) + "/" + std::string(resource["id"].String());
+    for (std::size_t i = 0; i < selections.Size(); ++i) {
+        if (selections[i].String() == reference) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::optional<HookRequest> ParseHookRequest(fhir::Node body, const CdsServiceSpec& service,
+                                            fhir::IssueList& issues) {
+    if (!body.IsObject()) {
+        issues.Error("structure", "", "the request must be a JSON object");
+        return std::nullopt;
+    }
+    HookRequest out;
+    const std::string hook = RequiredString(body, "hook", "hook", issues);
+    if (!hook.empty() && hook != service.hook_name) {
+        issues.Error("value", "hook",
+                     "this service answers \"" + std::string(service.hook_name) + "\"");
+    }
+    out.hook_instance = RequiredString(body, "hookInstance", "hookInstance", issues);
+    if (fhir::Node server = body["fhirServer"]; server.Exists()) {
+        auto normal = NormalHttpUrl(server.String());
+        if (!server.IsString() || !normal) {
+            issues.Error("value", "fhirServer", "must be an absolute http(s) URL");
+        } else {
+            out.fhir_server = *normal;
+            while (out.fhir_server.ends_with('/')) out.fhir_server.pop_back();
+        }
+    }
+    if (fhir::Node auth = body["fhirAuthorization"]; auth.Exists() && !auth.IsNull()) {
+        out.access_token =
+            RequiredString(auth, "access_token", "fhirAuthorization.access_token", issues);
+        if (auth["token_type"].Exists() && auth["token_type"].String() != "Bearer") {
+            issues.Error("value", "fhirAuthorization.token_type", "must be Bearer");
+        }
+    }
+    fhir::Node context = body["context"];
+    if (!context.IsObject()) {
+        issues.Error("required", "context", "missing or not an object");
+        return std::nullopt;
+    }
+    out.patient_id = RequiredString(context, "patientId", "context.patientId", issues);
+    if (!out.patient_id.empty() && !IsFhirId(out.patient_id)) {
+        issues.Error("value", "context.patientId", "is not a FHIR id");
+    }
+    if (fhir::Node encounter = context["encounterId"]; encounter.Exists()) {
+        out.encounter_id = std::string(encounter.String());
+        if (!IsFhirId(out.encounter_id)) {
+            issues.Error("value", "context.encounterId", "is not a FHIR id");
+        }
+    }
+    fhir::Node prefetch = body["prefetch"];
+    if (prefetch.Exists() && !prefetch.IsNull()) {
+        if (!prefetch.IsObject()) {
+            issues.Error("structure", "prefetch", "must be an object");
+        } else {
+            out.prefetch = prefetch;
+        }
+    }
+    switch (service.hook) {
+        case CdsHook::kAppointmentBook:
+            TakeEntries(context["appointments"], "Appointment", "context.appointments",
+                        out.proposed, issues);
+            break;
+        case CdsHook::kOrderSelect:
+        case CdsHook::kOrderSign: {
+            std::vector<fhir::Node> drafts;
+            TakeEntries(context["draftOrders"], "ServiceRequest", "context.draftOrders", drafts,
+                        issues);
+            fhir::Node selections = context["selections"];
+            for (fhir::Node draft : drafts) {
+                // order-select: only what was just selected; the rest was answered before.
+                if (service.hook == CdsHook::kOrderSign || !selections.IsArray() ||
+                    Selected(selections, draft)) {
+                    out.proposed.push_back(draft);
+                }
+            }
+            break;
+        }
+        case CdsHook::kEncounterStart:
+            if (out.encounter_id.empty() && !issues.HasErrors()) {
+                issues.Error("required", "context.encounterId", "missing");
+            }
+            break;
+    }
+    if (issues.HasErrors()) return std::nullopt;
+    return out;
+}
+
+}  // namespace microcare::adapter
