@@ -386,10 +386,10 @@ public:
 
     void Cds(Node node, CdsSettings& c) {
         const std::string path = "cds";
-        if (!Object(node, path,
-                    {"serviceBaseUrl", "path", "issuers", "allowedOrigins",
-                     "maxTokenLifetimeSeconds", "clockSkewSeconds", "jwksRefreshSeconds", "caFile",
-                     "fetchTimeoutMs"})) {
+        if (!Object(
+                node, path,
+                {"serviceBaseUrl", "path", "issuers", "allowedOrigins", "maxTokenLifetimeSeconds",
+                 "clockSkewSeconds", "jwksRefreshSeconds", "caFile", "fetchTimeoutMs"})) {
             return;
         }
         c.enabled = true;
@@ -421,9 +421,9 @@ public:
             if (!origins.IsArray()) Error(at, "must be an array of origins");
             for (std::size_t i = 0; i < origins.Size(); ++i) {
                 std::string_view origin = origins[i].String();
-                if (origin == "*" || ((origin.starts_with("https://") ||
-                                       origin.starts_with("http://")) &&
-                                      origin.find('/', 8) == std::string_view::npos)) {
+                if (origin == "*" ||
+                    ((origin.starts_with("https://") || origin.starts_with("http://")) &&
+                     origin.find('/', 8) == std::string_view::npos)) {
                     c.allowed_origins.emplace_back(origin);
                 } else {
                     Error(At(at, i), "must be \"*\" or an origin such as https://ehr.example");

@@ -113,11 +113,11 @@ struct PatientRecord {
 // unreadable (a malformed date, a coding that is not an object) are reported with their path.
 PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues);
 
-// Reads a proposed Appointment or ServiceRequest (or an Encounter about to start) of the record as the index event of an
-// assessment (type kEncounter, `proposed` set), added to `record`: Appointment serviceType,
-// appointmentType, serviceCategory and ServiceRequest code as its kinds, reasonCode as its
-// reasons, Appointment.start or ServiceRequest.occurrence[x] as its start, its Patient
-// (Appointment.participant.actor, ServiceRequest.subject) or else `default_subject` as its
+// Reads a proposed Appointment or ServiceRequest (or an Encounter about to start) of the record as
+// the index event of an assessment (type kEncounter, `proposed` set), added to `record`:
+// Appointment serviceType, appointmentType, serviceCategory and ServiceRequest code as its kinds,
+// reasonCode as its reasons, Appointment.start or ServiceRequest.occurrence[x] as its start, its
+// Patient (Appointment.participant.actor, ServiceRequest.subject) or else `default_subject` as its
 // subject. nullptr, with the problem reported, when the entry is neither.
 const ClinicalResource* ReadProposedTreatment(const BundleIndex& index, const BundleEntry& entry,
                                               std::string_view default_subject,

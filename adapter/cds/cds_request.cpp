@@ -16,26 +16,29 @@ std::string RequiredString(fhir::Node object, std::string_view key, const std::s
     return std::string(node.String());
 }
 
-// The resources of `type` in a Bundle of context (appointments, draftOrders).
-void TakeEntries(fhir::Node bundle, std::string_view type, const std::string& path,
+// The resources of `type` in context (appointments, draftOrders): a Bundle as CDS Hooks 2.0
+// says, or a plain array of resources as the hook pages' own examples send.
+void TakeEntries(fhir::Node list, std::string_view type, const std::string& path,
                  std::vector<fhir::Node>& out, fhir::IssueList& issues) {
-    if (!bundle.IsObject() || bundle["resourceType"].String() != "Bundle") {
-        issues.Error(bundle.Exists() ? "structure" : "required", path,
-                     bundle.Exists() ? "must be a FHIR Bundle" : "missing");
+    const bool bundle = list.IsObject() && list["resourceType"].String() == "Bundle";
+    if (!bundle && !list.IsArray()) {
+        issues.Error(list.Exists() ? "structure" : "required", path,
+                     list.Exists() ? "must be a FHIR Bundle" : "missing");
         return;
     }
-    fhir::Node entries = bundle["entry"];
+    fhir::Node entries = bundle ? list["entry"] : list;
     for (std::size_t i = 0; i < entries.Size(); ++i) {
-        fhir::Node resource = entries[i]["resource"];
+        const std::string at = path + (bundle ? ".entry[" + std::to_string(i) + "].resource"
+                                              : "[" + std::to_string(i) + "]");
+        fhir::Node resource = bundle ? entries[i]["resource"] : entries[i];
         if (!resource.IsObject()) {
-            issues.Error("structure", path + ".entry[" + std::to_string(i) + "].resource",
-                         "must be a resource");
+            issues.Error("structure", at, "must be a resource");
             continue;
         }
         // Draft orders of other kinds (medications, labs) are not MicroCare's business.
         if (resource["resourceType"].String() != type) continue;
         if (!IsFhirId(resource["id"].String())) {
-            issues.Error("required", path + ".entry[" + std::to_string(i) + "].resource.id",
+            issues.Error("required", at + ".id",
                          "a proposed resource needs an id, for the cards to name it");
             continue;
         }

@@ -18,8 +18,8 @@
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/cds/cds_routes.hpp"
-#include "adapter/client/http_client.hpp"
 #include "adapter/client/ehr_health.hpp"
+#include "adapter/client/http_client.hpp"
 #include "adapter/client/observed_ehr.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
@@ -183,10 +183,15 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
         }
         HttpClientOptions cds_http_options;
         cds_http_options.request_timeout = config.cds.fetch_timeout;
-        s.cds_http = std::make_unique<HttpClient>(s.io.get_executor(), *s.cds_tls, cds_http_options);
-        s.cds = std::make_unique<CdsRoutes>(
-            config.cds, CdsRoutes::Deps{[&s] { return s.rules->Snapshot(); }, *s.audit, s.blocking,
-                                        *s.cds_http, s.now, {}});
+        s.cds_http =
+            std::make_unique<HttpClient>(s.io.get_executor(), *s.cds_tls, cds_http_options);
+        s.cds = std::make_unique<CdsRoutes>(config.cds,
+                                            CdsRoutes::Deps{[&s] { return s.rules->Snapshot(); },
+                                                            *s.audit,
+                                                            s.blocking,
+                                                            *s.cds_http,
+                                                            s.now,
+                                                            {}});
         s.endpoint->SetCds(s.cds.get());
     }
     s.reloader = std::make_unique<Reloader>(
