@@ -1,7 +1,7 @@
 #include "adapter/cds/cds_response.hpp"
 
-#include "adapter/audit/audit_key.hpp"
 #include "fhir/json.hpp"
+#include "fhir/transaction_builder.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -82,13 +82,8 @@ void Suggestions(fhir::JsonWriter& out, const std::string& card_uuid, const rule
 
 std::string CardUuid(std::string_view hook_instance, std::string_view treatment,
                      std::string_view key) {
-    std::string h = Sha256Hex(std::string(hook_instance) + "\n" + std::string(treatment) + "\n" +
-                              std::string(key))
-                        .substr(0, 32);
-    h[12] = '8';                                                  // version 8: custom
-    h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
-    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-           "-" + h.substr(20, 12);
+    return fhir::DeterministicUuid(std::string(hook_instance) + "\n" + std::string(treatment) +
+                                   "\n" + std::string(key));
 }
 
 std::string CardsJson(const rules::RuleSet& pack, std::string_view hook_instance,

@@ -28,8 +28,9 @@ struct IssuedCard {
 inline constexpr std::string_view kOverrideReasonSystem =
     "https://microcare.example/fhir/CodeSystem/cds-override-reason";
 
-// A card's uuid: derived from the hook instance, the treatment and the card's key, so that the
-// same request answered twice names its cards alike (RFC 4122 version 8 layout, from SHA-256).
+// A card's uuid: derived from the hook instance, the treatment and the card's key (as
+// fhir::DeterministicUuid derives every id MicroCare makes), so that the same request answered
+// twice names its cards alike.
 std::string CardUuid(std::string_view hook_instance, std::string_view treatment,
                      std::string_view key);
 

@@ -190,6 +190,7 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Handle(HttpRequestIn request) {
         out = std::move(*refused);
     } else if (path == settings_.path) {
         out = JsonAnswer(DiscoveryJson());
+        AddCors(request, out);
     } else {
         (void)Route(request, path, service, feedback);
         // The URL called, exactly: a token minted for another service (or another server)

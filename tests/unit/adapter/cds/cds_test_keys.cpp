@@ -19,9 +19,9 @@ using adapter::Base64UrlEncode;
 
 std::string Pem(EVP_PKEY* key, bool is_private) {
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-    const int ok = is_private ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0,
-                                                         nullptr, nullptr)
-                              : PEM_write_bio_PUBKEY(bio.get(), key);
+    const int ok =
+        is_private ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
+                   : PEM_write_bio_PUBKEY(bio.get(), key);
     if (ok != 1) throw std::runtime_error("PEM");
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
@@ -82,9 +82,9 @@ std::string SignedJwt(const TestKey& key, const std::string& claims_json,
 
 std::string CdsClaims(const std::string& iss, const std::string& aud, long long exp,
                       const std::string& jti) {
-    return R"({"iss":")" + iss + R"(","sub":"ehr-client","aud":")" + aud +
-           R"(","exp":)" + std::to_string(exp) + R"(,"iat":)" + std::to_string(exp - 60) +
-           R"(,"jti":")" + jti + R"("})";
+    return R"({"iss":")" + iss + R"(","sub":"ehr-client","aud":")" + aud + R"(","exp":)" +
+           std::to_string(exp) + R"(,"iat":)" + std::to_string(exp - 60) + R"(,"jti":")" + jti +
+           R"("})";
 }
 
 std::string HmacJwt(const std::string& secret, const std::string& kid, const std::string& claims) {

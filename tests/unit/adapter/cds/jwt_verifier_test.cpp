@@ -142,10 +142,9 @@ TEST_F(JwtVerifierTest, RefusesExpiredAndTooLongLivedTokens) {
     EXPECT_TRUE(Verify(SignedJwt(Rsa(), Claims("j", -29))).client);
     EXPECT_TRUE(Verify(SignedJwt(Rsa(), Claims("k", 5 * 60 + 29))).client);
     // No exp at all.
-    ExpectRefused(
-        Verify(SignedJwt(Rsa(), std::string(R"({"iss":")") + kIssuer + R"(","aud":")" +
-                                    kAudience + R"(","jti":"l"})")),
-        JwtRefusal::kExpired);
+    ExpectRefused(Verify(SignedJwt(Rsa(), std::string(R"({"iss":")") + kIssuer + R"(","aud":")" +
+                                              kAudience + R"(","jti":"l"})")),
+                  JwtRefusal::kExpired);
 }
 
 TEST_F(JwtVerifierTest, RefusesAReplayedJtiUntilItHasExpired) {
@@ -154,10 +153,10 @@ TEST_F(JwtVerifierTest, RefusesAReplayedJtiUntilItHasExpired) {
     ExpectRefused(Verify(token), JwtRefusal::kReplayed);
     // Another token with the same jti is a replay too.
     ExpectRefused(Verify(SignedJwt(Rsa(), Claims("m", 90))), JwtRefusal::kReplayed);
-    ExpectRefused(Verify(SignedJwt(Rsa(), std::string(R"({"iss":")") + kIssuer +
-                                              R"(","aud":")" + kAudience + R"(","exp":)" +
-                                              std::to_string(Exp(60)) + "}")),
-                  JwtRefusal::kReplayed);
+    ExpectRefused(
+        Verify(SignedJwt(Rsa(), std::string(R"({"iss":")") + kIssuer + R"(","aud":")" + kAudience +
+                                    R"(","exp":)" + std::to_string(Exp(60)) + "}")),
+        JwtRefusal::kReplayed);
 }
 
 TEST_F(JwtVerifierTest, RefusesAlgNoneAndHmacWithThePublicKeyAsSecret) {
@@ -191,9 +190,9 @@ TEST_F(JwtVerifierTest, NeverFetchesAJkuOutsideTheIssuersUrls) {
                                    R"(,"jku":"https://attacker.example/jwks.json")")),
                   JwtRefusal::kJku);
     // Another issuer's URL is not this one's either.
-    ExpectRefused(Verify(SignedJwt(Rsa(), Claims("t"), std::string(R"(,"jku":")") + kKeysUrl +
-                                                           "\"")),
-                  JwtRefusal::kJku);
+    ExpectRefused(
+        Verify(SignedJwt(Rsa(), Claims("t"), std::string(R"(,"jku":")") + kKeysUrl + "\"")),
+        JwtRefusal::kJku);
     EXPECT_TRUE(fetched_.empty());
 }
 
@@ -224,10 +223,9 @@ TEST_F(JwtVerifierTest, FetchesConfiguredKeySetsAndRefreshesOnAnUnknownKidAtMost
 }
 
 TEST(Jwks, SkipsKeysItCannotVerifyWith) {
-    const std::string set =
-        R"({"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"},)"
-        R"({"kty":"EC","crv":"P-256","kid":"p256","x":"AA","y":"AA"},)" +
-        testing::MakeP384Key("ok").jwk + "]}";
+    const std::string set = R"({"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"},)"
+                            R"({"kty":"EC","crv":"P-256","kid":"p256","x":"AA","y":"AA"},)" +
+                            testing::MakeP384Key("ok").jwk + "]}";
     auto keys = ParseJwks(set);
     ASSERT_TRUE(keys);
     ASSERT_EQ(keys->size(), 1u);
