@@ -113,6 +113,23 @@ Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fie
     return {};
 }
 
+Result<void> AuditLog::AppendBatch(std::vector<Record> records) {
+    std::vector<Pending> pending;
+    pending.reserve(records.size());
+    for (Record& record : records) {
+        std::vector<Field> fields;
+        for (const auto& [key, value] : record.fields) fields.emplace_back(key, value);
+        if (!FieldsAllowed(fields)) return make_error_code(boost::system::errc::invalid_argument);
+        pending.push_back(Pending{std::move(record.event), std::move(record.fields)});
+    }
+    std::lock_guard lock(mutex_);
+    auto written = WriteLocked(std::move(pending));
+    if (!written) return written;
+    MaybeCheckpointLocked();
+    MaybeRotateLocked();
+    return {};
+}
+
 Result<void> AuditLog::Close() {
     std::lock_guard lock(mutex_);
     if (closed_) return {};

@@ -62,6 +62,14 @@ public:
     Result<void> Append(std::string_view event, std::initializer_list<Field> fields);
     Result<void> Append(std::string_view event, std::span<const Field> fields);
 
+    // Several records sealed and made durable together, with one fdatasync: for callers that
+    // gather the records of many requests (group commit). All of them are written, or none.
+    struct Record {
+        std::string event;
+        std::vector<std::pair<std::string, std::string>> fields;
+    };
+    Result<void> AppendBatch(std::vector<Record> records);
+
     // After failed appends, tries to write again (the record saying the trail resumed), so
     // that the trail heals without waiting for the next event; nothing when it is healthy.
     // What /readyz calls before it reports the trail's health.

@@ -39,6 +39,50 @@ GatheredRecord Refused(unsigned status, std::string_view code, const std::string
     return out;
 }
 
+// Reads what was not prefetched from fhirServer, with the EHR's token and nowhere else (the
+// FHIR client refuses `next` links that leave its base); the refusal when a read fails.
+boost::asio::awaitable<std::optional<GatheredRecord>> FetchMissing(
+    const HookRequest& request, const std::vector<PrefetchTemplate>& missing, HttpClient& http,
+    rules::RecordDocuments& record, std::size_t& fetched) {
+    fhir::IssueList issues;
+    AuthSettings auth_settings;
+    auth_settings.kind = AuthSettings::Kind::kBearer;
+    auth_settings.bearer_token = request.access_token;
+    AuthProvider auth(http, request.fhir_server, auth_settings);
+    FhirClient server(http, auth, FhirClientOptions{request.fhir_server});
+    for (const PrefetchTemplate& t : missing) {
+        const std::string query = FillTemplate(t.query, request.patient_id, request.encounter_id);
+        ++fetched;
+        if (t.read) {
+            auto response = co_await server.Get(query);
+            if (!response || response->status / 100 != 2) {
+                co_return Refused(response && response->status == 404 ? 412 : 502, "exception",
+                                  "fhirServer",
+                                  "GET " + query + " failed: " +
+                                      (response ? "status " + std::to_string(response->status)
+                                                : response.error().message()));
+            }
+            auto doc = fhir::JsonDocument::Parse(response->body, issues);
+            if (!doc)
+                co_return Refused(502, "exception", "fhirServer", "GET " + query + ": not JSON");
+            record.resources.push_back(doc->Root());
+            record.documents.push_back(std::move(*doc));
+            continue;
+        }
+        auto search = co_await server.SearchAll(query);
+        if (!search || search->failure) {
+            co_return Refused(502, "exception", "fhirServer",
+                              "GET " + query + " failed: " +
+                                  (search ? "status " + std::to_string(search->failure->status)
+                                          : search.error().message()));
+        }
+        record.resources.insert(record.resources.end(), search->resources.begin(),
+                                search->resources.end());
+        for (fhir::JsonDocument& page : search->pages) record.documents.push_back(std::move(page));
+    }
+    co_return std::nullopt;
+}
+
 }  // namespace
 
 boost::asio::awaitable<GatheredRecord> GatherRecord(fhir::JsonDocument body,
@@ -79,40 +123,12 @@ boost::asio::awaitable<GatheredRecord> GatherRecord(fhir::JsonDocument body,
                               "needed to read " + what + " from fhirServer");
         }
     }
-    AuthSettings auth_settings;
-    auth_settings.kind = AuthSettings::Kind::kBearer;
-    auth_settings.bearer_token = request.access_token;
-    AuthProvider auth(http, request.fhir_server, auth_settings);
-    FhirClient server(http, auth, FhirClientOptions{request.fhir_server});
-    for (const PrefetchTemplate& t : missing) {
-        const std::string query = FillTemplate(t.query, request.patient_id, request.encounter_id);
-        ++out.fetched;
-        if (t.read) {
-            auto response = co_await server.Get(query);
-            if (!response || response->status / 100 != 2) {
-                co_return Refused(response && response->status == 404 ? 412 : 502, "exception",
-                                  "fhirServer",
-                                  "GET " + query + " failed: " +
-                                      (response ? "status " + std::to_string(response->status)
-                                                : response.error().message()));
-            }
-            auto doc = fhir::JsonDocument::Parse(response->body, out.issues);
-            if (!doc)
-                co_return Refused(502, "exception", "fhirServer", "GET " + query + ": not JSON");
-            record.resources.push_back(doc->Root());
-            record.documents.push_back(std::move(*doc));
-            continue;
+    if (!missing.empty()) {
+        auto refused = co_await FetchMissing(request, missing, http, record, out.fetched);
+        if (refused) {
+            refused->fetched = out.fetched;
+            co_return std::move(*refused);
         }
-        auto search = co_await server.SearchAll(query);
-        if (!search || search->failure) {
-            co_return Refused(502, "exception", "fhirServer",
-                              "GET " + query + " failed: " +
-                                  (search ? "status " + std::to_string(search->failure->status)
-                                          : search.error().message()));
-        }
-        record.resources.insert(record.resources.end(), search->resources.begin(),
-                                search->resources.end());
-        for (fhir::JsonDocument& page : search->pages) record.documents.push_back(std::move(page));
     }
     record.resources.insert(record.resources.end(), request.proposed.begin(),
                             request.proposed.end());

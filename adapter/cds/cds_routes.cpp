@@ -2,7 +2,6 @@
 
 #include <cstdio>
 
-#include "adapter/async_util.hpp"
 #include "adapter/cds/cds_record.hpp"
 #include "adapter/cds/cds_request.hpp"
 #include "adapter/log.hpp"
@@ -112,7 +111,8 @@ CdsRoutes::CdsRoutes(CdsSettings settings, Deps deps)
     : settings_(std::move(settings)),
       deps_(std::move(deps)),
       keys_(settings_, deps_.fetch_jwks ? deps_.fetch_jwks : HttpJwksFetch(deps_.http), deps_.now),
-      verifier_(settings_, keys_, deps_.now) {}
+      verifier_(settings_, keys_, deps_.now),
+      audit_(deps_.audit, deps_.blocking) {}
 
 bool CdsRoutes::Owns(std::string_view path) const {
     return path == settings_.path || (path.starts_with(settings_.path) &&
@@ -227,16 +227,13 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Unauthenticated(const HttpRequestIn&
     // fsyncs; the count of those left out travels with the next record.
     std::uint64_t skipped = 0;
     if (refusals_.Take(FloodSampler::Clock::now(), skipped)) {
-        const std::string skipped_text = std::to_string(skipped);
-        const std::string reason(ToString(why));
-        const std::string service_id(service);
-        auto audited = co_await Offload(deps_.blocking, [&] {
-            return deps_.audit.Append("cds-refused", {{"status", "401"},
-                                                      {"reason", reason},
-                                                      {"service", service_id},
-                                                      {"refusedUnrecordedBefore", skipped_text},
-                                                      {"request", request.request_id}});
-        });
+        AuditLog::Record record{"cds-refused",
+                                {{"status", "401"},
+                                 {"reason", std::string(ToString(why))},
+                                 {"service", std::string(service)},
+                                 {"refusedUnrecordedBefore", std::to_string(skipped)},
+                                 {"request", request.request_id}}};
+        auto audited = co_await audit_.Append(std::move(record));
         if (!audited) Log::Error("cannot write the audit trail", {{"request", request.request_id}});
     }
     Log::Warning("CDS client refused",
@@ -319,23 +316,18 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Hook(const HttpRequestIn& request,
             Issued{std::move(card), std::string(service.id), hook_instance, patient});
     }
     Remember(std::move(remembered));
-    const std::string treatment_line = Joined(treatments, " ");
-    const std::string findings_line = Joined(findings, " ");
-    const std::string cards_text = Joined(card_line, " ");
-    const std::string issuer = Printable(client.issuer->issuer);
-    const rules::PackIdentity identity = pack->Identity();
     // The advice is a decision: recorded (durably) before the EHR sees it.
-    auto audited = co_await Offload(deps_.blocking, [&] {
-        return deps_.audit.Append("cds-advice", {{"service", service.id},
-                                                 {"hookInstance", hook_instance},
-                                                 {"client", issuer},
-                                                 {"patient", patient},
-                                                 {"treatments", treatment_line},
-                                                 {"findings", findings_line},
-                                                 {"cards", cards_text},
-                                                 {"packSha256", identity.sha256},
-                                                 {"request", request.request_id}});
-    });
+    AuditLog::Record record{"cds-advice",
+                            {{"service", std::string(service.id)},
+                             {"hookInstance", hook_instance},
+                             {"client", Printable(client.issuer->issuer)},
+                             {"patient", patient},
+                             {"treatments", Joined(treatments, " ")},
+                             {"findings", Joined(findings, " ")},
+                             {"cards", Joined(card_line, " ")},
+                             {"packSha256", pack->sha256},
+                             {"request", request.request_id}}};
+    auto audited = co_await audit_.Append(std::move(record));
     if (!audited) {
         HttpResponseOut out = Refusal(503, "transient", "", "the audit trail cannot be written");
         out.headers.emplace_back("Retry-After", "5");
@@ -385,20 +377,19 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Feedback(const HttpRequestIn& reques
     const std::string issuer = Printable(client.issuer->issuer);
     for (const Record& r : records) {
         ++feedback_;
-        auto audited = co_await Offload(deps_.blocking, [&] {
-            return deps_.audit.Append("cds-feedback",
-                                      {{"service", service.id},
-                                       {"card", r.card},
-                                       {"outcome", r.outcome},
-                                       {"overrideReason", r.reason},
-                                       {"acceptedSuggestions", r.accepted},
-                                       {"rule", r.issued ? r.issued->card.key : "unknown card"},
-                                       {"treatment", r.issued ? r.issued->card.treatment : ""},
-                                       {"patient", r.issued ? r.issued->patient : ""},
-                                       {"hookInstance", r.issued ? r.issued->hook_instance : ""},
-                                       {"client", issuer},
-                                       {"request", request.request_id}});
-        });
+        AuditLog::Record record{"cds-feedback",
+                                {{"service", std::string(service.id)},
+                                 {"card", r.card},
+                                 {"outcome", r.outcome},
+                                 {"overrideReason", r.reason},
+                                 {"acceptedSuggestions", r.accepted},
+                                 {"rule", r.issued ? r.issued->card.key : "unknown card"},
+                                 {"treatment", r.issued ? r.issued->card.treatment : ""},
+                                 {"patient", r.issued ? r.issued->patient : ""},
+                                 {"hookInstance", r.issued ? r.issued->hook_instance : ""},
+                                 {"client", issuer},
+                                 {"request", request.request_id}}};
+        auto audited = co_await audit_.Append(std::move(record));
         if (!audited) {
             HttpResponseOut out =
                 Refusal(503, "transient", "", "the audit trail cannot be written");

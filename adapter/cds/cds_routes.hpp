@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "adapter/audit/audit_log.hpp"
+#include "adapter/cds/audit_group_commit.hpp"
 #include "adapter/cds/cds_hooks.hpp"
 #include "adapter/cds/cds_response.hpp"
 #include "adapter/cds/cds_settings.hpp"
@@ -86,6 +87,7 @@ private:
     Deps deps_;
     JwksCache keys_;
     JwtVerifier verifier_;
+    AuditGroupCommit audit_;
     FloodSampler refusals_{20, std::chrono::minutes(1)};
 
     mutable std::mutex issued_mutex_;

@@ -90,9 +90,12 @@ bool VerifySha384(EVP_PKEY* key, std::string_view signing_input, std::string_vie
         der = std::move(*converted);
         signature = der;
     }
+    // Fetched once: EVP_sha384() makes OpenSSL 3 look the algorithm up (under a lock) on every
+    // call, which costs as much as the verification itself.
+    static EVP_MD* const kSha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
     std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
     const bool ok =
-        ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha384(), nullptr, key) == 1 &&
+        ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, kSha384, nullptr, key) == 1 &&
         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                          signature.size(),
                          reinterpret_cast<const unsigned char*>(signing_input.data()),
@@ -115,10 +118,15 @@ const CdsIssuer* JwtVerifier::IssuerOf(std::string_view iss) const {
 bool JwtVerifier::FirstUse(const std::string& key, TimePoint expires) {
     const TimePoint now = now_();
     std::lock_guard lock(jti_mutex_);
-    // What has expired can no longer be replayed: forgotten, so the map stays as small as the
-    // tokens alive in the last few minutes.
-    std::erase_if(seen_, [&](const auto& item) { return item.second < now; });
-    return seen_.emplace(key, expires).second;
+    // What has expired can no longer be replayed: forgotten, oldest first, so the cache holds
+    // only the tokens alive in the last few minutes and each call prunes only what it must.
+    while (!expiries_.empty() && expiries_.begin()->first < now) {
+        seen_.erase(expiries_.begin()->second);
+        expiries_.erase(expiries_.begin());
+    }
+    if (!seen_.emplace(key, expires).second) return false;
+    expiries_.emplace(expires, key);
+    return true;
 }
 
 boost::asio::awaitable<JwtCheck> JwtVerifier::Verify(std::string authorization,

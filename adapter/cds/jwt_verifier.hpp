@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "adapter/cds/cds_settings.hpp"
 #include "adapter/cds/jwks.hpp"
@@ -62,7 +63,8 @@ private:
     JwksCache& keys_;
     WallClock now_;
     std::mutex jti_mutex_;
-    std::map<std::string, TimePoint> seen_;  // iss + jti -> when it may be forgotten
+    std::unordered_map<std::string, TimePoint> seen_;  // iss + jti -> when it may be forgotten
+    std::multimap<TimePoint, std::string> expiries_;   // the same, by time
 };
 
 // Verifies a JWS signature over `signing_input` with SHA-384: PKCS#1 v1.5 for RSA keys, ECDSA
