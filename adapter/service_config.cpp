@@ -6,7 +6,7 @@
 #include <initializer_list>
 
 #include "adapter/audit/audit_key.hpp"
-#include "adapter/cds/jwks.hpp"
+#include "adapter/cds/jwk_set.hpp"
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"

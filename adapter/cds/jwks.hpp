@@ -1,7 +1,5 @@
 #pragma once
 
-#include <openssl/types.h>
-
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
@@ -14,21 +12,10 @@
 #include <vector>
 
 #include "adapter/cds/cds_settings.hpp"
+#include "adapter/cds/jwk_set.hpp"
 #include "adapter/clock.hpp"
 
 namespace microcare::adapter {
-
-// A public key of a JWK Set (RFC 7517), usable with EVP_DigestVerify.
-struct JsonWebKey {
-    std::string kid;
-    std::string kty;  // "RSA" or "EC" (P-384 only)
-    std::shared_ptr<EVP_PKEY> key;
-};
-
-// The verification keys of a JWK Set: RSA keys of 2048 bits or more and EC keys on P-384,
-// with a `kid`. Other keys (symmetric, other curves, `use` other than `sig`) are skipped, so
-// that a set shared with other services still works; nullopt when the text is no JWK Set.
-std::optional<std::vector<JsonWebKey>> ParseJwks(std::string_view json);
 
 // Fetches a JWK Set from a URL (http(s), normal form); the body or nullopt. A seam: tests
 // count and answer the fetches.
