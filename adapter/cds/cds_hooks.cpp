@@ -36,24 +36,24 @@ std::vector<PrefetchTemplate> PrefetchTemplates(CdsHook hook) {
     // the later CarePlan rest on the same resources.
     std::vector<PrefetchTemplate> out = {
         {"patient", "Patient/{{context.patientId}}", true},
-        {"conditions", "Condition?patient={{context.patientId}}&_count=200", false},
-        {"allergies", "AllergyIntolerance?patient={{context.patientId}}&_count=200", false},
+        {"conditions", "Condition?patient=Patient/{{context.patientId}}&_count=200", false},
+        {"allergies", "AllergyIntolerance?patient=Patient/{{context.patientId}}&_count=200", false},
         {"medicationRequests",
-         "MedicationRequest?patient={{context.patientId}}&_count=200"
+         "MedicationRequest?patient=Patient/{{context.patientId}}&_count=200"
          "&_include=MedicationRequest:medication",
          false},
         {"medicationStatements",
-         "MedicationStatement?patient={{context.patientId}}&_count=200"
+         "MedicationStatement?patient=Patient/{{context.patientId}}&_count=200"
          "&_include=MedicationStatement:medication",
          false},
         {"medicationAdministrations",
-         "MedicationAdministration?patient={{context.patientId}}&_count=200"
+         "MedicationAdministration?patient=Patient/{{context.patientId}}&_count=200"
          "&_include=MedicationAdministration:medication",
          false},
-        {"observations", "Observation?patient={{context.patientId}}&_count=200", false},
-        {"procedures", "Procedure?patient={{context.patientId}}&_count=200", false},
-        {"immunizations", "Immunization?patient={{context.patientId}}&_count=200", false},
-        {"encounters", "Encounter?patient={{context.patientId}}&_count=200", false},
+        {"observations", "Observation?patient=Patient/{{context.patientId}}&_count=200", false},
+        {"procedures", "Procedure?patient=Patient/{{context.patientId}}&_count=200", false},
+        {"immunizations", "Immunization?patient=Patient/{{context.patientId}}&_count=200", false},
+        {"encounters", "Encounter?patient=Patient/{{context.patientId}}&_count=200", false},
     };
     if (hook == CdsHook::kEncounterStart) {
         out.push_back({"encounter", "Encounter/{{context.encounterId}}", true});
