@@ -1,10 +1,9 @@
 #include "adapter/cds/cds_routes.hpp"
 
-#include <cstdio>
-
 #include "adapter/cds/cds_record.hpp"
 #include "adapter/cds/cds_request.hpp"
 #include "adapter/log.hpp"
+#include "adapter/server/request_text.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "rules/cds_cards.hpp"
@@ -18,7 +17,7 @@ namespace asio = boost::asio;
 // What stays of the issued cards for feedback: enough for a clinician's answer within the
 // hour, bounded so that a flood of calls cannot grow the memory.
 constexpr std::size_t kIssuedCardsKept = 20000;
-constexpr std::size_t kMaxTextInTrail = 128;
+constexpr std::size_t kMaxTextInTrail = 128;  // request text in a trail record
 
 HttpResponseOut Outcome(unsigned status, const fhir::IssueList& issues) {
     HttpResponseOut out;
@@ -39,28 +38,6 @@ HttpResponseOut JsonAnswer(std::string body) {
     out.content_type = "application/json";
     out.body = std::move(body);
     return out;
-}
-
-// Request text for the log and the trail: printable ASCII only, cut short.
-std::string Printable(std::string_view text) {
-    std::string out;
-    for (char c : text.substr(0, kMaxTextInTrail)) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte > 0x20 && byte < 0x7f) {
-            out += c;
-        } else {
-            char escaped[4];
-            std::snprintf(escaped, sizeof escaped, "%%%02X", byte);
-            out += escaped;
-        }
-    }
-    return out;
-}
-
-bool IsJson(std::string_view content_type) {
-    std::string_view media = content_type.substr(0, content_type.find(';'));
-    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-    return media == "application/json" || media == "application/fhir+json";
 }
 
 std::string Joined(const std::vector<std::string>& items, std::string_view separator) {
@@ -154,7 +131,8 @@ std::optional<HttpResponseOut> CdsRoutes::Route(const HttpRequestIn& head, std::
     }
     service = FindCdsService(rest);
     if (service == nullptr) {
-        return Refusal(404, "not-found", "", "no such CDS service: " + Printable(rest));
+        return Refusal(404, "not-found", "",
+                       "no such CDS service: " + Printable(rest, kMaxTextInTrail));
     }
     if (head.method != "POST" && head.method != "OPTIONS") {
         HttpResponseOut r = Refusal(405, "not-supported", "", "a CDS service takes POST");
@@ -214,7 +192,7 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Handle(HttpRequestIn request) {
     }
     Log::Info("request", {{"request", request.request_id},
                           {"method", request.method},
-                          {"path", Printable(path)},
+                          {"path", Printable(path, kMaxTextInTrail)},
                           {"status", std::to_string(out.status)}});
     co_return out;
 }
@@ -308,7 +286,7 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Hook(const HttpRequestIn& request,
 
     std::vector<std::string> card_line;
     std::vector<Issued> remembered;
-    const std::string hook_instance = Printable(hook->hook_instance);
+    const std::string hook_instance = Printable(hook->hook_instance, kMaxTextInTrail);
     for (IssuedCard& card : issued) {
         card_line.push_back(card.uuid + ":" + card.key + ":" + card.indicator);
         ++cards_[card.indicator == "critical" ? 2 : card.indicator == "warning" ? 1 : 0];
@@ -320,7 +298,7 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Hook(const HttpRequestIn& request,
     AuditLog::Record record{"cds-advice",
                             {{"service", std::string(service.id)},
                              {"hookInstance", hook_instance},
-                             {"client", Printable(client.issuer->issuer)},
+                             {"client", Printable(client.issuer->issuer, kMaxTextInTrail)},
                              {"patient", patient},
                              {"treatments", Joined(treatments, " ")},
                              {"findings", Joined(findings, " ")},
@@ -362,19 +340,19 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Feedback(const HttpRequestIn& reques
         // The reason's code, never the clinician's comment (free text).
         fhir::Node reason = item["overrideReason"]["reason"];
         if (reason.Exists()) {
-            r.reason =
-                Printable(reason["system"].String()) + "|" + Printable(reason["code"].String());
+            r.reason = Printable(reason["system"].String(), kMaxTextInTrail) + "|" +
+                       Printable(reason["code"].String(), kMaxTextInTrail);
         }
         fhir::Node accepted = item["acceptedSuggestions"];
         for (std::size_t k = 0; k < accepted.Size(); ++k) {
-            r.accepted += (k ? " " : "") + Printable(accepted[k]["id"].String());
+            r.accepted += (k ? " " : "") + Printable(accepted[k]["id"].String(), kMaxTextInTrail);
         }
-        r.card = Printable(r.card);
+        r.card = Printable(r.card, kMaxTextInTrail);
         r.issued = Recall(r.card);
         records.push_back(std::move(r));
     }
     if (issues.HasErrors()) co_return Outcome(400, issues);
-    const std::string issuer = Printable(client.issuer->issuer);
+    const std::string issuer = Printable(client.issuer->issuer, kMaxTextInTrail);
     for (const Record& r : records) {
         ++feedback_;
         AuditLog::Record record{"cds-feedback",

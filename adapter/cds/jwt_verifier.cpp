@@ -4,11 +4,11 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 
 #include "adapter/client/jwt.hpp"
 #include "adapter/client/outbound_url.hpp"
+#include "adapter/server/request_text.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter {
@@ -19,18 +19,6 @@ struct MdCtxDeleter {
 };
 
 JwtCheck Refuse(JwtRefusal why) { return JwtCheck{std::nullopt, why}; }
-
-std::optional<std::string_view> BearerOf(std::string_view header) {
-    constexpr std::string_view kScheme = "bearer ";
-    if (header.size() <= kScheme.size()) return std::nullopt;
-    for (std::size_t i = 0; i < kScheme.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
-    }
-    std::string_view token = header.substr(kScheme.size());
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    if (token.empty()) return std::nullopt;
-    return token;
-}
 
 std::optional<fhir::JsonDocument> JsonObjectOf(std::string_view part) {
     auto text = Base64UrlDecode(part);
@@ -131,7 +119,7 @@ bool JwtVerifier::FirstUse(const std::string& key, TimePoint expires) {
 
 boost::asio::awaitable<JwtCheck> JwtVerifier::Verify(std::string authorization,
                                                      std::string audience) {
-    auto token = BearerOf(authorization);
+    auto token = BearerToken(authorization);
     if (!token) co_return Refuse(JwtRefusal::kMissing);
     const std::size_t first = token->find('.');
     const std::size_t second =

@@ -154,6 +154,11 @@ protected:
                R"(],"start":"2026-11-20T10:00:00+01:00","end":"2026-11-20T11:00:00+01:00","participant":[{"actor":{"reference":"Patient/)" +
                patient + R"("},"required":"required","status":"needs-action"}]})";
     }
+    // appointment-book's context: one proposed microneedling appointment.
+    static std::string Booking(const std::string& patient, const std::string& appointment) {
+        return R"({"userId":"Practitioner/1","patientId":")" + patient + R"(","appointments":[)" +
+               Appointment(appointment, patient) + "]}";
+    }
     static std::string ServiceRequest(const std::string& id, const std::string& patient,
                                       const std::string& code = kMicroneedling) {
         return R"({"resourceType":"ServiceRequest","id":")" + id +
@@ -309,10 +314,7 @@ TEST_F(CdsTest, AppointmentBookGivesWarningsForRelativeOnesAndOnlyAftercareForAC
 
     const std::string clean = LoadSample("clean-first-session.json");
     Reply none = Call("microcare-appointment-book",
-                      Request("appointment-book",
-                              R"({"userId":"Practitioner/1","patientId":")" + clean +
-                                  R"(","appointments":[)" + Appointment("apt3", clean) + "]}",
-                              {Prefetch(clean)}));
+                      Request("appointment-book", Booking(clean, "apt3"), {Prefetch(clean)}));
     ASSERT_EQ(none.status, 200u) << none.body;
     cards = CardsOf(none.body);
     ASSERT_EQ(cards.size(), 1u) << none.body;
@@ -376,8 +378,7 @@ TEST_F(CdsTest, OrderSelectAssessesOnlyTheSelectedOrders) {
 TEST_F(CdsTest, PrefetchAndFhirServerGiveTheSameCards) {
     const std::string patient = LoadSample("relative-anticoagulant.json");
     Start();
-    const std::string context = R"({"userId":"Practitioner/1","patientId":")" + patient +
-                                R"(","appointments":[)" + Appointment("apt5", patient) + "]}";
+    const std::string context = Booking(patient, "apt5");
     Reply prefetched = Call("microcare-appointment-book",
                             Request("appointment-book", context, {Prefetch(patient)}));
     ASSERT_EQ(prefetched.status, 200u) << prefetched.body;
@@ -404,8 +405,7 @@ TEST_F(CdsTest, PrefetchAndFhirServerGiveTheSameCards) {
 TEST_F(CdsTest, MissingPrefetchWithoutAFhirServerIs412) {
     const std::string patient = LoadSample("absolute-isotretinoin.json");
     Start();
-    const std::string context = R"({"userId":"Practitioner/1","patientId":")" + patient +
-                                R"(","appointments":[)" + Appointment("apt6", patient) + "]}";
+    const std::string context = Booking(patient, "apt6");
     Reply none = Call("microcare-appointment-book", Request("appointment-book", context, {}));
     EXPECT_EQ(none.status, 412u) << none.body;
     EXPECT_NE(none.body.find("OperationOutcome"), std::string::npos);
@@ -427,8 +427,7 @@ TEST_F(CdsTest, AnUntrustedFhirServerIsNeverContacted) {
     FakeEhr untrusted;
     untrusted.Load(ReadSource("config/examples/absolute-isotretinoin.json"));
     Start();
-    const std::string context = R"({"userId":"Practitioner/1","patientId":")" + patient +
-                                R"(","appointments":[)" + Appointment("apt7", patient) + "]}";
+    const std::string context = Booking(patient, "apt7");
     Reply reply = Call("microcare-appointment-book",
                        Request("appointment-book", context, {"", untrusted.BaseUrl()}));
     EXPECT_EQ(reply.status, 412u) << reply.body;
@@ -456,10 +455,7 @@ TEST_F(CdsTest, EveryJwtRefusalIs401AndNothingIsEvaluated) {
     Start();
     const std::string service = "microcare-appointment-book";
     const std::string body =
-        Request("appointment-book",
-                R"({"userId":"Practitioner/1","patientId":")" + patient + R"(","appointments":[)" +
-                    Appointment("apt8", patient) + "]}",
-                {"", ehr_->BaseUrl()});
+        Request("appointment-book", Booking(patient, "apt8"), {"", ehr_->BaseUrl()});
     const std::string aud = std::string(kPublicBase) + "/cds-services/" + service;
     const long long now = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
@@ -544,11 +540,9 @@ TEST_F(CdsTest, HostileRequestsGetAPreciseRefusal) {
 TEST_F(CdsTest, FeedbackIsAuditedAgainstTheCardThePatientAndTheHookInstance) {
     const std::string patient = LoadSample("absolute-isotretinoin.json");
     Start();
-    Reply reply = Call("microcare-appointment-book",
-                       Request("appointment-book",
-                               R"({"userId":"Practitioner/1","patientId":")" + patient +
-                                   R"(","appointments":[)" + Appointment("apt9", patient) + "]}",
-                               {Prefetch(patient)}, "hook-instance-42"));
+    Reply reply =
+        Call("microcare-appointment-book", Request("appointment-book", Booking(patient, "apt9"),
+                                                   {Prefetch(patient)}, "hook-instance-42"));
     ASSERT_EQ(reply.status, 200u);
     const auto critical = Having(CardsOf(reply.body), "critical");
     ASSERT_EQ(critical.size(), 1u);
