@@ -1,5 +1,7 @@
 #include "adapter/cds/cds_request.hpp"
 
+#include <algorithm>
+
 #include "adapter/client/outbound_url.hpp"
 
 namespace microcare::adapter {
@@ -14,6 +16,31 @@ std::string RequiredString(fhir::Node object, std::string_view key, const std::s
         return {};
     }
     return std::string(node.String());
+}
+
+bool WillNotHappen(fhir::Node resource) {
+    static constexpr std::string_view kEnded[] = {"cancelled", "noshow",  "entered-in-error",
+                                                  "fulfilled", "revoked", "completed"};
+    const std::string_view status = resource["status"].String();
+    return std::find(std::begin(kEnded), std::end(kEnded), status) != std::end(kEnded);
+}
+
+// The patient a proposed resource names (Appointment.participant.actor, ServiceRequest.subject),
+// as `Patient/id` (absolute references reduced); empty when it names none.
+std::string PatientOf(fhir::Node resource) {
+    auto reduce = [](std::string_view reference) -> std::string {
+        const auto at = reference.rfind("Patient/");
+        return at == std::string_view::npos ? std::string() : std::string(reference.substr(at));
+    };
+    if (resource["resourceType"].String() == "ServiceRequest") {
+        return reduce(resource["subject"]["reference"].String());
+    }
+    fhir::Node participants = resource["participant"];
+    for (std::size_t i = 0; i < participants.Size(); ++i) {
+        std::string patient = reduce(participants[i]["actor"]["reference"].String());
+        if (!patient.empty()) return patient;
+    }
+    return {};
 }
 
 // The resources of `type` in context (appointments, draftOrders): a Bundle as CDS Hooks 2.0
@@ -35,14 +62,28 @@ void TakeEntries(fhir::Node list, std::string_view type, const std::string& path
             issues.Error("structure", at, "must be a resource");
             continue;
         }
-        // Draft orders of other kinds (medications, labs) are not MicroCare's business.
-        if (resource["resourceType"].String() != type) continue;
+        // Draft orders of other kinds (medications, labs) are not MicroCare's business, nor a
+        // booking or order that will not take place.
+        if (resource["resourceType"].String() != type || WillNotHappen(resource)) continue;
         if (!IsFhirId(resource["id"].String())) {
             issues.Error("required", at + ".id",
                          "a proposed resource needs an id, for the cards to name it");
             continue;
         }
         out.push_back(resource);
+    }
+}
+
+// A proposed treatment for another patient than the hook's would be assessed on a record that
+// is not its own: refused rather than answered with a misleading "nothing found".
+void CheckPatients(const std::vector<fhir::Node>& proposed, const std::string& patient_id,
+                   const std::string& path, fhir::IssueList& issues) {
+    for (fhir::Node resource : proposed) {
+        const std::string named = PatientOf(resource);
+        if (!named.empty() && named != "Patient/" + patient_id) {
+            issues.Error("value", path + "(" + std::string(resource["id"].String()) + ")",
+                         "names another patient than context.patientId");
+        }
     }
 }
 
@@ -130,10 +171,14 @@ std::optional<HookRequest> ParseHookRequest(fhir::Node body, const CdsServiceSpe
             break;
         }
         case CdsHook::kEncounterStart:
-            if (out.encounter_id.empty() && !issues.HasErrors()) {
-                issues.Error("required", "context.encounterId", "missing");
-            }
-            break;
+            break;  // the encounter is read with the record
+    }
+    CheckPatients(
+        out.proposed, out.patient_id,
+        service.hook == CdsHook::kAppointmentBook ? "context.appointments" : "context.draftOrders",
+        issues);
+    if (service.hook == CdsHook::kEncounterStart && out.encounter_id.empty()) {
+        issues.Error("required", "context.encounterId", "missing");
     }
     if (issues.HasErrors()) return std::nullopt;
     return out;

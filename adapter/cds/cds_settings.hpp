@@ -14,6 +14,8 @@ struct CdsIssuer {
     std::vector<std::string> jwks_urls;     // normal form; a JWT's `jku` must be one of them
     std::string jwks;                       // inline JWK Set (JSON), instead of or beside the URLs
     std::vector<std::string> fhir_servers;  // normal form
+
+    bool operator==(const CdsIssuer&) const = default;
 };
 
 // CDS Hooks 2.0 (`cds` in the service configuration).
@@ -32,6 +34,8 @@ struct CdsSettings {
     std::chrono::seconds jwks_refresh_interval{60};
     std::string ca_file;  // trust store for JWKS URLs and FHIR servers (empty: the system's)
     std::chrono::milliseconds fetch_timeout{10000};  // each request to a JWKS URL or fhirServer
+
+    bool operator==(const CdsSettings&) const = default;
 };
 
 }  // namespace microcare::adapter

@@ -532,6 +532,14 @@ TEST_F(CdsTest, HostileRequestsGetAPreciseRefusal) {
                      {"", ehr_->BaseUrl()}));
     EXPECT_EQ(injection.status, 400u);
     EXPECT_NE(injection.body.find("context.patientId"), std::string::npos);
+    // An appointment for someone else than the hook's patient is not assessed on this record.
+    Reply other = Call("microcare-appointment-book",
+                       Request("appointment-book",
+                               R"({"patientId":")" + patient + R"(","appointments":[)" +
+                                   Appointment("apt-x", "someone-else") + "]}",
+                               {Prefetch(patient)}));
+    EXPECT_EQ(other.status, 400u);
+    EXPECT_NE(other.body.find("another patient"), std::string::npos) << other.body;
     Reply no_service = Call("nope", "{}");
     EXPECT_EQ(no_service.status, 404u);
     EXPECT_TRUE(ehr_->Requests().empty());
