@@ -147,6 +147,17 @@ std::optional<HttpResponseOut> CdsRoutes::Admit(const HttpRequestIn& head) {
     const CdsServiceSpec* service = nullptr;
     bool feedback = false;
     std::optional<HttpResponseOut> out = Route(head, path, service, feedback);
+    if (!out && head.method == "POST" && !BearerToken(head.authorization)) {
+        // No credential at all: refused on the headers, before a byte of the body is read.
+        // Written here, on the I/O thread, since a refusal before the body has no coroutine to
+        // wait in (as FhirEndpoint does); the sampling bounds those fsyncs.
+        if (auto record = CountRefusal(head, service->id, JwtRefusal::kMissing)) {
+            if (!deps_.audit.AppendBatch({std::move(*record)})) {
+                Log::Error("cannot write the audit trail", {{"request", head.request_id}});
+            }
+        }
+        out = Unauthorized(JwtRefusal::kMissing);
+    }
     if (!out && head.method == "OPTIONS") {
         // A browser's preflight carries no credentials: it is answered on the headers alone.
         out = HttpResponseOut{204, "text/plain", "", {}};
@@ -197,30 +208,39 @@ asio::awaitable<HttpResponseOut> CdsRoutes::Handle(HttpRequestIn request) {
     co_return out;
 }
 
-asio::awaitable<HttpResponseOut> CdsRoutes::Unauthenticated(const HttpRequestIn& request,
-                                                            std::string_view service,
-                                                            JwtRefusal why) {
+std::optional<AuditLog::Record> CdsRoutes::CountRefusal(const HttpRequestIn& request,
+                                                        std::string_view service, JwtRefusal why) {
     ++jwt_refused_[static_cast<std::size_t>(why)];
+    Log::Warning("CDS client refused",
+                 {{"request", request.request_id}, {"reason", ToString(why)}});
     // Sampled like the other refusals: a flood of bad tokens must not become a flood of
     // fsyncs; the count of those left out travels with the next record.
     std::uint64_t skipped = 0;
-    if (refusals_.Take(FloodSampler::Clock::now(), skipped)) {
-        AuditLog::Record record{"cds-refused",
-                                {{"status", "401"},
-                                 {"reason", std::string(ToString(why))},
-                                 {"service", std::string(service)},
-                                 {"refusedUnrecordedBefore", std::to_string(skipped)},
-                                 {"request", request.request_id}}};
-        auto audited = co_await audit_.Append(std::move(record));
-        if (!audited) Log::Error("cannot write the audit trail", {{"request", request.request_id}});
-    }
-    Log::Warning("CDS client refused",
-                 {{"request", request.request_id}, {"reason", ToString(why)}});
+    if (!refusals_.Take(FloodSampler::Clock::now(), skipped)) return std::nullopt;
+    return AuditLog::Record{"cds-refused",
+                            {{"status", "401"},
+                             {"reason", std::string(ToString(why))},
+                             {"service", std::string(service)},
+                             {"refusedUnrecordedBefore", std::to_string(skipped)},
+                             {"request", request.request_id}}};
+}
+
+HttpResponseOut CdsRoutes::Unauthorized(JwtRefusal why) {
     HttpResponseOut out = Refusal(401, "login", "Authorization",
                                   "a valid CDS Hooks JWT from a configured issuer is required (" +
                                       std::string(ToString(why)) + ")");
     out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"MicroCare CDS\"");
-    co_return out;
+    return out;
+}
+
+asio::awaitable<HttpResponseOut> CdsRoutes::Unauthenticated(const HttpRequestIn& request,
+                                                            std::string_view service,
+                                                            JwtRefusal why) {
+    if (auto record = CountRefusal(request, service, why)) {
+        auto audited = co_await audit_.Append(std::move(*record));
+        if (!audited) Log::Error("cannot write the audit trail", {{"request", request.request_id}});
+    }
+    co_return Unauthorized(why);
 }
 
 asio::awaitable<HttpResponseOut> CdsRoutes::Hook(const HttpRequestIn& request,

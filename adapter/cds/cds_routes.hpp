@@ -73,6 +73,10 @@ private:
     boost::asio::awaitable<HttpResponseOut> Feedback(const HttpRequestIn& request,
                                                      const CdsServiceSpec& service,
                                                      const CdsClient& client);
+    // Counts and logs a refusal; the audit record to write, unless sampled out.
+    std::optional<AuditLog::Record> CountRefusal(const HttpRequestIn& request,
+                                                 std::string_view service, JwtRefusal why);
+    static HttpResponseOut Unauthorized(JwtRefusal why);
     boost::asio::awaitable<HttpResponseOut> Unauthenticated(const HttpRequestIn& request,
                                                             std::string_view service,
                                                             JwtRefusal why);

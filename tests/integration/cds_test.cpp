@@ -504,8 +504,7 @@ TEST_F(CdsTest, EveryJwtRefusalIs401AndNothingIsEvaluated) {
     EXPECT_TRUE(ehr_->Requests().empty());
     const std::string audit = Audit();
     EXPECT_EQ(Occurrences(audit, "\"cds-advice\""), advice);
-    EXPECT_GE(Occurrences(audit, "\"cds-refused\""),
-              refused.size() - 1);  // "no token": at the gate
+    EXPECT_EQ(Occurrences(audit, "\"cds-refused\""), refused.size());
     // The trail never holds a token.
     EXPECT_EQ(audit.find(good.substr(0, 40)), std::string::npos);
     Reply metrics =
@@ -513,6 +512,9 @@ TEST_F(CdsTest, EveryJwtRefusalIs401AndNothingIsEvaluated) {
     EXPECT_NE(metrics.body.find("microcare_cds_jwt_refused_total{reason=\"replayed\"} 1"),
               std::string::npos)
         << metrics.body;
+    // "no token" was refused on the headers, before the body.
+    EXPECT_NE(metrics.body.find("microcare_cds_jwt_refused_total{reason=\"missing\"} 1"),
+              std::string::npos);
     EXPECT_NE(metrics.body.find("microcare_cds_jwt_refused_total{reason=\"jku\"} 1"),
               std::string::npos);
 }
