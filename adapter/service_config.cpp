@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include "adapter/audit/audit_key.hpp"
+#include "adapter/cds/jwk_set.hpp"
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
@@ -405,10 +406,115 @@ public:
         }
     }
 
+    // http(s) URLs in normal form, trailing slashes dropped.
+    std::vector<std::string> UrlList(Node node, std::string_view key, const std::string& path) {
+        std::vector<std::string> out;
+        Node list = node[key];
+        const std::string at = At(path, key);
+        if (!list.Exists()) return out;
+        if (!list.IsArray()) {
+            Error(at, "must be an array of http(s) URLs");
+            return out;
+        }
+        for (std::size_t i = 0; i < list.Size(); ++i) {
+            const std::string item_at = At(at, i);
+            auto text = list[i].IsString() ? Substitute(list[i].String(), item_at) : std::nullopt;
+            if (!list[i].IsString()) Error(item_at, "must be a string");
+            if (!text) continue;
+            std::string url = HttpUrl(*text, item_at);
+            while (url.ends_with('/')) url.pop_back();
+            if (!url.empty()) out.push_back(std::move(url));
+        }
+        return out;
+    }
+
+    void Cds(Node node, CdsSettings& c) {
+        const std::string path = "cds";
+        if (!Object(
+                node, path,
+                {"serviceBaseUrl", "path", "issuers", "allowedOrigins", "maxTokenLifetimeSeconds",
+                 "clockSkewSeconds", "jwksRefreshSeconds", "caFile", "fetchTimeoutMs"})) {
+            return;
+        }
+        c.enabled = true;
+        if (auto base = String(node, "serviceBaseUrl", path)) {
+            c.service_base_url = HttpUrl(*base, At(path, "serviceBaseUrl"));
+            while (c.service_base_url.ends_with('/')) c.service_base_url.pop_back();
+        } else {
+            Error(At(path, "serviceBaseUrl"),
+                  "missing: the URL the EHR calls MicroCare at (JWT audiences are checked "
+                  "against it)");
+        }
+        String(node, "path", path, c.path);
+        if (c.path.empty() || c.path.front() != '/' || c.path.back() == '/') {
+            Error(At(path, "path"), "must start with / and not end with one");
+        }
+        long long seconds = -1;
+        Number(node, "maxTokenLifetimeSeconds", path, seconds, 1, 3600);
+        if (seconds > 0) c.max_token_lifetime = std::chrono::seconds(seconds);
+        seconds = -1;
+        Number(node, "clockSkewSeconds", path, seconds, 0, 300);
+        if (seconds >= 0) c.clock_skew = std::chrono::seconds(seconds);
+        seconds = -1;
+        Number(node, "jwksRefreshSeconds", path, seconds, 1, 86400);
+        if (seconds > 0) c.jwks_refresh_interval = std::chrono::seconds(seconds);
+        FileName(node, "caFile", path, c.ca_file);
+        Millis(node, "fetchTimeoutMs", path, c.fetch_timeout, 10, 600 * 1000);
+        if (Node origins = node["allowedOrigins"]; origins.Exists()) {
+            const std::string at = At(path, "allowedOrigins");
+            if (!origins.IsArray()) Error(at, "must be an array of origins");
+            for (std::size_t i = 0; i < origins.Size(); ++i) {
+                std::string_view origin = origins[i].String();
+                if (origin == "*" ||
+                    ((origin.starts_with("https://") || origin.starts_with("http://")) &&
+                     origin.find('/', 8) == std::string_view::npos)) {
+                    c.allowed_origins.emplace_back(origin);
+                } else {
+                    Error(At(at, i), "must be \"*\" or an origin such as https://ehr.example");
+                }
+            }
+        }
+        Node issuers = node["issuers"];
+        const std::string issuers_path = At(path, "issuers");
+        if (!issuers.Exists()) return;  // discovery only: every hook call is refused
+        if (!issuers.IsArray()) {
+            Error(issuers_path, "must be an array");
+            return;
+        }
+        for (std::size_t i = 0; i < issuers.Size(); ++i) {
+            const std::string at = At(issuers_path, i);
+            Node item = issuers[i];
+            if (!Object(item, at, {"iss", "jwksUrls", "jwks", "fhirServers"})) continue;
+            CdsIssuer issuer;
+            String(item, "iss", at, issuer.issuer);
+            if (issuer.issuer.empty()) Error(At(at, "iss"), "required");
+            for (const CdsIssuer& other : c.issuers) {
+                if (other.issuer == issuer.issuer && !issuer.issuer.empty()) {
+                    Error(At(at, "iss"), "\"" + issuer.issuer + "\" is configured twice");
+                }
+            }
+            issuer.jwks_urls = UrlList(item, "jwksUrls", at);
+            issuer.fhir_servers = UrlList(item, "fhirServers", at);
+            if (Node jwks = item["jwks"]; jwks.Exists()) {
+                issuer.jwks = fhir::Serialize(jwks);
+                auto keys = ParseJwks(issuer.jwks);
+                if (!keys || keys->empty()) {
+                    Error(At(at, "jwks"),
+                          "must be a JWK Set with at least one RSA (2048 bits or more) or P-384 "
+                          "key with a kid");
+                }
+            }
+            if (issuer.jwks.empty() && issuer.jwks_urls.empty()) {
+                Error(at, "needs jwksUrls or jwks: the keys its JWTs are verified with");
+            }
+            c.issuers.push_back(std::move(issuer));
+        }
+    }
+
     std::optional<ServiceConfig> Read(Node root) {
         ServiceConfig config;
         if (!Object(root, "",
-                    {"server", "store", "worker", "ehr", "rules", "log", "audit", "poll"}))
+                    {"server", "store", "worker", "ehr", "rules", "log", "audit", "poll", "cds"}))
             return std::nullopt;
         if (root["server"].Exists()) {
             Server(root["server"], config.server);
@@ -432,6 +538,7 @@ public:
             FileName(root["rules"], "path", "rules", config.rules_path);
         }
         if (root["audit"].Exists()) Audit(root["audit"], config.audit);
+        if (root["cds"].Exists()) Cds(root["cds"], config.cds);
         if (config.audit.checkpoint_path.empty()) {
             // Apart from the trail: beside the store, where a copy of the trail's directory
             // does not take it along.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adapter/audit/audit_settings.hpp"
+#include "adapter/cds/cds_settings.hpp"
 #include "adapter/client/smart_auth.hpp"
 #include "adapter/poll/poll_settings.hpp"
 #include "fhir/issues.hpp"
@@ -89,6 +90,7 @@ struct ServiceConfig {
     std::string rules_path;  // empty: the shipped pack
     AuditSettings audit;
     std::string log_level = "info";
+    CdsSettings cds;  // CDS Hooks; off without a `cds` section
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -118,6 +118,8 @@ ConfigChanges CompareServiceConfigs(const ServiceConfig& running, const ServiceC
     c.Restart("audit.keepHours", t0.keep_for, t1.keep_for);
 
     c.Live("log.level", running.log_level, next.log_level);
+    // The CDS routes hold their issuers' key caches and jti history: rebuilt only by a restart.
+    c.Restart("cds", running.cds, next.cds);
     return changes;
 }
 

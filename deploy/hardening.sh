@@ -20,7 +20,7 @@ fuzz_dir="${MICROCARE_FUZZ_BUILD_DIR:-build-fuzz}"
 asan_dir="${MICROCARE_ASAN_BUILD_DIR:-build-asan}"
 fuzz_seconds="${MICROCARE_FUZZ_SECONDS:-40}"
 fuzz_jobs="${MICROCARE_FUZZ_JOBS:-2}"
-targets=(json patient_record rule_pack service_config process_message notification)
+targets=(json patient_record rule_pack service_config process_message notification cds)
 
 # UBSan stops at the first finding (the builds also pass -fno-sanitize-recover) with a stack.
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -416,6 +416,37 @@ void ReadPatient(ResourceReader& in, ClinicalResource& out) {
     }
 }
 
+// A proposed Appointment: what is booked, and for when. Its patient is the participant whose
+// actor is a Patient.
+void ReadAppointment(ResourceReader& in, IdentityCache& identities, ClinicalResource& out) {
+    out.status = in.Code("status");
+    out.kinds = in.ConceptList("serviceType");
+    for (Concept& c : in.ConceptList("serviceCategory")) out.kinds.push_back(std::move(c));
+    if (in.Get("appointmentType").Exists()) out.kinds.push_back(in.ConceptAt("appointmentType"));
+    out.reasons = in.ConceptList("reasonCode");
+    out.start = in.Date("start");
+    Node participants = in.Get("participant");
+    for (std::size_t i = 0; i < participants.Size(); ++i) {
+        std::string_view target = participants[i]["actor"]["reference"].String();
+        if (target.empty()) continue;
+        std::string_view identity = identities.Identity(target, in.entry());
+        if (identity.starts_with("Patient/") || identity.find("/Patient/") != identity.npos) {
+            out.subject = identity;
+            break;
+        }
+    }
+}
+
+// A draft ServiceRequest: what is ordered, and for when (occurrence[x]).
+void ReadServiceRequest(ResourceReader& in, ClinicalResource& out) {
+    out.status = in.Code("status");
+    out.subject = in.Reference("subject");
+    if (in.Get("code").Exists()) out.kinds.push_back(in.ConceptAt("code"));
+    out.reasons = in.ConceptList("reasonCode");
+    out.start = FirstOf(in.Date("occurrenceDateTime"),
+                        in.PeriodPart("occurrencePeriod", "start", "occurrencePeriod.start"));
+}
+
 }  // namespace
 
 std::optional<ResourceType> ParseResourceType(std::string_view name) {
@@ -479,6 +510,36 @@ PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues) {
         record.resources.push_back(std::move(resource));
     }
     return record;
+}
+
+const ClinicalResource* ReadProposedTreatment(const BundleIndex& index, const BundleEntry& entry,
+                                              std::string_view default_subject,
+                                              PatientRecord& record, IssueList& issues) {
+    IdentityCache identities(index, record.strings);
+    ResourceReader in(index, identities, entry, issues);
+    ClinicalResource resource;
+    resource.type = ResourceType::kEncounter;
+    resource.proposed = true;
+    resource.entry = &entry;
+    resource.reference = record.strings.emplace_back(BundleIndex::ReferenceTo(entry));
+    if (entry.resource_type == "Appointment") {
+        ReadAppointment(in, identities, resource);
+    } else if (entry.resource_type == "ServiceRequest") {
+        ReadServiceRequest(in, resource);
+    } else if (entry.resource_type == "Encounter") {
+        // An encounter that starts (encounter-start): assessed before it is finished.
+        ReadEncounter(in, resource);
+    } else {
+        issues.Error("not-supported", entry.Path() + ".resourceType",
+                     "expected an Appointment, a ServiceRequest or an Encounter");
+        return nullptr;
+    }
+    if (resource.subject.empty() && !default_subject.empty()) {
+        resource.subject = record.strings.emplace_back(default_subject);
+    }
+    resource.end = resource.start;
+    record.resources.push_back(std::move(resource));
+    return &record.resources.back();
 }
 
 }  // namespace microcare::fhir

@@ -96,6 +96,10 @@ struct ClinicalResource {
 
     // Patient
     std::optional<DateTime> birth_date;
+
+    // A treatment not yet given (a proposed Appointment or draft ServiceRequest, read by
+    // ReadProposedTreatment) standing in for the encounter: it has no "took place" status.
+    bool proposed = false;
 };
 
 struct PatientRecord {
@@ -108,6 +112,16 @@ struct PatientRecord {
 // Reads every resource of the types above from the record. Problems that make a resource
 // unreadable (a malformed date, a coding that is not an object) are reported with their path.
 PatientRecord ReadPatientRecord(const BundleIndex& index, IssueList& issues);
+
+// Reads a proposed Appointment or ServiceRequest (or an Encounter about to start) of the record as
+// the index event of an assessment (type kEncounter, `proposed` set), added to `record`:
+// Appointment serviceType, appointmentType, serviceCategory and ServiceRequest code as its kinds,
+// reasonCode as its reasons, Appointment.start or ServiceRequest.occurrence[x] as its start, its
+// Patient (Appointment.participant.actor, ServiceRequest.subject) or else `default_subject` as its
+// subject. nullptr, with the problem reported, when the entry is neither.
+const ClinicalResource* ReadProposedTreatment(const BundleIndex& index, const BundleEntry& entry,
+                                              std::string_view default_subject,
+                                              PatientRecord& record, IssueList& issues);
 
 // Reads a CodeableConcept; reports type errors at `path`.
 Concept ReadConcept(Node node, const std::string& path, IssueList& issues);

@@ -578,7 +578,8 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
                           "pack's microneedling codes or text";
         return out;
     }
-    if (!Contains(rules.microneedling.encounter_status, encounter.status)) {
+    // A proposed treatment is assessed before it takes place: its status says nothing yet.
+    if (!encounter.proposed && !Contains(rules.microneedling.encounter_status, encounter.status)) {
         out.explanation = std::string(encounter.reference) + " has status \"" +
                           std::string(encounter.status) +
                           "\": only a treatment that took place gets an aftercare plan";
@@ -588,7 +589,9 @@ Assessment Evaluate(const RuleSet& rules, const fhir::PatientRecord& record,
     if (encounter.start) {
         out.offset_minutes = encounter.start->value.offset_minutes().value_or(0);
         out.origin = encounter.start->Earliest(out.offset_minutes);
-        out.origin_source = "Encounter.period.start";
+        out.origin_source = encounter.proposed ? std::string(encounter.entry->resource_type) + "." +
+                                                     std::string(encounter.start->element)
+                                               : "Encounter.period.start";
     } else if (out.procedure && out.procedure->start) {
         out.offset_minutes = out.procedure->start->value.offset_minutes().value_or(0);
         out.origin = out.procedure->start->Earliest(out.offset_minutes);

@@ -54,6 +54,12 @@ std::string DescribeMatch(const Evidence& e) {
     return "matched " + std::string(SystemName(e.coding.system)) + " " + std::string(e.coding.code);
 }
 
+fhir::CodingValue Value(const CodingSpec& spec) { return {spec.system, spec.code, spec.display}; }
+
+fhir::LocalInstant Local(fhir::Instant instant, int offset) { return {instant, offset}; }
+
+}  // namespace
+
 std::string DescribeEvidence(const Evidence& e, int offset) {
     std::string text = std::string(e.resource->reference) + " (" + DescribeMatch(e);
     if (!e.resource->status.empty()) {
@@ -70,12 +76,6 @@ std::string DescribeEvidence(const Evidence& e, int offset) {
     for (std::string_view note : e.notes) text += "; " + std::string(note);
     return text + ")";
 }
-
-fhir::CodingValue Value(const CodingSpec& spec) { return {spec.system, spec.code, spec.display}; }
-
-fhir::LocalInstant Local(fhir::Instant instant, int offset) { return {instant, offset}; }
-
-}  // namespace
 
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& a,
                                         fhir::Instant now) {

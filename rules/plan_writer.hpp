@@ -24,6 +24,10 @@ inline constexpr std::string_view kRuleCodeSystem =
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& assessment,
                                         fhir::Instant now);
 
+// One piece of evidence for people and DetectedIssue.detail: `Type/id (how it matched; status;
+// the dated element and its date; ongoing; notes)`, dates in the encounter's offset.
+std::string DescribeEvidence(const Evidence& e, int offset_minutes);
+
 // The human summary for the command line (no names, no birth dates, no free text).
 std::string Summarize(const RuleSet& rules, const Assessment& assessment);
 

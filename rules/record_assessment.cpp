@@ -42,7 +42,17 @@ bool RecordAssessment::Assess(const EncounterChoice& choice, fhir::Instant now,
                               fhir::IssueList& issues) {
     record_ = fhir::ReadPatientRecord(*index_, issues);
     const fhir::ClinicalResource* encounter = nullptr;
-    if (choice.reference) {
+    if (choice.proposed) {
+        const fhir::BundleEntry* entry =
+            choice.reference ? index_->Resolve(*choice.reference) : nullptr;
+        if (entry == nullptr) {
+            issues.Error("not-found", choice.source,
+                         "the record holds no \"" + choice.reference.value_or("") + "\"");
+        } else {
+            encounter =
+                fhir::ReadProposedTreatment(*index_, *entry, choice.patient, record_, issues);
+        }
+    } else if (choice.reference) {
         encounter = FindEncounter(record_, *choice.reference);
         if (encounter == nullptr) {
             issues.Error("not-found", choice.source,
@@ -63,7 +73,8 @@ bool RecordAssessment::Assess(const EncounterChoice& choice, fhir::Instant now,
 
     encounter_ = encounter;
     assessment_ = Evaluate(pack_, record_, *encounter, now);
-    transaction_ = BuildTransaction(pack_, assessment_, now);
+    // Advice before a treatment writes nothing: the CarePlan follows the encounter.
+    if (!choice.proposed) transaction_ = BuildTransaction(pack_, assessment_, now);
     return true;
 }
 

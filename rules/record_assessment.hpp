@@ -25,6 +25,12 @@ struct EncounterChoice {
     // Where the reference came from, named in the problem when the record lacks it
     // ("--encounter", "MessageHeader.focus").
     std::string source = "encounter";
+    // A treatment not yet given, assessed before it is (CDS Hooks): `reference` then names a
+    // proposed Appointment or draft ServiceRequest of the record instead of an Encounter, and
+    // `patient` ("Patient/9") is its subject when the resource names none. Nothing is written
+    // for it: transaction() stays empty.
+    bool proposed = false;
+    std::string patient = {};
 };
 
 // A patient's record as the EHR returned it in several answers, parsed once: `resources`

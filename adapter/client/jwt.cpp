@@ -59,6 +59,26 @@ std::optional<std::string> DerToJose(const std::vector<unsigned char>& der) {
 
 }  // namespace
 
+std::optional<std::string> JoseToDer(std::string_view raw) {
+    if (raw.size() != 2 * kEs384HalfSize) return std::nullopt;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data());
+    std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(ECDSA_SIG_new());
+    BIGNUM* r = BN_bin2bn(bytes, kEs384HalfSize, nullptr);
+    BIGNUM* s = BN_bin2bn(bytes + kEs384HalfSize, kEs384HalfSize, nullptr);
+    // ECDSA_SIG_set0 takes ownership of both only when it succeeds.
+    if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        return std::nullopt;
+    }
+    unsigned char* der = nullptr;
+    const int length = i2d_ECDSA_SIG(sig.get(), &der);
+    if (length <= 0) return std::nullopt;
+    std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+    OPENSSL_free(der);
+    return out;
+}
+
 std::string Base64UrlEncode(std::string_view bytes) {
     std::string out;
     out.reserve((bytes.size() + 2) / 3 * 4);

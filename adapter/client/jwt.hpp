@@ -16,6 +16,10 @@ std::string Base64UrlEncode(std::string_view bytes);
 // Accepts input with or without padding; nullopt for anything that is not base64url.
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 
+// An ES384 signature as JOSE writes it (R || S, 48 bytes each) in the DER form OpenSSL's
+// EVP_DigestVerify takes; nullopt when it is not 96 bytes.
+std::optional<std::string> JoseToDer(std::string_view raw);
+
 // Signs JWS compact serialisations (RFC 7515) with one private key, as SMART Backend Services'
 // client assertions need: RS384 (RSASSA-PKCS1-v1_5, SHA-384) or ES384 (ECDSA P-384, SHA-384,
 // the signature as JOSE's fixed-size R || S rather than OpenSSL's DER).

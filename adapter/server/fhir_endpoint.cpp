@@ -3,19 +3,19 @@
 #include <openssl/crypto.h>
 
 #include <boost/url/parse_query.hpp>
-#include <cctype>
 #include <chrono>
-#include <cstdio>
 #include <optional>
 
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_key.hpp"
 #include "adapter/audit/audited.hpp"
+#include "adapter/cds/cds_routes.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
 #include "adapter/server/readiness.hpp"
+#include "adapter/server/request_text.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 
@@ -48,50 +48,9 @@ HttpResponseOut Json(unsigned status, std::string body) {
     return out;
 }
 
-bool IsJson(std::string_view content_type) {
-    auto semicolon = content_type.find(';');
-    std::string_view media = content_type.substr(0, semicolon);
-    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-    return media == "application/fhir+json" || media == "application/json";
-}
-
 // Constant-time comparison: how much of a token matched must not show in the timing.
 bool SameSecret(std::string_view a, std::string_view b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-// Request text (a path, a header) made safe to put in an answer or a log line: bytes outside
-// printable ASCII are percent-escaped, so invalid UTF-8 and control characters never get
-// through, and long text is cut.
-std::string Printable(std::string_view text) {
-    constexpr std::size_t kMax = 256;
-    std::string out;
-    for (char c : text.substr(0, kMax)) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte > 0x20 && byte < 0x7f) {
-            out += c;
-        } else {
-            char escaped[4];
-            std::snprintf(escaped, sizeof escaped, "%%%02X", byte);
-            out += escaped;
-        }
-    }
-    if (text.size() > kMax) out += "...";
-    return out;
-}
-
-// The token of `Authorization: Bearer <token>`. The scheme matches in any case (RFC 9110
-// section 11.1); one or more spaces separate it from the token.
-std::optional<std::string_view> BearerToken(std::string_view header) {
-    constexpr std::string_view kScheme = "bearer";
-    if (header.size() <= kScheme.size() || header[kScheme.size()] != ' ') return std::nullopt;
-    for (std::size_t i = 0; i < kScheme.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
-    }
-    std::string_view token = header.substr(kScheme.size());
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    if (token.empty()) return std::nullopt;
-    return token;
 }
 
 // Who sent a request, as the audit trail names it: the verified certificate's subject, or a
@@ -357,6 +316,12 @@ void FhirEndpoint::Record(const HttpRequestIn& request, Route route, std::string
 
 std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
     const Target target = SplitTarget(head.target);
+    if (cds_ != nullptr && cds_->Owns(target.path)) {
+        auto answered = cds_->Admit(head);
+        if (answered) ++metrics_.requests;
+        if (answered && answered->status >= 400) ++metrics_.requests_refused;
+        return answered;
+    }
     const Route route = RouteOf(target.path);
     auto refused = Gate(head, route, target.path);
     if (refused) {
@@ -369,6 +334,11 @@ std::optional<HttpResponseOut> FhirEndpoint::Admit(const HttpRequestIn& head) {
 asio::awaitable<HttpResponseOut> FhirEndpoint::Handle(HttpRequestIn request) {
     ++metrics_.requests;
     const Target target = SplitTarget(request.target);
+    if (cds_ != nullptr && cds_->Owns(target.path)) {
+        HttpResponseOut answer = co_await cds_->Handle(std::move(request));
+        if (answer.status >= 400 && answer.status < 500) ++metrics_.requests_refused;
+        co_return answer;
+    }
     const std::string& path = target.path;
     const std::string& base = settings_.base_path;
     const Route route = RouteOf(path);
@@ -611,6 +581,7 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {
     HttpResponseOut page;
     page.content_type = "text/plain; version=0.0.4";
     page.body = metrics_.Prometheus(live);
+    if (cds_ != nullptr) page.body += cds_->Prometheus();
     co_return page;
 }
 

@@ -29,6 +29,8 @@ namespace microcare::adapter {
 // token only). Every refusal is an
 // OperationOutcome with the status that says why; every trigger is answered only once its job
 // is on disk.
+class CdsRoutes;
+
 class FhirEndpoint {
 public:
     // What the endpoint asks the running service when a probe or /metrics is served: functions,
@@ -53,6 +55,9 @@ public:
     void SetCredentials(const ServerSettings& settings);
 
     boost::asio::awaitable<HttpResponseOut> Handle(HttpRequestIn request);
+
+    // CDS Hooks (adapter/cds): requests below its path go there; nullptr: none configured.
+    void SetCds(CdsRoutes* cds) { cds_ = cds; }
 
     // HttpServer's Admission: decides on the headers, before the body is read. The refusal (no
     // such endpoint, a method it does not take, missing credentials), counted and logged like
@@ -111,6 +116,7 @@ private:
     FloodSampler refusals_{20, std::chrono::minutes(1)};
     mutable std::mutex credentials_mutex_;
     std::shared_ptr<const Credentials> credentials_;
+    CdsRoutes* cds_ = nullptr;
 };
 
 }  // namespace microcare::adapter

@@ -436,6 +436,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             in.target = std::string(req.target());
             in.content_type = std::string(req[bhttp::field::content_type]);
             in.authorization = std::string(req[bhttp::field::authorization]);
+            in.origin = std::string(req[bhttp::field::origin]);
             in.request_id = NextRequestId();
             in.client_certificate = client_certificate;
             const std::string request_id = in.request_id;

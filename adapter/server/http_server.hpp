@@ -30,6 +30,7 @@ struct HttpRequestIn {
     std::string request_id;
     // Mutual TLS: the verified client certificate's subject (RFC 2253); empty without one.
     std::string client_certificate;
+    std::string origin;  // the Origin header (CORS), empty without one
 };
 
 struct HttpResponseOut {

@@ -18,7 +18,9 @@
 #include "adapter/admin_audit.hpp"
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_log.hpp"
+#include "adapter/cds/cds_routes.hpp"
 #include "adapter/client/ehr_health.hpp"
+#include "adapter/client/http_client.hpp"
 #include "adapter/client/observed_ehr.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
@@ -64,6 +66,9 @@ struct Service::Impl {
     // the poller, each right after it journaled): one at a time, so none is written twice.
     std::mutex trail_notes;
     std::unique_ptr<FhirEndpoint> endpoint;
+    std::unique_ptr<ssl::context> cds_tls;  // CDS Hooks: to fhirServers and JWKS URLs
+    std::unique_ptr<HttpClient> cds_http;
+    std::unique_ptr<CdsRoutes> cds;
     std::unique_ptr<HttpServer> server;
     unsigned short port = 0;
     std::vector<std::thread> threads;
@@ -193,6 +198,33 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
                 if (!s.poller) return std::nullopt;
                 return s.poll_health.Read();
             }});
+    if (config.cds.enabled) {
+        // Its own client: the EHR's client certificate and credentials are not for the
+        // servers a CDS request names.
+        EhrSettings trust;
+        trust.ca_file = config.cds.ca_file;
+        fhir::IssueList cds_issues;
+        s.cds_tls = EhrTlsContext(trust, cds_issues);
+        if (!s.cds_tls) {
+            for (const fhir::Issue& issue : cds_issues) {
+                Log::Error("cannot set up TLS for CDS Hooks",
+                           {{"path", "cds.caFile"}, {"problem", issue.message}});
+            }
+            return Error::kInvalidConfig;
+        }
+        HttpClientOptions cds_http_options;
+        cds_http_options.request_timeout = config.cds.fetch_timeout;
+        s.cds_http =
+            std::make_unique<HttpClient>(s.io.get_executor(), *s.cds_tls, cds_http_options);
+        s.cds = std::make_unique<CdsRoutes>(config.cds,
+                                            CdsRoutes::Deps{[&s] { return s.rules->Snapshot(); },
+                                                            *s.audit,
+                                                            s.blocking,
+                                                            *s.cds_http,
+                                                            s.now,
+                                                            {}});
+        s.endpoint->SetCds(s.cds.get());
+    }
     s.reloader = std::make_unique<Reloader>(
         config_path, config, *s.rules, *s.audit, [&s](const ServiceConfig& now_in_force) {
             if (auto level = ParseLogLevel(now_in_force.log_level)) Log::SetLevel(*level);

@@ -5,7 +5,11 @@
 //  2. `microcare serve` runs with the default rule pack;
 //  3. each sample's microneedling encounter is sent the way an EHR does: alternately as a FHIR
 //     message ($process-message) and as a Subscription notification (R4B backport);
-//  4. what landed on the EHR (CarePlans, DetectedIssues, Tasks) is printed.
+//  4. what landed on the EHR (CarePlans, DetectedIssues, Tasks) is printed;
+//  5. CDS Hooks: the EHR books a microneedling appointment for three of the sample patients
+//     (absolute, relative and no contraindication) and shows MicroCare's cards, the record read
+//     from the EHR's FHIR server with the access token of the hook request, the call signed
+//     with an ES384 JWT whose key the configuration names.
 // `--check` also asserts the outcome (one CarePlan per encounter, also after a re-sent
 // message; no CarePlan for the non-microneedling visit) and exits non-zero otherwise: the
 // end-to-end test runs it that way.
@@ -21,7 +25,7 @@
 //   node deploy/demo/scenario.mjs [--check] [--revise | --replay] [--binary build/microcare] [--work DIR]
 
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { args, children, failWith, listeningPort, option, root, run, searchAll, start } from './support.mjs';
@@ -86,6 +90,9 @@ const ehrPort = await start(
 const ehr = `http://127.0.0.1:${ehrPort}/fhir`;
 
 const token = randomBytes(24).toString('hex');
+// The EHR's CDS signing key (P-384), made for this run.
+const cdsKey = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+const cdsJwk = { ...cdsKey.publicKey.export({ format: 'jwk' }), kid: 'demo-ehr', use: 'sig', alg: 'ES384' };
 const config = {
   server: { listen: '127.0.0.1', port: 0, auth: { bearerTokens: ['${MICROCARE_INBOUND_TOKEN}'] } },
   store: { path: join(work, `microcare-${Date.now()}.db`) },
@@ -95,6 +102,12 @@ const config = {
   // A copy of the default pack: `--revise` puts pack B in its place and reloads (SIGHUP).
   rules: { path: join(work, 'pack.json') },
   log: { level: 'info' },
+  // CDS Hooks: the EHR's public key inline; `aud` is checked against serviceBaseUrl, the URL
+  // the EHR would call MicroCare at behind a proxy.
+  cds: {
+    serviceBaseUrl: 'https://microcare.demo',
+    issuers: [{ iss: 'https://ehr.demo/cds-client', jwks: { keys: [cdsJwk] }, fhirServers: [ehr] }],
+  },
 };
 writeFileSync(config.rules.path, readFileSync(join(root, 'config/rules/microneedling.json')));
 writeFileSync(join(work, 'microcare.json'), JSON.stringify(config, null, 2));
@@ -296,6 +309,65 @@ const verify = await new Promise((ok) => {
 });
 console.log(`Audit trail: ${verify.text}`);
 if (check && verify.code !== 0) problems.push('audit chain: ' + verify.text);
+
+// ---- CDS Hooks: advice while the appointment is being booked ---------------------------
+const b64url = (data) => Buffer.from(data).toString('base64url');
+const cdsJwt = (service) => {
+  const header = b64url(JSON.stringify({ alg: 'ES384', typ: 'JWT', kid: 'demo-ehr' }));
+  const claims = b64url(JSON.stringify({
+    iss: 'https://ehr.demo/cds-client',
+    sub: 'demo-ehr',
+    aud: `https://microcare.demo/cds-services/${service}`,
+    exp: Math.floor(Date.now() / 1000) + 120,
+    jti: randomUUID(),
+  }));
+  const signature = sign('sha384', Buffer.from(`${header}.${claims}`), { key: cdsKey.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${header}.${claims}.${b64url(signature)}`;
+};
+const cdsBase = microcare.replace(/\/fhir$/, '');
+const discovery = await (await fetch(`${cdsBase}/cds-services`)).json();
+console.log(`\nCDS Hooks: ${discovery.services.length} services (${discovery.services.map((s) => s.hook).join(', ')})`);
+for (const file of ['absolute-isotretinoin.json', 'relative-anticoagulant.json', 'clean-first-session.json']) {
+  const seed = JSON.parse(readFileSync(join(work, 'seed', file), 'utf8'));
+  const patient = seed.entry.find((e) => e.resource?.resourceType === 'Patient').resource.id;
+  const request = {
+    hookInstance: randomUUID(),
+    hook: 'appointment-book',
+    fhirServer: ehr,
+    fhirAuthorization: { access_token: randomBytes(16).toString('hex'), token_type: 'Bearer', expires_in: 300, scope: 'user/*.read', subject: 'microcare' },
+    context: {
+      userId: 'PractitionerRole/demo',
+      patientId: patient,
+      appointments: {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ resource: {
+          resourceType: 'Appointment', id: `apt-${patient}`, status: 'proposed',
+          serviceType: [{ coding: [{ system: 'https://microcare.example/CodeSystem/procedure', code: 'microneedling', display: 'Microneedling' }] }],
+          start: '2026-11-27T10:00:00+01:00', end: '2026-11-27T11:00:00+01:00',
+          participant: [{ actor: { reference: `Patient/${patient}` }, status: 'needs-action' }],
+        } }],
+      },
+    },
+  };
+  const response = await fetch(`${cdsBase}/cds-services/microcare-appointment-book`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${cdsJwt('microcare-appointment-book')}` },
+    body: JSON.stringify(request),
+  });
+  const answer = await response.json();
+  console.log(`\n  appointment-book for Patient/${patient} (${file}) on 2026-11-27: HTTP ${response.status}`);
+  for (const card of answer.cards ?? []) console.log(`    [${card.indicator}] ${card.summary}`);
+  if (response.status !== 200) console.log(`    ${JSON.stringify(answer).slice(0, 300)}`);
+  const want = expected[file]?.found?.some((id) => id.startsWith('A')) ? 'critical' : expected[file]?.task ? 'warning' : 'info';
+  if (check && (response.status !== 200 || !(answer.cards ?? []).some((c) => c.indicator === want)))
+    problems.push(`CDS appointment-book for ${file}: no ${want} card (HTTP ${response.status})`);
+}
+const unsigned = await fetch(`${cdsBase}/cds-services/microcare-appointment-book`, {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+});
+console.log(`  the same call without a JWT: HTTP ${unsigned.status}`);
+if (check && unsigned.status !== 401) problems.push(`CDS without a JWT: HTTP ${unsigned.status}`);
 
 // ---- the auditor's view: PHI never in a log or the trail; one command answers per encounter --
 const runMicrocare = (argv) => run(binary, argv);

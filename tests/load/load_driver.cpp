@@ -1,5 +1,8 @@
 // MicroCare's load driver (run by hand, not in CI):
 //   build/tests/microcare_load [--requests N] [--connections C] [--jobs J] [--only PHASE]
+//   build/tests/microcare_load --cds [--requests N] [--connections C]
+// With --cds it measures CDS Hooks instead: the ceiling, then appointment-book with prefetch
+// (RS384 tokens, then ES384 tokens) and the rate of one signature verification of each kind.
 // In one run it measures, on this machine:
 //  1. the ceiling: a bare Boost.Beast server that answers 200 and does nothing;
 //  2. triggers acknowledged per second by `microcare serve` (durability on: every answer waits
@@ -22,6 +25,10 @@
 
 #include "../integration/fake_ehr.hpp"
 #include "../integration/service_harness.hpp"
+#include "../unit/adapter/cds/cds_test_keys.hpp"
+#include "adapter/cds/jwks.hpp"
+#include "adapter/cds/jwt_verifier.hpp"
+#include "adapter/client/jwt.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/store/job_store.hpp"
 #include "adapter/store/sqlite_job_store.hpp"
@@ -50,8 +57,10 @@ double Percentile(std::vector<double>& v, double p) {
 }
 
 // C connections, each sending its share of N requests back to back on one keep-alive socket.
+// `authorization`: the header of request i (default: the EHR's static token).
 Figures Drive(unsigned short port, std::size_t requests, std::size_t connections,
-              const std::function<std::string(std::size_t)>& body, const std::string& target) {
+              const std::function<std::string(std::size_t)>& body, const std::string& target,
+              const std::function<std::string(std::size_t)>& authorization = {}) {
     asio::io_context io;
     std::atomic<std::size_t> next{0};
     std::vector<double> latencies;
@@ -67,7 +76,8 @@ Figures Drive(unsigned short port, std::size_t requests, std::size_t connections
             bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
             req.set(bhttp::field::host, "127.0.0.1");
             req.set(bhttp::field::content_type, "application/fhir+json");
-            req.set(bhttp::field::authorization, std::string("Bearer ") + testing::kToken);
+            req.set(bhttp::field::authorization,
+                    authorization ? authorization(i) : std::string("Bearer ") + testing::kToken);
             req.body() = body(i);
             req.prepare_payload();
             const auto start = Clock::now();
@@ -150,22 +160,125 @@ void Print(const char* what, const Figures& f) {
                 f.per_second, f.p50_ms, f.p99_ms, f.ok, f.failed);
 }
 
+// CPU time of the whole process so far (every thread).
+double CpuSeconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// Verifications of one signature per second, on one thread: what one core can check.
+double VerificationsPerSecond(const testing::TestKey& key) {
+    auto keys = adapter::ParseJwks(testing::JwksOf({&key}));
+    const std::string token = testing::SignedJwt(key, R"({"a":1})");
+    const std::size_t dot = token.rfind('.');
+    const std::string signature = *adapter::Base64UrlDecode(token.substr(dot + 1));
+    const auto start = Clock::now();
+    std::size_t n = 0;
+    for (; Clock::now() - start < std::chrono::seconds(2); ++n) {
+        if (!adapter::VerifySha384(keys->at(0).key.get(), token.substr(0, dot), signature)) {
+            return 0;
+        }
+    }
+    return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// appointment-book with prefetch: a small record (a current isotretinoin prescription, a
+// condition, an HbA1c) and one proposed microneedling appointment; every call a fresh JWT.
+int CdsLoad(std::size_t requests, std::size_t connections) {
+    constexpr const char* kIssuer = "https://ehr.example/cds-client";
+    constexpr const char* kAudience =
+        "https://microcare.test/cds-services/microcare-appointment-book";
+    const testing::TestKey rsa = testing::MakeRsaKey("load-rsa");
+    const testing::TestKey ec = testing::MakeP384Key("load-ec");
+    const std::string body =
+        R"({"hookInstance":"load","hook":"appointment-book","context":{"userId":"Practitioner/1","patientId":"pat-load","appointments":[{"resourceType":"Appointment","id":"apt-load","status":"proposed","serviceType":[{"coding":[{"system":"https://microcare.example/CodeSystem/procedure","code":"microneedling"}]}],"start":"2026-11-20T10:00:00+01:00","participant":[{"actor":{"reference":"Patient/pat-load"}}]}]},"prefetch":{"patient":{"resourceType":"Patient","id":"pat-load","birthDate":"1990-04-12"},)"
+        R"("conditions":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Condition","id":"cond-load","subject":{"reference":"Patient/pat-load"},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}}}]},)"
+        R"("medicationRequests":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"MedicationRequest","id":"mr-load","status":"active","intent":"order","subject":{"reference":"Patient/pat-load"},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}}}]},)"
+        R"("observations":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Observation","id":"obs-load","status":"final","subject":{"reference":"Patient/pat-load"},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}}}]},)"
+        R"("allergies":{"resourceType":"Bundle","type":"searchset"},"medicationStatements":{"resourceType":"Bundle","type":"searchset"},"medicationAdministrations":{"resourceType":"Bundle","type":"searchset"},"procedures":{"resourceType":"Bundle","type":"searchset"},"immunizations":{"resourceType":"Bundle","type":"searchset"},"encounters":{"resourceType":"Bundle","type":"searchset"}}})";
+    const auto tokens = [&](const testing::TestKey& key, const std::string& prefix) {
+        // Signed before the run: the EHR's signing cost is not MicroCare's.
+        const long long exp = std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count() +
+                              280;
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < requests; ++i) {
+            out.push_back("Bearer " +
+                          testing::SignedJwt(key, testing::CdsClaims(kIssuer, kAudience, exp,
+                                                                     prefix + std::to_string(i))));
+        }
+        return out;
+    };
+    std::printf(
+        "load driver (CDS Hooks): %zu requests over %zu connections; 2 server threads; "
+        "%u cores\n\n",
+        requests, connections, std::thread::hardware_concurrency());
+    const auto dir = testing::FreshDirectory("load-cds");
+    Figures ceiling;
+    {
+        BareServer bare;
+        ceiling = Drive(
+            bare.port(), requests, connections, [&](std::size_t) { return body; },
+            "/cds-services/microcare-appointment-book");
+        Print("ceiling: bare Beast server answering 200", ceiling);
+    }
+    auto config = testing::TestConfig("http://127.0.0.1:9/fhir", dir);
+    config.server.max_body_bytes = 1 << 20;
+    config.log_level = "error";
+    config.cds.enabled = true;
+    config.cds.service_base_url = "https://microcare.test";
+    config.cds.issuers.push_back(adapter::CdsIssuer{kIssuer, {}, testing::JwksOf({&rsa, &ec}), {}});
+    auto service = adapter::Service::Create(config);
+    if (!service) return 1;
+    (*service)->Start();
+    for (const testing::TestKey* key : {&rsa, &ec}) {
+        const auto signed_tokens = tokens(*key, key->alg + "-");
+        const double cpu_before = CpuSeconds();
+        Figures cds =
+            Drive((*service)->port(), requests, connections, [&](std::size_t) { return body; },
+                  "/cds-services/microcare-appointment-book",
+                  [&](std::size_t i) { return signed_tokens[i]; });
+        const double cpu = CpuSeconds() - cpu_before;
+        Print(("appointment-book with prefetch, " + key->alg).c_str(), cds);
+        std::printf("%-46s %9.0f us (server and driver together)\n", "  CPU per answer",
+                    1e6 * cpu / static_cast<double>(cds.ok));
+        std::printf("%-46s %9.2f\n", "  ratio to the ceiling", cds.per_second / ceiling.per_second);
+    }
+    (*service)->Stop();
+    std::printf("\n%-46s %9.0f /s (one core)\n", "RS384 verifications",
+                VerificationsPerSecond(rsa));
+    std::printf("%-46s %9.0f /s (one core)\n", "ES384 (P-384) verifications",
+                VerificationsPerSecond(ec));
+    std::filesystem::remove_all(dir);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::size_t requests = 20000, connections = 64, jobs = 10000;
     std::string only;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        std::string name = argv[i];
-        if (name == "--only") {
-            only = argv[i + 1];
+    bool cds = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--cds") {
+            cds = true;
             continue;
         }
-        std::size_t value = std::stoul(argv[i + 1]);
+        if (i + 1 >= argc) break;
+        std::string name = argv[i];
+        if (name == "--only") {
+            only = argv[++i];
+            continue;
+        }
+        std::size_t value = std::stoul(argv[++i]);
         if (name == "--requests") requests = value;
         if (name == "--connections") connections = value;
         if (name == "--jobs") jobs = value;
     }
+    if (cds) return CdsLoad(requests, connections);
     std::printf("load driver: %zu requests over %zu connections; 2 server threads; %u cores\n\n",
                 requests, connections, std::thread::hardware_concurrency());
     const auto message = [](const std::string& prefix) {

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "tests/unit/adapter/cds/cds_test_keys.hpp"
+
 namespace microcare::adapter {
 namespace {
 
@@ -199,6 +201,50 @@ TEST(ServiceConfig, TheAuditTrailsKeyCheckpointRotationAndRetention) {
     Parsed missing = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
       "ehr": {"baseUrl": "https://ehr.example/fhir"}, "audit": {"keyFile": "/nowhere"}})");
     EXPECT_TRUE(HasIssue(missing, "audit.keyFile", "cannot read")) << All(missing);
+}
+
+std::string WithCds(const std::string& cds) {
+    return R"({"server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+               "ehr": {"baseUrl": "https://ehr.example/fhir/"}, "cds": )" +
+           cds + "}";
+}
+
+TEST(ServiceConfig, CdsIsOffWithoutItsSectionAndReadsIssuersWithTheirKeys) {
+    EXPECT_FALSE(Parse(kMinimal).config->cds.enabled);
+    const testing::TestKey key = testing::MakeP384Key("k1");
+    const std::string jwks = testing::JwksOf({&key});
+    Parsed p = Parse(WithCds(R"({"serviceBaseUrl": "https://microcare.clinic.example/",
+        "allowedOrigins": ["https://ehr-app.example"],
+        "issuers": [{"iss": "https://ehr.example", "jwks": )" +
+                             jwks + R"(,
+                     "jwksUrls": ["https://ehr.example/.well-known/jwks.json"],
+                     "fhirServers": ["https://ehr.example/fhir/"]}]})"));
+    ASSERT_TRUE(p.config) << All(p);
+    const CdsSettings& cds = p.config->cds;
+    EXPECT_TRUE(cds.enabled);
+    EXPECT_EQ(cds.service_base_url, "https://microcare.clinic.example");
+    EXPECT_EQ(cds.path, "/cds-services");
+    ASSERT_EQ(cds.issuers.size(), 1u);
+    EXPECT_EQ(cds.issuers[0].fhir_servers.at(0), "https://ehr.example/fhir");
+    EXPECT_EQ(cds.issuers[0].jwks_urls.at(0), "https://ehr.example/.well-known/jwks.json");
+    EXPECT_EQ(cds.max_token_lifetime, std::chrono::seconds(300));
+}
+
+TEST(ServiceConfig, CdsProblemsAreNamedByTheirPath) {
+    Parsed p = Parse(WithCds(R"({"path": "cds/", "issuers": [
+        {"iss": "https://a.example"},
+        {"iss": "https://b.example", "jwks": {"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}},
+        {"iss": "https://c.example", "jwksUrls": ["file:///etc/passwd"], "fhirSevers": []}],
+        "allowedOrigins": ["https://ehr.example/app"], "clockSkewSeconds": 3600})"));
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "cds.serviceBaseUrl", "missing")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.path", "must start with /")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.issuers[0]", "needs jwksUrls or jwks")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.issuers[1].jwks", "P-384")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.issuers[2].jwksUrls[0]", "http")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.issuers[2].fhirSevers", "unknown key")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.allowedOrigins[0]", "origin")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "cds.clockSkewSeconds", "")) << All(p);
 }
 
 }  // namespace
