@@ -43,14 +43,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fhir::IssueList issues;
     auto doc = fhir::JsonDocument::Parse(text, issues);
     if (!doc) return 0;
-    Check(*doc, {.endpoint_name = "urn:microcare"});
-    const std::vector<std::string> allowed = {"https://ehr.example/callback"};
-    Check(*doc, {.endpoint_name = "https://microcare.example/fhir",
-                 .is_async = true,
-                 .allowed_response_urls = allowed});
-    Check(*doc, {.endpoint_name = "https://microcare.example/fhir",
-                 .is_async = true,
-                 .response_url = "https://EHR.example:443/a/../callback",
-                 .allowed_response_urls = allowed});
+    // Plain assignments, not designated initializers: g++ warns of the members left out.
+    adapter::MessageOptions options;
+    options.endpoint_name = "urn:microcare";
+    Check(*doc, options);
+    options.endpoint_name = "https://microcare.example/fhir";
+    options.is_async = true;
+    options.allowed_response_urls = {"https://ehr.example/callback"};
+    Check(*doc, options);
+    options.response_url = "https://EHR.example:443/a/../callback";
+    Check(*doc, options);
     return 0;
 }
