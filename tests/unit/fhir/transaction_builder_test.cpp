@@ -88,7 +88,8 @@ TEST(TransactionEntryWritesTest, FollowTheEntriesWritten) {
     value.retired.push_back({"Task", "t-2", "5", old->Root(), "Retired by pack B."});
     EXPECT_EQ(value.EntryWrites(),
               (std::vector<Entry>{{true, "Patient/pat-2"}, {true, "Patient/pat-3"}}));
-    const auto entries = Entries(Transaction(value));
+    const JsonDocument transaction = Transaction(value);  // the entries view into it
+    const auto entries = Entries(transaction);
     ASSERT_EQ(entries.size(), 2u);
     EXPECT_EQ(entries[0]["request"]["method"].String(), "PUT");
     EXPECT_EQ(entries[1]["resource"]["resourceType"].String(), "Task");
