@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "adapter/audit/audit_chain.hpp"
 #include "adapter/audit/audit_checkpoint.hpp"
@@ -103,17 +104,13 @@ AuditLog::Record AuditLog::MakeRecord(std::string_view event, std::span<const Fi
 }
 
 Result<void> AuditLog::Append(std::string_view event, std::span<const Field> fields) {
-    std::vector<Pending> records;
-    records.push_back(MakeRecord(event, fields));
-    if (!FieldsAllowed(records.back().fields)) {
-        return make_error_code(boost::system::errc::invalid_argument);
-    }
-    std::lock_guard lock(mutex_);
-    auto written = WriteLocked(std::move(records));
-    if (!written) return written;
-    MaybeCheckpointLocked();
-    MaybeRotateLocked();
-    return {};
+    // Through the writer's queue, so that records keep the order they were made in whichever
+    // way they came (a service-stop after the last job's records).
+    std::promise<Result<void>> promise;
+    auto future = promise.get_future();
+    AppendAsync(MakeRecord(event, fields),
+                [&promise](Result<void> written) { promise.set_value(std::move(written)); });
+    return future.get();
 }
 
 void AuditLog::AppendAsync(Record record, Done done) {

@@ -61,7 +61,7 @@ public:
     // bytes: what is not UTF-8 is replaced, never copied. On an error (a full disk: ENOSPC)
     // nothing of the record stays in the file; the next Append tries again, first recording
     // how many appends failed. Keys must be unique and not seq, ts, event, prev or hash.
-    // Thread-safe.
+    // Thread-safe; not from AppendAsync's callbacks (they run on the thread it waits for).
     Result<void> Append(std::string_view event, std::initializer_list<Field> fields);
     Result<void> Append(std::string_view event, std::span<const Field> fields);
 
