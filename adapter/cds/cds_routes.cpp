@@ -4,9 +4,9 @@
 #include "adapter/cds/cds_record.hpp"
 #include "adapter/cds/cds_request.hpp"
 #include "adapter/log.hpp"
+#include "adapter/server/outcome_answer.hpp"
 #include "adapter/server/request_text.hpp"
 #include "fhir/json.hpp"
-#include "fhir/operation_outcome.hpp"
 #include "rules/cds_cards.hpp"
 #include "rules/record_assessment.hpp"
 
@@ -19,20 +19,6 @@ namespace asio = boost::asio;
 // hour, bounded so that a flood of calls cannot grow the memory.
 constexpr std::size_t kIssuedCardsKept = 20000;
 constexpr std::size_t kMaxTextInTrail = 128;  // request text in a trail record
-
-HttpResponseOut Outcome(unsigned status, const fhir::IssueList& issues) {
-    HttpResponseOut out;
-    out.status = status;
-    out.body = fhir::OperationOutcomeJson(issues);
-    return out;
-}
-
-HttpResponseOut Refusal(unsigned status, std::string_view code, const std::string& path,
-                        const std::string& message) {
-    fhir::IssueList issues;
-    issues.Error(code, path, message);
-    return Outcome(status, issues);
-}
 
 HttpResponseOut JsonAnswer(std::string body) {
     HttpResponseOut out;

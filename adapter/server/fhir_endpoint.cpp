@@ -14,10 +14,10 @@
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/server/inbound.hpp"
+#include "adapter/server/outcome_answer.hpp"
 #include "adapter/server/readiness.hpp"
 #include "adapter/server/request_text.hpp"
 #include "fhir/json.hpp"
-#include "fhir/operation_outcome.hpp"
 
 namespace microcare::adapter {
 namespace {
@@ -26,13 +26,6 @@ namespace asio = boost::asio;
 
 fhir::Instant Now() {
     return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-}
-
-HttpResponseOut Outcome(unsigned status, const fhir::IssueList& issues) {
-    HttpResponseOut out;
-    out.status = status;
-    out.body = fhir::OperationOutcomeJson(issues);
-    return out;
 }
 
 HttpResponseOut Information(const std::string& message) {
@@ -66,7 +59,7 @@ std::string Caller(const HttpRequestIn& request) {
 
 // A store failure is the EHR's cue to send the trigger again later.
 HttpResponseOut Unavailable(const std::string& what) {
-    HttpResponseOut out = FhirEndpoint::Refusal(503, "transient", "", what);
+    HttpResponseOut out = Refusal(503, "transient", "", what);
     out.headers.emplace_back("Retry-After", "5");
     return out;
 }
@@ -136,13 +129,6 @@ void FhirEndpoint::SetCredentials(const ServerSettings& settings) {
 std::shared_ptr<const FhirEndpoint::Credentials> FhirEndpoint::CurrentCredentials() const {
     std::lock_guard lock(credentials_mutex_);
     return credentials_;
-}
-
-HttpResponseOut FhirEndpoint::Refusal(unsigned status, std::string_view code,
-                                      const std::string& path, const std::string& message) {
-    fhir::IssueList issues;
-    issues.Error(code, path, message);
-    return Outcome(status, issues);
 }
 
 HttpResponseOut FhirEndpoint::ProtocolRefusal(unsigned status, const std::string& reason) {

@@ -64,9 +64,6 @@ public:
     // any answer, or nothing when the request may go on. Handle() applies the same gate.
     std::optional<HttpResponseOut> Admit(const HttpRequestIn& head);
 
-    // The OperationOutcome answer for a refusal (also used by the HTTP layer).
-    static HttpResponseOut Refusal(unsigned status, std::string_view code, const std::string& path,
-                                   const std::string& message);
     // HttpServer's RefusalWriter: the answer for a request refused below the FHIR layer
     // (malformed 400, too slow 408, too large 413/431, busy or stopping 503, version 505).
     static HttpResponseOut ProtocolRefusal(unsigned status, const std::string& reason);
