@@ -12,4 +12,13 @@ EhrAnswer Classify(unsigned status, bool optional_feature) {
     return EhrAnswer::kPermanent;
 }
 
+unsigned EntryStatus(std::string_view response_status) {
+    unsigned status = 0;
+    for (char c : response_status) {
+        if (c < '0' || c > '9') break;
+        status = status * 10 + static_cast<unsigned>(c - '0');
+    }
+    return status;
+}
+
 }  // namespace microcare::adapter

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "adapter/client/http_client.hpp"
@@ -47,5 +48,8 @@ enum class EhrAnswer {
 // `optional_feature`: a request some EHRs do not serve (a batch, `$events`); then 400, 404,
 // 405, 415, 422 and 501 mean "not here" (kUnsupported) rather than a refusal or a fault.
 EhrAnswer Classify(unsigned status, bool optional_feature = false);
+// The status of a batch or transaction entry's `response.status` ("201 Created" -> 201); 0 when
+// it does not begin with one.
+unsigned EntryStatus(std::string_view response_status);
 
 }  // namespace microcare::adapter

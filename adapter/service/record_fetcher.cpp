@@ -48,15 +48,6 @@ std::string BatchOf(const std::vector<std::string>& queries) {
     return out.Take();
 }
 
-unsigned StatusOf(std::string_view text) {
-    unsigned status = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9') break;
-        status = status * 10 + static_cast<unsigned>(c - '0');
-    }
-    return status;
-}
-
 FetchOutcome Refused(HttpResponse response, std::string request) {
     FetchOutcome outcome;
     outcome.refusal = std::move(response);
@@ -114,7 +105,7 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
         }
         for (std::size_t i = 0; i < queries.size(); ++i) {
             fhir::Node answer = entries[i]["resource"];
-            const unsigned status = StatusOf(entries[i]["response"]["status"].String());
+            const unsigned status = EntryStatus(entries[i]["response"]["status"].String());
             if (Classify(status) != EhrAnswer::kSuccess) {
                 HttpResponse refusal;
                 refusal.status = status;

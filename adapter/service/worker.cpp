@@ -558,13 +558,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             co_return Retry("the AuditEvents batch was not answered entry by entry");
         }
         for (std::size_t i = 0; i < entries.Size(); ++i) {
-            const std::string status(entries[i]["response"]["status"].String());
-            if (status.starts_with("2")) continue;
+            const fhir::Node answer = entries[i]["response"];
+            const unsigned status = EntryStatus(answer["status"].String());
+            if (Classify(status) == EhrAnswer::kSuccess) continue;
             ++metrics.ehr_failures;
-            const std::string what =
-                "the EHR refused the AuditEvent of " + written[i].what + " (" + status + ")";
-            if (status.starts_with("429") || status.starts_with("5")) co_return Retry(what);
-            co_return Dead(what);
+            HttpResponse refusal;
+            refusal.status = status;
+            refusal.body = answer["outcome"].Exists() ? fhir::Serialize(answer["outcome"]) : "";
+            co_return FromRefusal("the AuditEvent of " + written[i].what + " (in a batch)",
+                                  refusal);
         }
         co_return std::nullopt;
     }
