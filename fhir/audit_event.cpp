@@ -1,5 +1,8 @@
 #include "fhir/audit_event.hpp"
 
+#include "fhir/bundle.hpp"
+#include "fhir/ids.hpp"
+
 namespace microcare::fhir {
 namespace {
 
@@ -136,34 +139,28 @@ std::optional<std::vector<WrittenVersion>> WrittenVersions(
     std::vector<WrittenVersion> written;
     for (std::size_t i = 0; i < entries.Size(); ++i) {
         const Node response = entries[i]["response"];
-        std::string_view location = response["location"].String();
+        const std::string_view location = response["location"].String();
         const std::string path = "Bundle.entry[" + std::to_string(i) + "].response.location";
-        // The last segments: Type/id/_history/vid, or Type/id with the version in the etag.
-        std::vector<std::string_view> segments;
-        for (std::size_t start = 0; start <= location.size();) {
-            const std::size_t slash = std::min(location.find('/', start), location.size());
-            segments.push_back(location.substr(start, slash - start));
-            start = slash + 1;
-        }
-        std::string what;
-        const std::size_t n = segments.size();
-        if (n >= 4 && segments[n - 2] == "_history" && !segments[n - 1].empty()) {
-            what = std::string(segments[n - 4]) + "/" + std::string(segments[n - 3]) +
-                   "/_history/" + std::string(segments[n - 1]);
-        } else if (n >= 2 && !segments[n - 1].empty()) {
-            std::string_view etag = response["etag"].String();
-            if (etag.starts_with("W/")) etag.remove_prefix(2);
-            if (etag.size() > 2 && etag.front() == '"' && etag.back() == '"') {
-                what = std::string(segments[n - 2]) + "/" + std::string(segments[n - 1]) +
-                       "/_history/" + std::string(etag.substr(1, etag.size() - 2));
+        // Type/id/_history/vid (absolute or relative), or Type/id with the version in the etag.
+        std::string_view version;
+        if (const auto at = location.find("/_history/"); at != std::string_view::npos) {
+            version = location.substr(at + std::string_view("/_history/").size());
+        } else {
+            version = response["etag"].String();
+            if (version.starts_with("W/")) version.remove_prefix(2);
+            if (version.size() > 2 && version.front() == '"' && version.back() == '"') {
+                version = version.substr(1, version.size() - 2);
             }
         }
+        const std::string type_id = TypeIdOf(location);
+        const std::string what = type_id.empty() || !IsFhirId(version)
+                                     ? ""
+                                     : type_id + "/_history/" + std::string(version);
         if (what.empty()) {
             issues.Error("invalid", path, "does not name the version written");
             return std::nullopt;
         }
-        written.push_back(
-            WrittenVersion{std::move(what), requested[i].patient, requested[i].update});
+        written.push_back(WrittenVersion{what, requested[i].patient, requested[i].update});
     }
     return written;
 }

@@ -367,8 +367,7 @@ std::vector<TransactionValue::EntryWrite> TransactionValue::EntryWrites() const 
     for (const DetectedIssueValue& issue : issues) add(issue.on_ehr, issue.patient);
     if (task) add(task->on_ehr, task->patient);
     for (const RetiredValue& r : retired) {
-        const Node patient = r.resource[r.resource_type == "Task" ? "for" : "patient"];
-        entries.push_back({true, std::string(patient["reference"].String())});
+        entries.push_back({true, std::string(PatientOfWritten(r.resource))});
     }
     return entries;
 }
@@ -413,6 +412,12 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     for (const RetiredValue& retired : value.retired) WriteRetired(out, value.provenance, retired);
     out.EndArray();
     out.EndObject();
+}
+
+std::string_view PatientOfWritten(Node resource) {
+    const std::string_view type = resource["resourceType"].String();
+    const char* element = type == "CarePlan" ? "subject" : type == "Task" ? "for" : "patient";
+    return resource[element]["reference"].String();
 }
 
 std::string DeterministicUuid(std::string_view key) {

@@ -153,6 +153,10 @@ std::string CarePlanDigest(const TransactionValue& value);
 std::string IssueDigest(const TransactionValue& value, std::size_t index);
 std::string TaskDigest(const TransactionValue& value);
 
+// The patient a resource MicroCare writes refers to, as read back from the EHR:
+// CarePlan.subject, DetectedIssue.patient, Task.for ("Patient/7").
+std::string_view PatientOfWritten(Node resource);
+
 // A version-4-shaped UUID computed from `key` (not random: the same key always gives the same
 // UUID, which keeps a replayed transaction byte-identical).
 std::string DeterministicUuid(std::string_view key);

@@ -502,15 +502,12 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         std::vector<fhir::WrittenVersion> versions;
         for (const rules::WrittenResource& r : before.resources) {
             if (r.version_id.empty()) continue;
-            const char* patient = r.resource_type == "CarePlan" ? "subject"
-                                  : r.resource_type == "Task"   ? "for"
-                                                                : "patient";
             const std::string resource = r.resource_type + "/" + r.id;
             ++metrics.ehr_requests;
             auto history = co_await ehr.SearchAll(resource + "/_history");
             const bool update = history && !history->failure && history->resources.size() > 1;
             versions.push_back({resource + "/_history/" + r.version_id,
-                                std::string(r.resource[patient]["reference"].String()), update});
+                                std::string(fhir::PatientOfWritten(r.resource)), update});
         }
         co_return versions;
     }
