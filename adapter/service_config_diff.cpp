@@ -116,6 +116,7 @@ ConfigChanges CompareServiceConfigs(const ServiceConfig& running, const ServiceC
     c.Restart("audit.rotateHours", t0.rotate_every, t1.rotate_every);
     c.Restart("audit.keepFiles", t0.keep_files, t1.keep_files);
     c.Restart("audit.keepHours", t0.keep_for, t1.keep_for);
+    c.Restart("audit.fhirAuditEvents", t0.fhir_audit_events, t1.fhir_audit_events);
 
     c.Live("log.level", running.log_level, next.log_level);
     // The CDS routes hold their issuers' key caches and jti history: rebuilt only by a restart.

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "adapter/service_config_diff.hpp"
 #include "tests/unit/adapter/cds/cds_test_keys.hpp"
 
 namespace microcare::adapter {
@@ -48,6 +49,16 @@ std::string All(const Parsed& p) {
     std::string all;
     for (const fhir::Issue& issue : p.issues) all += fhir::FormatIssue(issue) + "\n";
     return all;
+}
+
+// A reload names every key it cannot apply, audit.fhirAuditEvents among them.
+TEST(ServiceConfig, ChangingWhetherWritesAreAuditedOnTheEhrNeedsARestart) {
+    ServiceConfig running;
+    ServiceConfig next = running;
+    next.audit.fhir_audit_events = !running.audit.fhir_audit_events;
+    const ConfigChanges changes = CompareServiceConfigs(running, next);
+    EXPECT_EQ(changes.restart_needed, std::vector<std::string>{"audit.fhirAuditEvents"});
+    EXPECT_TRUE(changes.live.empty());
 }
 
 TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {
