@@ -77,6 +77,10 @@ std::string DescribeEvidence(const Evidence& e, int offset) {
     return text + ")";
 }
 
+std::string CarePlanIdentifierValue(std::string_view encounter_id) {
+    return std::string(encounter_id) + ":careplan";
+}
+
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& a,
                                         fhir::Instant now) {
     fhir::TransactionValue value;
@@ -94,7 +98,7 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
     const std::string system(kIdentifierSystem);
 
     fhir::CarePlanValue plan;
-    plan.identifier = {system, key + ":careplan"};
+    plan.identifier = {system, CarePlanIdentifierValue(key)};
     plan.title = "Microneedling aftercare";
     plan.description = "Aftercare after microneedling session " + std::to_string(a.session_number) +
                        " of " + std::to_string(a.series_length) +

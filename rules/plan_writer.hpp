@@ -24,6 +24,10 @@ inline constexpr std::string_view kRuleCodeSystem =
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& assessment,
                                         fhir::Instant now);
 
+// The value of the CarePlan identifier (in kIdentifierSystem) of the encounter with this
+// logical id: what the worker searches for with the record, before the assessment names it.
+std::string CarePlanIdentifierValue(std::string_view encounter_id);
+
 // One piece of evidence for people and DetectedIssue.detail: `Type/id (how it matched; status;
 // the dated element and its date; ongoing; notes)`, dates in the encounter's offset.
 std::string DescribeEvidence(const Evidence& e, int offset_minutes);

@@ -10,6 +10,7 @@
 #include "adapter/audit/audit_checkpoint.hpp"
 #include "adapter/audit/audit_file_set.hpp"
 #include "adapter/log.hpp"
+#include "adapter/thread_name.hpp"
 #include "fhir/date_time.hpp"
 #include "fhir/json.hpp"
 
@@ -122,7 +123,11 @@ void AuditLog::AppendAsync(Record record, Done done) {
         std::lock_guard queue(queue_mutex_);
         if (!stopping_) {
             queue_.push_back(Queued{std::move(record), std::move(done)});
-            if (!writer_.joinable()) writer_ = std::thread([this] { WriteQueued(); });
+            if (!writer_.joinable())
+                writer_ = std::thread([this] {
+                    NameThisThread("microcare-audit");
+                    WriteQueued();
+                });
             queue_changed_.notify_one();
             return;
         }

@@ -55,16 +55,18 @@ FetchOutcome Refused(HttpResponse response, std::string request) {
     return outcome;
 }
 
-// Adds a search's resources (and the pages that hold them) to the record.
-void Take(rules::RecordDocuments& record, SearchResult& search) {
-    record.resources.insert(record.resources.end(), search.resources.begin(),
-                            search.resources.end());
+// Adds a search's resources to `resources` (the record's, or an AlsoRead answer's) and the
+// pages that hold them to the record, which keeps them alive.
+void Take(std::vector<fhir::Node>& resources, rules::RecordDocuments& record,
+          SearchResult& search) {
+    resources.insert(resources.end(), search.resources.begin(), search.resources.end());
     for (fhir::JsonDocument& page : search.pages) record.documents.push_back(std::move(page));
 }
 
 }  // namespace
 
-boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::string& encounter) {
+boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::string& encounter,
+                                                         const AlsoRead& also) {
     auto encounter_response = co_await ehr.Get(encounter);
     if (!encounter_response) co_return encounter_response.error();
     if (Classify(encounter_response->status) != EhrAnswer::kSuccess) {
@@ -92,7 +94,13 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
     // One round trip for the whole record where the EHR takes batches; separate requests in
     // parallel where it does not.
     const std::vector<std::string> queries = RecordQueries(patient);
-    auto batch = co_await ehr.Post("", BatchOf(queries));
+    if (also) {
+        record.also_queries =
+            also(std::string_view(encounter).substr(encounter.find('/') + 1), patient);
+    }
+    std::vector<std::string> batched = queries;
+    batched.insert(batched.end(), record.also_queries.begin(), record.also_queries.end());
+    auto batch = co_await ehr.Post("", BatchOf(batched));
     if (!batch) co_return batch.error();
     const EhrAnswer batch_answer = Classify(batch->status, /*optional_feature=*/true);
     if (batch_answer == EhrAnswer::kSuccess) {
@@ -100,24 +108,34 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
         auto doc = fhir::JsonDocument::Parse(batch->body, batch_issues);
         fhir::Node entries = doc ? doc->Root()["entry"] : fhir::Node();
         if (!doc || doc->Root()["type"].String() != "batch-response" ||
-            entries.Size() != queries.size()) {
+            entries.Size() != batched.size()) {
             co_return Error::kBadResponse;
         }
-        for (std::size_t i = 0; i < queries.size(); ++i) {
+        std::vector<SearchResult> also_found(record.also_queries.size());
+        bool also_answered = true;
+        for (std::size_t i = 0; i < batched.size(); ++i) {
             fhir::Node answer = entries[i]["resource"];
             const unsigned status = EntryStatus(entries[i]["response"]["status"].String());
+            const bool asked_also = i >= queries.size();
+            if (asked_also && Classify(status) != EhrAnswer::kSuccess) {
+                also_answered = false;  // the caller reads it itself, and says what refused
+                continue;
+            }
             if (Classify(status) != EhrAnswer::kSuccess) {
                 HttpResponse refusal;
                 refusal.status = status;
                 refusal.body = answer.Exists() ? fhir::Serialize(answer) : std::string();
-                co_return Refused(std::move(refusal), "GET " + queries[i] + " (in a batch)");
+                co_return Refused(std::move(refusal), "GET " + batched[i] + " (in a batch)");
             }
+            SearchResult* found = asked_also ? &also_found[i - queries.size()] : nullptr;
+            std::vector<fhir::Node>& resources =
+                found != nullptr ? found->resources : record.documents.resources;
             if (i == 0) {
                 record.documents.resources.push_back(answer);
                 continue;
             }
             for (std::size_t e = 0; e < answer["entry"].Size(); ++e) {
-                record.documents.resources.push_back(answer["entry"][e]["resource"]);
+                resources.push_back(answer["entry"][e]["resource"]);
             }
             // Later pages are read one after another.
             for (std::size_t l = 0; l < answer["link"].Size(); ++l) {
@@ -126,11 +144,12 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
                 if (!rest) co_return rest.error();
                 if (rest->failure) {
                     co_return Refused(std::move(*rest->failure),
-                                      "GET " + queries[i] + " (next pages)");
+                                      "GET " + batched[i] + " (next pages)");
                 }
-                Take(record.documents, *rest);
+                Take(resources, record.documents, *rest);
             }
         }
+        if (also_answered && !record.also_queries.empty()) record.also = std::move(also_found);
         record.documents.documents.push_back(std::move(*doc));
         outcome.record = std::move(record);
         co_return outcome;
@@ -160,7 +179,7 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
         if ((*search)->failure) {
             co_return Refused(std::move(*(*search)->failure), "GET " + queries[query]);
         }
-        Take(record.documents, **search);
+        Take(record.documents.resources, record.documents, **search);
         ++query;
     }
     outcome.record = std::move(record);

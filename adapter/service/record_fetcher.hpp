@@ -1,8 +1,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "adapter/client/ehr.hpp"
 #include "rules/record_assessment.hpp"
@@ -14,7 +17,17 @@ struct FetchedRecord {
     rules::RecordDocuments documents;
     std::string encounter;  // "Encounter/123"
     std::string patient;    // "Patient/9"
+    // The answers to the searches asked with the record (AlsoRead), in their order, viewing
+    // into `documents`; nothing where they were not asked, not answered in the record's batch
+    // (an EHR without batches) or refused there: the caller then reads them itself.
+    std::vector<std::string> also_queries;
+    std::optional<std::vector<SearchResult>> also;
 };
+
+// Further searches to send in the record's batch, made from the encounter's logical id and its
+// patient ("Patient/9"): a round trip each saved where the EHR takes batches.
+using AlsoRead = std::function<std::vector<std::string>(std::string_view encounter_id,
+                                                        std::string_view patient)>;
 
 // The outcome of a fetch: the record; or the EHR's answer that stopped it (a non-2xx, to be
 // classified by the caller); or a problem with the EHR's data that no retry will fix. A
@@ -29,7 +42,8 @@ struct FetchOutcome {
 // Reads the Encounter, then the Patient and every part of the record rules look at: in one
 // batch where the EHR takes batches, else in parallel: Conditions, allergies, medication
 // requests/statements/administrations (with their Medications), Observations, Procedures,
-// Immunizations and the patient's other Encounters.
-boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::string& encounter);
+// Immunizations and the patient's other Encounters; and what `also` asks for.
+boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::string& encounter,
+                                                         const AlsoRead& also = {});
 
 }  // namespace microcare::adapter

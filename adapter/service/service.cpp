@@ -33,6 +33,7 @@
 #include "adapter/service/rule_pack_in_force.hpp"
 #include "adapter/service/worker.hpp"
 #include "adapter/store/job_store.hpp"
+#include "adapter/thread_name.hpp"
 #include "adapter/tls_contexts.hpp"
 
 namespace microcare::adapter {
@@ -307,7 +308,12 @@ void Service::Start(bool handle_signals) {
                        ReportFailure("encounter poller", s.metrics.tasks_failed));
     }
     const int threads = std::max(1, s.config.server.threads);
-    for (int i = 0; i < threads; ++i) s.threads.emplace_back([&s] { s.io.run(); });
+    for (int i = 0; i < threads; ++i) {
+        s.threads.emplace_back([&s] {
+            NameThisThread("microcare-io");
+            s.io.run();
+        });
+    }
     s.ready = true;
     // Part of the record: which program, under which rules, took triggers from when.
     const rules::PackIdentity pack = s.rules->Snapshot()->Identity();

@@ -15,6 +15,7 @@
 #include "adapter/jobs/notification.hpp"
 #include "adapter/log.hpp"
 #include "adapter/service/record_fetcher.hpp"
+#include "adapter/service/written_before.hpp"
 #include "fhir/audit_event.hpp"
 #include "rules/plan_revision.hpp"
 #include "rules/plan_writer.hpp"
@@ -306,7 +307,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const std::shared_ptr<const rules::RuleSet> snapshot = rules();
         const rules::RuleSet& pack = *snapshot;
         ++metrics.ehr_requests;
-        auto fetched = co_await FetchRecord(ehr, payload.encounter);
+        // What MicroCare wrote before is read in the record's batch: three round trips fewer.
+        auto fetched = co_await FetchRecord(
+            ehr, payload.encounter, [](std::string_view encounter_id, std::string_view patient) {
+                return WrittenBeforeQueries(patient, rules::CarePlanIdentifierValue(encounter_id));
+            });
         if (!fetched) {
             ++metrics.ehr_failures;
             co_return FromTransport("reading the record", fetched.error());
@@ -319,6 +324,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         fhir::IssueList issues;
         if (!fetched->problem.empty()) {
             co_return Dead("the record cannot be assessed: " + fetched->problem);
+        }
+        std::optional<WrittenBefore> read_with_record;
+        if (fetched->record->also) {
+            read_with_record = WrittenBeforeFrom(std::move(fetched->record->also_queries),
+                                                 std::move(*fetched->record->also));
         }
         auto run = rules::RecordAssessment::Run(pack, std::move(fetched->record->documents),
                                                 {payload.encounter, "job.encounter"}, now, issues);
@@ -351,34 +361,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             ++metrics.audit_failures;
             co_return Unaudited(audited.error());
         }
-        co_return co_await Write(job, pack, *run);
+        co_return co_await Write(job, pack, *run, std::move(read_with_record));
     }
 
-    // What MicroCare wrote before for an encounter, read back by its own identifiers; the
-    // resources view into `searches`.
-    struct WrittenBefore {
-        std::vector<SearchResult> searches;
-        std::vector<rules::WrittenResource> resources;
-    };
-
+    // What MicroCare wrote before for an encounter, read back by its own identifiers.
     asio::awaitable<std::variant<WrittenBefore, JobResult>> ReadWrittenBefore(
-        const fhir::TransactionValue& value) {
-        const fhir::CarePlanValue& plan = *value.care_plan;
-        const std::string system(rules::kIdentifierSystem);
-        const std::string prefix =
-            plan.identifier.value.substr(0, plan.identifier.value.rfind(':') + 1);
-        // DetectedIssues by the patient and MicroCare's identifier system (`system|` matches any
-        // value in it): the rules that fired before need not be the ones that fire now.
-        // The CarePlan by its subject too: the query differs from the check after the write
-        // (CheckOnePlan), so that each can be told apart in an EHR's log.
-        const std::string queries[] = {
-            "CarePlan?subject=" + QueryValue(plan.subject) +
-                "&identifier=" + QueryValue(system + "|" + plan.identifier.value),
-            "DetectedIssue?patient=" + QueryValue(plan.subject) +
-                "&identifier=" + QueryValue(system + "|"),
-            "Task?identifier=" + QueryValue(system + "|" + prefix + "task"),
-        };
-        WrittenBefore before;
+        std::vector<std::string> queries) {
+        std::vector<SearchResult> searches;
         for (const std::string& query : queries) {
             ++metrics.ehr_requests;
             auto found = co_await ehr.SearchAll(query);
@@ -390,15 +379,9 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 ++metrics.ehr_failures;
                 co_return FromRefusal("reading what MicroCare wrote before", *found->failure);
             }
-            before.searches.push_back(std::move(*found));
+            searches.push_back(std::move(*found));
         }
-        for (const SearchResult& search : before.searches) {
-            for (const fhir::Node& resource : search.resources) {
-                if (auto written = rules::ReadWritten(resource))
-                    before.resources.push_back(std::move(*written));
-            }
-        }
-        co_return std::move(before);
+        co_return WrittenBeforeFrom(std::move(queries), std::move(searches));
     }
 
     // What became of each resource, in the trail; a result when it cannot be recorded.
@@ -424,12 +407,24 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     // Writes the difference between the assessment and what MicroCare wrote before. A write
     // refused because another revision changed the encounter's resources since they were read
     // (409/412 on If-Match) is revised again from a fresh reading.
+    // `read_with_record`: the reading that came with the record, used for the first revision
+    // where it asked what this assessment's identifiers name.
     asio::awaitable<JobResult> Write(const Job& job, const rules::RuleSet& pack,
-                                     const rules::RecordAssessment& run) {
+                                     const rules::RecordAssessment& run,
+                                     std::optional<WrittenBefore> read_with_record) {
         static constexpr int kRevisions = 4;
         const std::string encounter(run.encounter().reference);
+        const fhir::CarePlanValue& plan = *run.transaction().care_plan;
+        std::vector<std::string> queries =
+            WrittenBeforeQueries(plan.subject, plan.identifier.value);
+        if (read_with_record && read_with_record->queries != queries) read_with_record.reset();
         for (int revision = 1;; ++revision) {
-            auto read = co_await ReadWrittenBefore(run.transaction());
+            std::variant<WrittenBefore, JobResult> read;
+            if (revision == 1 && read_with_record) {
+                read = std::move(*read_with_record);
+            } else {
+                read = co_await ReadWrittenBefore(queries);
+            }
             if (auto* failed = std::get_if<JobResult>(&read)) co_return std::move(*failed);
             const WrittenBefore& before = std::get<WrittenBefore>(read);
             fhir::TransactionValue value = run.transaction();

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "adapter/store/sqlite_statement.hpp"
+#include "adapter/thread_name.hpp"
 #include "fhir/issues.hpp"
 #include "fhir/json.hpp"
 
@@ -405,7 +406,10 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& 
 SqliteJobStore::SqliteJobStore(Connection db, std::unique_ptr<Statements> statements,
                                const StoreOptions& options)
     : options_(options), db_(std::move(db)), statements_(std::move(statements)) {
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+        NameThisThread("microcare-store");
+        Run();
+    });
     thread_id_ = thread_.get_id();
 }
 

@@ -132,7 +132,7 @@ TEST_F(CrashTest, KilledBetweenTheEhrsWriteAndItsOwnRecordNothingIsWrittenTwice)
     ServeProcess again(config_);
     ASSERT_NE(again.port(), 0);
     // The lease runs out and the job runs again: it reads back what the first attempt wrote
-    // (the last of its reads is the Task's) and finds nothing left to write.
+    // (with the record, in its batch) and finds nothing left to write.
     auto count = [&](RequestKind kind, std::string_view prefix) {
         std::size_t n = 0;
         for (const ReceivedRequest& r : ehr_->Requests()) {
@@ -142,8 +142,15 @@ TEST_F(CrashTest, KilledBetweenTheEhrsWriteAndItsOwnRecordNothingIsWrittenTwice)
         }
         return n;
     };
-    ASSERT_TRUE(WaitFor([&] { return count(RequestKind::kSearch, "Task?identifier") >= 2; },
-                        std::chrono::seconds(30)));
+    auto record_reads = [&] {
+        std::size_t n = 0;
+        for (const ReceivedRequest& r : ehr_->Requests()) {
+            n += r.kind == RequestKind::kTransaction &&
+                 r.body.find("\"Task?identifier=") != std::string::npos;
+        }
+        return n;
+    };
+    ASSERT_TRUE(WaitFor([&] { return record_reads() >= 2; }, std::chrono::seconds(30)));
     // A stop finishes the work in flight: whatever the re-run was going to write is written.
     again.Signal(SIGTERM);
     EXPECT_EQ(count(RequestKind::kTransaction, ""), 1u);

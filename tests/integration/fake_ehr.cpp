@@ -32,6 +32,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "adapter/thread_name.hpp"
 #include "fhir/issues.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
@@ -612,6 +613,7 @@ struct FakeEhr::Impl {
         running = count;
         for (std::size_t i = 0; i < count; ++i) {
             threads.emplace_back([this] {
+                adapter::NameThisThread("fake-ehr");
                 for (;;) {
                     try {
                         io.run();

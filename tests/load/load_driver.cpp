@@ -12,6 +12,7 @@
 //  4. peak resident memory with J jobs queued.
 // --only memory|acks|e2e runs that phase (and the ceiling), e.g. under `perf record`.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,7 +21,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "../integration/fake_ehr.hpp"
@@ -48,12 +52,65 @@ struct Figures {
     double p99_ms = 0;
     std::size_t ok = 0;
     std::size_t failed = 0;
+    double cpu_us = 0;  // CPU of the whole process (server and driver) per request answered
 };
 
 double Percentile(std::vector<double>& v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+
+// CPU time of the whole process so far (every thread).
+double CpuSeconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds so far of each thread of this process, by thread id, with its name.
+std::map<std::string, std::pair<std::string, double>> ThreadCpu() {
+    std::map<std::string, std::pair<std::string, double>> threads;
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm"), stat(task.path() / "stat");
+        std::string name, line;
+        std::getline(comm, name);
+        std::getline(stat, line);
+        // utime and stime are the 14th and 15th fields; the name (2nd) may hold spaces.
+        std::istringstream fields(line.substr(line.rfind(')') + 2));
+        std::string field;
+        double ticks = 0;
+        for (int i = 3; i <= 15 && fields >> field; ++i) {
+            if (i >= 14) ticks += std::stod(field);
+        }
+        threads[task.path().filename().string()] = {name, ticks / tick};
+    }
+    return threads;
+}
+
+// Where the CPU went between two ThreadCpu() readings, per unit of work, by thread name:
+// MicroCare's I/O threads, its store and audit writers, the fake EHR, and the rest (the
+// driver, the blocking pool).
+void PrintCpuByThread(const std::map<std::string, std::pair<std::string, double>>& before,
+                      const std::map<std::string, std::pair<std::string, double>>& after,
+                      std::size_t units, const char* unit) {
+    std::map<std::string, double> by_name;
+    for (const auto& [tid, named] : after) {
+        auto was = before.find(tid);
+        const double spent = named.second - (was == before.end() ? 0 : was->second.second);
+        const bool ours = named.first.starts_with("microcare-") || named.first == "fake-ehr";
+        by_name[ours ? named.first : "driver and the rest"] += spent;
+    }
+    std::string line;
+    for (const auto& [name, seconds] : by_name) {
+        char part[96];
+        std::snprintf(part, sizeof part, "%s%s %.0f us", line.empty() ? "" : ", ", name.c_str(),
+                      1e6 * seconds / static_cast<double>(std::max<std::size_t>(units, 1)));
+        line += part;
+    }
+    std::printf("  CPU per %s by thread: %s\n", unit, line.c_str());
 }
 
 // C connections, each sending its share of N requests back to back on one keep-alive socket.
@@ -96,11 +153,14 @@ Figures Drive(unsigned short port, std::size_t requests, std::size_t connections
         });
     }
     const auto start = Clock::now();
+    const double cpu_before = CpuSeconds();
     std::thread helper([&] { io.run(); });
     io.run();
     helper.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     Figures f;
+    f.cpu_us =
+        1e6 * (CpuSeconds() - cpu_before) / static_cast<double>(std::max<std::size_t>(ok, 1));
     f.ok = ok;
     f.failed = failed;
     f.per_second = static_cast<double>(ok) / seconds;
@@ -156,16 +216,10 @@ long PeakRssMb() {
 }
 
 void Print(const char* what, const Figures& f) {
-    std::printf("%-46s %9.0f /s   p50 %7.2f ms   p99 %7.2f ms   (%zu ok, %zu failed)\n", what,
-                f.per_second, f.p50_ms, f.p99_ms, f.ok, f.failed);
-}
-
-// CPU time of the whole process so far (every thread).
-double CpuSeconds() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    std::printf(
+        "%-46s %9.0f /s   p50 %7.2f ms   p99 %7.2f ms   %5.0f us CPU each   (%zu ok, %zu "
+        "failed)\n",
+        what, f.per_second, f.p50_ms, f.p99_ms, f.cpu_us, f.ok, f.failed);
 }
 
 // Verifications of one signature per second, on one thread: what one core can check.
@@ -236,15 +290,11 @@ int CdsLoad(std::size_t requests, std::size_t connections) {
     (*service)->Start();
     for (const testing::TestKey* key : {&rsa, &ec}) {
         const auto signed_tokens = tokens(*key, key->alg + "-");
-        const double cpu_before = CpuSeconds();
         Figures cds =
             Drive((*service)->port(), requests, connections, [&](std::size_t) { return body; },
                   "/cds-services/microcare-appointment-book",
                   [&](std::size_t i) { return signed_tokens[i]; });
-        const double cpu = CpuSeconds() - cpu_before;
         Print(("appointment-book with prefetch, " + key->alg).c_str(), cds);
-        std::printf("%-46s %9.0f us (server and driver together)\n", "  CPU per answer",
-                    1e6 * cpu / static_cast<double>(cds.ok));
         std::printf("%-46s %9.2f\n", "  ratio to the ceiling", cds.per_second / ceiling.per_second);
     }
     (*service)->Stop();
@@ -384,6 +434,8 @@ int main(int argc, char** argv) {
         if (!service) return 1;
         (*service)->Start();
         const auto start = Clock::now();
+        const double cpu_before = CpuSeconds();
+        const auto threads_before = ThreadCpu();
         Figures sent = Drive((*service)->port(), encounters, connections, message("e2e-"),
                              "/fhir/$process-message");
         adapter::JobStore& store = (*service)->store();
@@ -395,6 +447,8 @@ int main(int argc, char** argv) {
             },
             std::chrono::minutes(10));
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const double cpu = CpuSeconds() - cpu_before;
+        const auto threads_after = ThreadCpu();
         adapter::JobFilter filter;
         filter.limit = encounters;
         auto all = store.List(filter);
@@ -411,9 +465,11 @@ int main(int argc, char** argv) {
         e2e.per_second = static_cast<double>(done) / seconds;
         e2e.p50_ms = Percentile(latencies, 0.50);
         e2e.p99_ms = Percentile(latencies, 0.99);
+        e2e.cpu_us = 1e6 * cpu / static_cast<double>(std::max<std::size_t>(done, 1));
         Print("end to end: encounters written to the EHR", e2e);
         std::printf("%-46s %9.3f   (aim: 0.05)\n", "  ratio to the ceiling",
                     e2e.per_second / ceiling.per_second);
+        PrintCpuByThread(threads_before, threads_after, done, "encounter");
         std::printf("%-46s %9zu\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
         if (auto* sqlite = dynamic_cast<adapter::SqliteJobStore*>(&store)) {
             const auto stats = sqlite->stats();

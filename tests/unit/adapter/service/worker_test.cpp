@@ -327,6 +327,34 @@ TEST_F(WorkerRevisionTest, AReassessmentWithNothingChangedWritesNothing) {
     EXPECT_EQ(ehr_.CarePlans(), 1u);
 }
 
+// Issue 6: what MicroCare wrote before was read with three searches of their own after the
+// record's batch; it now rides in that batch, so a re-assessment that finds nothing to change
+// costs the EHR two requests: the Encounter and the batch.
+TEST_F(WorkerRevisionTest, WhatWasWrittenBeforeIsReadInTheRecordsBatch) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ehr_.requests.clear();
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_NE(last_.outcome.find("unchanged, nothing written"), std::string::npos) << last_.outcome;
+    EXPECT_EQ(ehr_.requests, (std::vector<std::string>{"GET Encounter/e1", "POST "}));
+}
+
+// An EHR without batches: the record is read search by search, and so is what MicroCare wrote,
+// which the re-assessment still finds (nothing is written twice).
+TEST_F(WorkerRevisionTest, WithoutBatchesWhatWasWrittenBeforeIsReadSearchBySearch) {
+    ehr_.Put(kIsotretinoin);
+    ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
+    ehr_.requests.clear();
+    ehr_.Script("POST ", Answer(405));
+    ASSERT_EQ(Assess(2), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(ehr_.transactions.size(), 1u);
+    EXPECT_EQ(
+        std::count_if(ehr_.requests.begin(), ehr_.requests.end(),
+                      [](const std::string& r) { return r.starts_with("GET Task?identifier="); }),
+        1);
+    EXPECT_NE(last_.outcome.find("unchanged, nothing written"), std::string::npos) << last_.outcome;
+}
+
 TEST_F(WorkerRevisionTest, AReassessmentRevisesInPlaceAndRetiresWhatNoLongerHolds) {
     ehr_.Put(kIsotretinoin);
     ASSERT_EQ(Assess(1), JobState::kDone) << last_.last_error;
