@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <ostream>
 #include <vector>
 
@@ -22,25 +25,50 @@ std::string OsUser() {
     return "uid " + std::to_string(uid);
 }
 
+namespace {
+
+// Appends the notes' records, all queued at once so that the trail's writer makes them durable
+// with one sync (there is a note for every trigger); the result of each, in order.
+std::vector<Result<void>> AppendAll(AuditLog& audit, const std::vector<AdminNote>& notes) {
+    struct Outcomes {
+        std::mutex mutex;
+        std::condition_variable done;
+        std::size_t left = 0;
+        std::vector<Result<void>> results;
+    };
+    auto outcomes = std::make_shared<Outcomes>();
+    outcomes->left = notes.size();
+    outcomes->results.resize(notes.size());
+    for (std::size_t i = 0; i < notes.size(); ++i) {
+        AuditLog::Record record{notes[i].event, {{"note", std::to_string(notes[i].id)}}};
+        record.fields.insert(record.fields.end(), notes[i].fields.begin(), notes[i].fields.end());
+        audit.AppendAsync(std::move(record), [outcomes, i](Result<void> appended) {
+            std::lock_guard lock(outcomes->mutex);
+            outcomes->results[i] = appended;
+            if (--outcomes->left == 0) outcomes->done.notify_all();
+        });
+    }
+    std::unique_lock lock(outcomes->mutex);
+    outcomes->done.wait(lock, [&] { return outcomes->left == 0; });
+    return std::move(outcomes->results);
+}
+
+}  // namespace
+
 Result<std::size_t> WriteAdminNotes(JobStore& store, AuditLog& audit) {
     std::size_t written = 0;
     for (;;) {
-        auto notes = store.PendingAdminNotes(100);
+        auto notes = store.PendingAdminNotes(500);
         if (!notes) return notes.error();
         if (notes->empty()) return written;
-        for (const AdminNote& note : *notes) {
-            const std::string id = std::to_string(note.id);
-            std::vector<AuditLog::Field> fields{{"note", id}};
-            for (const auto& [key, value] : note.fields) fields.emplace_back(key, value);
-            if (auto appended = audit.Append(note.event, fields); !appended) {
-                // Those before it are in the trail: forget them, keep this one and the rest.
-                if (note.id > notes->front().id) {
-                    static_cast<void>(store.ForgetAdminNotes(note.id - 1));
-                }
-                return appended.error();
-            }
-            ++written;
+        const std::vector<Result<void>> appended = AppendAll(audit, *notes);
+        for (std::size_t i = 0; i < appended.size(); ++i) {
+            if (appended[i]) continue;
+            // Those before it are in the trail: forget them, keep this one and the rest.
+            if (i > 0) static_cast<void>(store.ForgetAdminNotes((*notes)[i - 1].id));
+            return appended[i].error();
         }
+        written += notes->size();
         if (auto forgotten = store.ForgetAdminNotes(notes->back().id); !forgotten) {
             return forgotten.error();
         }

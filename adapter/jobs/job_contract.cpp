@@ -9,8 +9,13 @@ NewJob AssessJob(std::string trigger_key, const std::string& encounter,
                  std::optional<SubscriptionEvent> event) {
     JobPayload payload;
     payload.encounter = encounter;
-    return NewJob{std::move(trigger_key), encounter,    std::string(kJobAssess),
-                  payload.ToJson(),       std::nullopt, std::move(event)};
+    return NewJob{std::move(trigger_key),
+                  encounter,
+                  std::string(kJobAssess),
+                  payload.ToJson(),
+                  std::nullopt,
+                  std::move(event),
+                  std::nullopt};
 }
 
 }  // namespace
@@ -60,6 +65,7 @@ NewJob MessageJob(const MessageRecord& message, const std::string& encounter,
                   std::string(kJobAssess),
                   payload.ToJson(),
                   message,
+                  std::nullopt,
                   std::nullopt};
 }
 
@@ -93,7 +99,8 @@ NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64
                   std::string(kJobRecover),
                   payload.ToJson(),
                   std::nullopt,
-                  std::move(event)};
+                  std::move(event),
+                  std::nullopt};
 }
 
 NewJob RespondJob(const Job& assessed, const JobPayload& payload) {
@@ -104,6 +111,7 @@ NewJob RespondJob(const Job& assessed, const JobPayload& payload) {
                   "",
                   std::string(kJobRespond),
                   respond.ToJson(),
+                  std::nullopt,
                   std::nullopt,
                   std::nullopt};
 }

@@ -25,7 +25,7 @@ namespace asio = boost::asio;
 
 // What one page asks of the store.
 struct PagePlan {
-    std::vector<PolledTrigger> triggers;
+    std::vector<NewJob> triggers;
     std::size_t encounters = 0;
     std::size_t skipped = 0;
     std::optional<TimePoint> high_water;  // the latest meta.lastUpdated of its Encounters
@@ -93,7 +93,9 @@ PagePlan PlanPage(const std::vector<fhir::Node>& resources,
                        {"poll", std::string(EncounterPoller::kPollName)},
                        {"encounter", reference},
                        {"version", version}};
-        plan.triggers.push_back(PolledTrigger{PollJob(reference, version), std::move(note)});
+        NewJob job = PollJob(reference, version);
+        job.note = std::move(note);
+        plan.triggers.push_back(std::move(job));
     }
     return plan;
 }

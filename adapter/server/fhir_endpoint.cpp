@@ -64,14 +64,27 @@ HttpResponseOut Unavailable(const std::string& what) {
     return out;
 }
 
-// A trigger that cannot be audited is not acknowledged: its job is journaled, so the sender's
-// re-send finds it (and is audited as a repeat) once the trail can be written again.
+// A trigger that cannot be audited is not acknowledged. A repeat's job is journaled, so the
+// sender's re-send finds it (and is audited as a repeat) once the trail can be written again.
 HttpResponseOut Unaudited(Metrics& metrics, const HttpRequestIn& request,
                           const boost::system::error_code& error) {
     ++metrics.audit_failures;
     Log::Error("cannot write the audit trail",
                {{"request", request.request_id}, {"error", error.message()}});
     return Unavailable("the audit trail cannot be written; send it again later");
+}
+
+// A trigger's record: its channel, its client, what identifies it (`message`, `trigger`), the
+// encounter and the request. A new job's is committed with it (the store adds `job`).
+AdminNote TriggerNote(const HttpRequestIn& request, std::string channel,
+                      std::pair<std::string, std::string> identified_by, std::string encounter) {
+    return AdminNote{0,
+                     "trigger",
+                     {{"channel", std::move(channel)},
+                      {"client", Caller(request)},
+                      std::move(identified_by),
+                      {"encounter", std::move(encounter)},
+                      {"request", request.request_id}}};
 }
 
 // Journals a job; resumes the coroutine once it is on disk. A plain function, not a coroutine:
@@ -399,6 +412,11 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
 
     const std::string bundle_id = trigger->job.message->bundle_id;
     const std::string encounter = trigger->job.encounter;
+    auto broken = co_await TrailBroken(request);
+    if (broken) co_return std::move(*broken);
+    const AdminNote note =
+        TriggerNote(request, "$process-message", {"message", bundle_id}, encounter);
+    trigger->job.note = note;
     auto enqueued = co_await Journal(store_, std::move(trigger->job));
     if (!enqueued) {
         if (enqueued.error() == Error::kConflict) {
@@ -410,18 +428,9 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::ProcessMessage(const HttpRequestI
                    {{"request", request.request_id}, {"error", enqueued.error().message()}});
         co_return Unavailable("the message could not be journaled; send it again later");
     }
-    const std::string job_id = std::to_string(enqueued->job_id);
-    // An fsync'd record: on the blocking pool, never on an I/O thread.
-    AuditLog::Record record = AuditLog::MakeRecord(
-        enqueued->created ? "trigger" : "trigger-repeated", {{"channel", "$process-message"},
-                                                             {"client", Caller(request)},
-                                                             {"message", bundle_id},
-                                                             {"job", job_id},
-                                                             {"encounter", encounter},
-                                                             {"request", request.request_id}});
-    auto audited = co_await Audited(audit_, std::move(record));
-    if (!audited) co_return Unaudited(metrics_, request, audited.error());
     if (!enqueued->created) {
+        auto audited = co_await AuditRepeat(note, enqueued->job_id);
+        if (!audited) co_return Unaudited(metrics_, request, audited.error());
         ++metrics_.triggers_duplicate;
         Log::Info("re-sent message answered from the store",
                   {{"request", request.request_id}, {"job", std::to_string(enqueued->job_id)}});
@@ -515,31 +524,42 @@ asio::awaitable<HttpResponseOut> FhirEndpoint::Notification(const HttpRequestIn&
             if (!audited) co_return Unaudited(metrics_, request, audited.error());
         }
     }
+    if (!jobs.empty()) {
+        auto broken = co_await TrailBroken(request);
+        if (broken) co_return std::move(*broken);
+    }
     for (NewJob& job : jobs) {
-        const std::string trigger_key = job.trigger_key;
-        const std::string encounter = job.encounter;
+        job.note =
+            TriggerNote(request, "notification", {"trigger", job.trigger_key}, job.encounter);
+        const AdminNote note = *job.note;
         auto enqueued = co_await Journal(store_, std::move(job));
         if (!enqueued)
             co_return Unavailable("the notification could not be journaled; send it again");
-        AuditLog::Record record =
-            AuditLog::MakeRecord(enqueued->created ? "trigger" : "trigger-repeated",
-                                 {{"channel", "notification"},
-                                  {"client", Caller(request)},
-                                  {"trigger", trigger_key},
-                                  {"job", std::to_string(enqueued->job_id)},
-                                  {"encounter", encounter},
-                                  {"request", request.request_id}});
-        auto audited = co_await Audited(audit_, std::move(record));
-        if (!audited) co_return Unaudited(metrics_, request, audited.error());
         if (enqueued->created) {
             ++metrics_.triggers_accepted;
-        } else {
-            ++duplicates;
+            continue;
         }
+        ++duplicates;
+        auto audited = co_await AuditRepeat(note, enqueued->job_id);
+        if (!audited) co_return Unaudited(metrics_, request, audited.error());
     }
     metrics_.triggers_duplicate += duplicates;
     co_return Information(std::to_string(jobs.size()) + " job(s) journaled, " +
                           std::to_string(duplicates) + " repeated event(s) ignored");
+}
+
+asio::awaitable<Result<void>> FhirEndpoint::AuditRepeat(const AdminNote& note, std::int64_t job) {
+    AuditLog::Record record{"trigger-repeated", note.fields};
+    record.fields.emplace_back("job", std::to_string(job));
+    co_return co_await Audited(audit_, std::move(record));
+}
+
+asio::awaitable<std::optional<HttpResponseOut>> FhirEndpoint::TrailBroken(
+    const HttpRequestIn& request) {
+    if (audit_.health().writable) co_return std::nullopt;
+    auto resumed = co_await Offload(blocking_, [this] { return audit_.Resume(); });
+    if (resumed) co_return std::nullopt;
+    co_return Unaudited(metrics_, request, resumed.error());
 }
 
 asio::awaitable<HttpResponseOut> FhirEndpoint::MetricsPage() {

@@ -85,6 +85,13 @@ private:
     };
 
     boost::asio::awaitable<HttpResponseOut> MetricsPage();
+    // A re-sent trigger's record (its new job's went into the store with it): the same
+    // fields, as `trigger-repeated`, with the job it found.
+    boost::asio::awaitable<Result<void>> AuditRepeat(const AdminNote& note, std::int64_t job);
+    // The refusal of a trigger while the audit trail cannot be written (after one more try):
+    // its record would be committed with its job, but nothing more would reach the trail.
+    boost::asio::awaitable<std::optional<HttpResponseOut>> TrailBroken(
+        const HttpRequestIn& request);
     boost::asio::awaitable<HttpResponseOut> AdminReload();
     Route RouteOf(std::string_view path) const;
     // The refusal a request gets before anything is read or done for it, or nothing.

@@ -31,6 +31,7 @@
 #include "adapter/service/ehr_connection.hpp"
 #include "adapter/service/reloader.hpp"
 #include "adapter/service/rule_pack_in_force.hpp"
+#include "adapter/service/trail_notes.hpp"
 #include "adapter/service/worker.hpp"
 #include "adapter/store/job_store.hpp"
 #include "adapter/thread_name.hpp"
@@ -63,9 +64,8 @@ struct Service::Impl {
     std::unique_ptr<Worker> worker;
     PollHealth poll_health;
     std::unique_ptr<EncounterPoller> poller;  // with a `poll` section only
-    // Admin notes and polled triggers reach the trail from two places (the periodic writer and
-    // the poller, each right after it journaled): one at a time, so none is written twice.
-    std::mutex trail_notes;
+    // Trigger records and admin notes, committed in the store, on their way to the trail.
+    std::unique_ptr<TrailNotes> trail_notes;
     std::unique_ptr<FhirEndpoint> endpoint;
     std::unique_ptr<ssl::context> cds_tls;  // CDS Hooks: to fhirServers and JWKS URLs
     std::unique_ptr<HttpClient> cds_http;
@@ -169,23 +169,15 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     if (config.audit.fhir_audit_events) {
         s.worker->PostAuditEvents("MicroCare " MICROCARE_VERSION, config.ehr.base_url);
     }
+    // New jobs' trigger records are committed with them; written into the trail right after
+    // (the worker woken once they are there, so they precede its records of the same jobs).
+    s.trail_notes = std::make_unique<TrailNotes>(s.io.get_executor(), s.blocking, *s.store,
+                                                 *s.audit, s.metrics, [&s] { s.worker->Wake(); });
     if (config.poll.enabled) {
-        // The jobs' trigger records are committed with them; written into the trail at once so
-        // that they precede the worker's records of the same jobs.
         s.poller = std::make_unique<EncounterPoller>(
             asio::make_strand(s.io), config.poll, config.ehr.base_url, *s.observed_ehr, *s.store,
             [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, s.poll_health, s.now,
-            [&s] {
-                {
-                    std::lock_guard lock(s.trail_notes);
-                    if (auto written = WriteAdminNotes(*s.store, *s.audit); !written) {
-                        ++s.metrics.audit_failures;
-                        Log::Error("cannot write polled triggers into the audit trail yet",
-                                   {{"error", written.error().message()}});
-                    }
-                }
-                s.worker->Wake();
-            });
+            [&s] { s.trail_notes->Nudge(); });
     }
     // Ready is "can take triggers"; an unreachable EHR only degrades the service, since
     // triggers are journaled and written back once it returns.
@@ -231,13 +223,13 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
             if (auto level = ParseLogLevel(now_in_force.log_level)) Log::SetLevel(*level);
             s.endpoint->SetCredentials(now_in_force.server);
         });
-    Worker* worker = s.worker.get();
+    TrailNotes* trail_notes = s.trail_notes.get();
     FhirEndpoint* endpoint = s.endpoint.get();
     s.server = std::make_unique<HttpServer>(
         s.io, config.server, s.server_tls.get(),
-        [endpoint, worker](HttpRequestIn request) -> asio::awaitable<HttpResponseOut> {
+        [endpoint, trail_notes](HttpRequestIn request) -> asio::awaitable<HttpResponseOut> {
             HttpResponseOut out = co_await endpoint->Handle(std::move(request));
-            if (out.status < 300) worker->Wake();
+            if (out.status < 300) trail_notes->Nudge();
             co_return out;
         },
         FhirEndpoint::ProtocolRefusal,
@@ -267,23 +259,6 @@ asio::awaitable<void> ReloadOnHangup(asio::signal_set& hangups, asio::thread_poo
     }
 }
 
-// The command line records what admins do (jobs retry, purge) in the store, since this process
-// holds the audit trail; they reach the trail within a few seconds of being committed.
-asio::awaitable<void> WriteAdminNotesEvery(std::chrono::seconds period, asio::thread_pool& blocking,
-                                           JobStore& store, AuditLog& audit, std::mutex& notes) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (;;) {
-        timer.expires_after(period);
-        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec) co_return;
-        auto written = co_await Offload(blocking, [&store, &audit, &notes] {
-            std::lock_guard lock(notes);
-            return WriteAdminNotes(store, audit).has_value();
-        });
-        if (!written) Log::Warning("cannot write admin records into the audit trail yet");
-    }
-}
-
 }  // namespace
 
 void Service::Start(bool handle_signals) {
@@ -299,10 +274,9 @@ void Service::Start(bool handle_signals) {
     s.work.emplace(s.io.get_executor());
     s.server->Start();
     s.worker->Start();
-    asio::co_spawn(s.io,
-                   WriteAdminNotesEvery(std::chrono::seconds(2), s.blocking, *s.store, *s.audit,
-                                        s.trail_notes),
-                   asio::detached);
+    // What the command line committed (jobs retry, purge) reaches the trail within seconds.
+    asio::co_spawn(s.io, s.trail_notes->NudgeEvery(std::chrono::seconds(2)),
+                   ReportFailure("audit trail writer", s.metrics.tasks_failed));
     if (s.poller) {
         asio::co_spawn(s.poller->executor(), s.poller->Run(),
                        ReportFailure("encounter poller", s.metrics.tasks_failed));
@@ -359,6 +333,13 @@ void Service::Stop() {
     s.reload_signals.reset();
     s.stop_signals.reset();
     s.blocking.join();
+    // The trigger records of the last jobs, before the service-stop record.
+    if (s.store && s.audit && s.trail_notes) {
+        if (auto written = WriteAdminNotes(*s.store, *s.audit); !written) {
+            Log::Error("cannot write records into the audit trail; the next start writes them",
+                       {{"error", written.error().message()}});
+        }
+    }
     if (s.store) s.store->Close();
     if (s.audit) (void)s.audit->Append("service-stop", {{"version", MICROCARE_VERSION}});
     Log::Info("stopped");

@@ -49,6 +49,16 @@ struct SubscriptionEvent {
     std::int64_t event_number = 0;
 };
 
+// A record for the audit trail committed in the store with the change it describes: what an
+// admin did (the command line runs beside the service that holds the trail, which is locked to
+// one process), or the trigger of a new job (NewJob::note). Written into the trail later by
+// whoever holds it (admin_audit.hpp).
+struct AdminNote {
+    std::int64_t id = 0;  // set by the store
+    std::string event;    // "trigger", "jobs-retry", "jobs-purge", "backup", "restore"
+    std::vector<std::pair<std::string, std::string>> fields;
+};
+
 struct NewJob {
     std::string trigger_key;
     std::string encounter;
@@ -56,6 +66,12 @@ struct NewJob {
     std::string payload;
     std::optional<MessageRecord> message;
     std::optional<SubscriptionEvent> subscription_event;
+    // The trigger's audit record, committed with the job when the job is new (the store adds
+    // `job`, the id it got) and nothing of it when the trigger was known: a job exists only
+    // with the record that names it, and the trigger is acknowledged after one commit, not
+    // after the store's and then the trail's. The record reaches the trail from the store
+    // (PendingAdminNotes), right after the commit.
+    std::optional<AdminNote> note;
 };
 
 struct Enqueued {
@@ -92,15 +108,6 @@ struct JobFilter {
     bool newest_first = false;  // by id; the default is the order jobs arrived in
 };
 
-// What an admin did, for the audit trail. Only one process appends to the trail (it is locked),
-// and the command line runs beside the service that holds it: the note is committed with the
-// change it describes and written into the trail later by whoever holds it (admin_audit.hpp).
-struct AdminNote {
-    std::int64_t id = 0;  // set by the store
-    std::string event;    // "jobs-retry", "jobs-purge", "backup", "restore"
-    std::vector<std::pair<std::string, std::string>> fields;
-};
-
 // Where a poll of the EHR's search API stands (adapter/poll/): the highest `_lastUpdated` it
 // has journaled, and the floor it never searches below (the configured `since` of its first
 // start: what was updated before it is not MicroCare's to assess).
@@ -109,17 +116,10 @@ struct PollCursor {
     TimePoint floor{};
 };
 
-// A trigger a poll found, with the audit record of its job: the record is committed with the
-// job (and only when the job is new), so that no job exists that the trail will not name.
-struct PolledTrigger {
-    NewJob job;
-    AdminNote note;  // the store adds `job`, the id it got
-};
-
 // One page of a poll: its triggers and where the cursor stands once they are journaled.
 struct PollPage {
-    std::string poll;  // "encounters"
-    std::vector<PolledTrigger> triggers;
+    std::string poll;              // "encounters"
+    std::vector<NewJob> triggers;  // each with its note
     PollCursor cursor;
 };
 

@@ -242,6 +242,7 @@ struct SqliteJobStore::Statements {
     SqliteStatement insert_message;
     SqliteStatement upsert_subscription;
     SqliteStatement last_event_number;
+    SqliteStatement insert_note;
 
     SqliteStatement lease_candidates;
     SqliteStatement lease_job;
@@ -287,6 +288,7 @@ Result<std::unique_ptr<SqliteJobStore::Statements>> SqliteJobStore::Statements::
          "last_event_number = max(last_event_number, excluded.last_event_number)"},
         {&Statements::last_event_number,
          "SELECT last_event_number FROM subscriptions WHERE subscription = ?1"},
+        {&Statements::insert_note, "INSERT INTO admin_notes (event, fields) VALUES (?1, ?2)"},
 
         // Due queued jobs, longest due first, whose encounter has no job running under a live
         // lease. Walks jobs_due in order; the NOT EXISTS is a probe of the small partial index.
@@ -724,6 +726,13 @@ Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
         }
         enqueued.job_id = sqlite3_last_insert_rowid(db_.get());
         enqueued.created = true;
+        if (job.note) {
+            AdminNote note = *job.note;
+            note.fields.emplace_back("job", std::to_string(enqueued.job_id));
+            if (auto noted = DoInsertNote(note); !noted) {
+                return noted.error();
+            }
+        }
     }
 
     if (job.message) {
@@ -756,16 +765,10 @@ Result<std::vector<Enqueued>> SqliteJobStore::DoCommitPollPage(PollPage& page) {
     // together.
     std::vector<Enqueued> out;
     out.reserve(page.triggers.size());
-    for (PolledTrigger& trigger : page.triggers) {
-        auto enqueued = DoEnqueue(trigger.job);
+    for (const NewJob& trigger : page.triggers) {
+        auto enqueued = DoEnqueue(trigger);
         if (!enqueued) {
             return enqueued.error();
-        }
-        if (enqueued->created) {
-            trigger.note.fields.emplace_back("job", std::to_string(enqueued->job_id));
-            if (auto noted = DoInsertNote(trigger.note); !noted) {
-                return noted.error();
-            }
         }
         out.push_back(*enqueued);
     }
@@ -1002,14 +1005,11 @@ Result<void> SqliteJobStore::DoInsertNote(const AdminNote& note) {
         fields.Field(key, value);
     }
     fields.EndObject();
-    auto statement = SqliteStatement::Prepare(
-        db_.get(), "INSERT INTO admin_notes (event, fields) VALUES (?1, ?2)");
-    if (!statement) {
-        return statement.error();
-    }
-    statement->Bind(1, note.event);
-    statement->Bind(2, fields.View());
-    return statement->Run();
+    auto& statement = statements_->insert_note;
+    ResetOnExit reset(statement);
+    statement.Bind(1, note.event);
+    statement.Bind(2, fields.View());
+    return statement.Run();
 }
 
 Result<std::vector<AdminNote>> SqliteJobStore::DoPendingAdminNotes(std::size_t max) {

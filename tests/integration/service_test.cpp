@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "adapter/audit/audit_file_set.hpp"
 #include "adapter/audit/audit_key.hpp"
@@ -111,9 +112,12 @@ TEST_F(ServiceTest, AMessageBecomesOneCarePlanWithItsIssuesAndTask) {
 }
 
 // Issue 8: with the disk under the audit trail full, triggers were acknowledged and processed
-// unaudited. Now a trigger that cannot be audited is refused with a 503 the EHR retries, /readyz
-// says not ready, nothing reaches the EHR while the decision cannot be recorded, and once space
-// returns the trail heals by itself and the re-sent trigger ends in exactly one CarePlan.
+// unaudited. A trigger's record is committed with its job (issue 6: one sync before the answer,
+// not two), so the first trigger after the disk fills is acknowledged with its record safe in
+// the store. The trail cannot take it: /readyz says not ready, later triggers are refused with a
+// 503 the EHR retries and make no job, nothing reaches the EHR while the decision cannot be
+// recorded, and once space returns the trail heals by itself, takes the record that waited in
+// the store, and the triggers end in exactly one CarePlan.
 TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenSpaceReturns) {
     auto full = std::make_shared<std::atomic<bool>>(false);
     Start({}, adapter::ServiceSeams{adapter::testing::FullDiskOpener(full)});
@@ -121,7 +125,10 @@ TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenS
     ASSERT_EQ(Send("GET", root + "/readyz", "", {}).status, 200u);
 
     *full = true;
-    Reply refused = Message("msg-full", "hdr-full");
+    Reply recorded = Message("msg-full", "hdr-full");
+    EXPECT_EQ(recorded.status, 200u) << recorded.body;
+    ASSERT_TRUE(WaitFor([&] { return Send("GET", root + "/readyz", "", {}).status == 503u; }));
+    Reply refused = Message("msg-full-2", "hdr-full-2");
     EXPECT_EQ(refused.status, 503u) << refused.body;
     EXPECT_NE(refused.body.find("\"transient\""), std::string::npos) << refused.body;
     bool retry_after = false;
@@ -129,7 +136,7 @@ TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenS
         if (name == "Retry-After" || name == "retry-after") retry_after = !value.empty();
     }
     EXPECT_TRUE(retry_after);
-    EXPECT_EQ(Send("GET", root + "/readyz", "", {}).status, 503u);
+    EXPECT_EQ(Jobs().size(), 1u);  // the refused trigger made none
     // The journaled job is attempted, but its decision cannot be recorded: nothing is written.
     ASSERT_TRUE(WaitFor([&] {
         auto jobs = Jobs();
@@ -142,10 +149,10 @@ TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenS
 
     *full = false;
     ASSERT_TRUE(WaitFor([&] { return Send("GET", root + "/readyz", "", {}).status == 200u; }));
-    Reply again = Message("msg-full", "hdr-full");
-    EXPECT_EQ(again.status, 200u) << again.body;
+    EXPECT_EQ(Message("msg-full", "hdr-full").status, 200u);
+    EXPECT_EQ(Message("msg-full-2", "hdr-full-2").status, 200u);
     ASSERT_TRUE(WaitFor([&] { return AllJobsSettled(); }));
-    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 1u);
+    EXPECT_EQ(Jobs(adapter::JobState::kDone).size(), 2u);
     EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
 
     service_->Stop();
@@ -156,6 +163,15 @@ TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenS
     const std::string trail((std::istreambuf_iterator<char>(in)), {});
     EXPECT_NE(trail.find("\"event\":\"audit-resumed\""), std::string::npos);
     EXPECT_NE(trail.find("\"event\":\"trigger-repeated\""), std::string::npos);
+    // The first trigger's record, which waited in the store while the disk was full.
+    bool first_recorded = false;
+    std::istringstream lines(trail);
+    for (std::string line; std::getline(lines, line);) {
+        first_recorded =
+            first_recorded || (line.find("\"event\":\"trigger\"") != std::string::npos &&
+                               line.find("\"message\":\"msg-full\"") != std::string::npos);
+    }
+    EXPECT_TRUE(first_recorded) << trail;
 }
 
 // Issue 8: the trail named no caller and left out refused requests. Now each trigger names the

@@ -205,11 +205,25 @@ TEST_F(SqliteJobStoreTest, MigratesVersionTwoStoreKeepingItsJobs) {
     EXPECT_FALSE(ValueOf(store_->ReadPollCursor("encounters")).has_value());
 }
 
-PolledTrigger Polled(const std::string& key, const std::string& encounter) {
-    AdminNote note;
-    note.event = "trigger";
-    note.fields = {{"channel", "poll"}, {"encounter", encounter}};
-    return PolledTrigger{MakeJob(key, encounter), note};
+NewJob Polled(const std::string& key, const std::string& encounter) {
+    NewJob job = MakeJob(key, encounter);
+    job.note = AdminNote{0, "trigger", {{"channel", "poll"}, {"encounter", encounter}}};
+    return job;
+}
+
+// A trigger's audit record is committed with its job, and only with a new one: a job never
+// exists without the record that names it, and a known trigger records nothing here.
+TEST_F(SqliteJobStoreTest, ATriggersRecordIsCommittedWithItsJobOnlyWhenTheJobIsNew) {
+    const Enqueued first = ValueOf(store_->Enqueue(Polled("message:1", "Encounter/a")));
+    ASSERT_TRUE(first.created);
+    const Enqueued again = ValueOf(store_->Enqueue(Polled("message:1", "Encounter/a")));
+    EXPECT_FALSE(again.created);
+    const auto notes = ValueOf(store_->PendingAdminNotes(10));
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_EQ(notes[0].event, "trigger");
+    const std::vector<std::pair<std::string, std::string>> fields{
+        {"channel", "poll"}, {"encounter", "Encounter/a"}, {"job", std::to_string(first.job_id)}};
+    EXPECT_EQ(notes[0].fields, fields);
 }
 
 TEST_F(SqliteJobStoreTest, PollPageJournalsJobsNotesAndCursorTogether) {
@@ -251,8 +265,8 @@ TEST_F(SqliteJobStoreTest, FailedPollPageLeavesNeitherJobsNorCursor) {
     NewJob message = MakeJob("message:1", "Encounter/m");
     message.message = MessageRecord{"bundle-1", "header-1", "{}"};
     Create(message);
-    PolledTrigger clash = Polled("poll:Encounter/m|1", "Encounter/m");
-    clash.job.message = MessageRecord{"bundle-1", "header-2", "{}"};
+    NewJob clash = Polled("poll:Encounter/m|1", "Encounter/m");
+    clash.message = MessageRecord{"bundle-1", "header-2", "{}"};
     PollPage page{"encounters",
                   {Polled("poll:Encounter/a|1", "Encounter/a"), clash},
                   PollCursor{Now() + seconds(5), Now()}};
