@@ -30,6 +30,54 @@ bool DecodeNoteFields(const std::string& text, AdminNote& note);
 // The `jobs` and `count` fields RetryJobs adds to its note.
 void AddRetriedFields(const std::vector<std::int64_t>& retried, AdminNote& note);
 
+// RetryJobs on top of a store's own Retry (done or dead → queued) and note insert: the ids
+// retried, the others left, and the note (with AddRetriedFields) only when something changed.
+template <typename RetryOne, typename InsertNote>
+Result<std::vector<std::int64_t>> RetryEach(const std::vector<std::int64_t>& ids, AdminNote& note,
+                                            RetryOne retry, InsertNote insert_note) {
+    std::vector<std::int64_t> retried;
+    for (std::int64_t id : ids) {
+        Result<void> done = retry(id);
+        if (done) {
+            retried.push_back(id);
+        } else if (done.error() != Error::kConflict && done.error() != Error::kNotFound) {
+            return done.error();
+        }
+    }
+    if (retried.empty()) {
+        return retried;  // nothing changed: nothing to record
+    }
+    AddRetriedFields(retried, note);
+    if (Result<void> noted = insert_note(note); !noted) {
+        return noted.error();
+    }
+    return retried;
+}
+
+// The triggers of a poll page enqueued one by one, each new job's note (with its id) inserted
+// with it; the store moves the cursor after. Runs as one task, so one savepoint: a failure
+// anywhere undoes the page's jobs, notes and cursor together.
+template <typename EnqueueOne, typename InsertNote>
+Result<std::vector<Enqueued>> EnqueuePage(PollPage& page, EnqueueOne enqueue,
+                                          InsertNote insert_note) {
+    std::vector<Enqueued> out;
+    out.reserve(page.triggers.size());
+    for (PolledTrigger& trigger : page.triggers) {
+        Result<Enqueued> enqueued = enqueue(trigger.job);
+        if (!enqueued) {
+            return enqueued.error();
+        }
+        if (enqueued->created) {
+            trigger.note.fields.emplace_back("job", std::to_string(enqueued->job_id));
+            if (Result<void> noted = insert_note(trigger.note); !noted) {
+                return noted.error();
+            }
+        }
+        out.push_back(*enqueued);
+    }
+    return out;
+}
+
 // SQL both stores run verbatim (plain SQL both dialects read alike); parameters are numbered
 // ($n in PostgreSQL, ?n in SQLite: see the store).
 inline constexpr std::string_view kJobColumns =

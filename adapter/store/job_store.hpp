@@ -143,7 +143,9 @@ public:
     template <typename T>
     using Callback = std::function<void(Result<T>)>;
 
-    static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
+    // `location`: a postgresql:// (or postgres://) URL opens the PostgreSQL store that several
+    // replicas share; anything else is the path of the embedded SQLite database.
+    static Result<std::unique_ptr<JobStore>> Open(const std::string& location,
                                                   const StoreOptions& options = {});
     virtual ~JobStore() = default;
 

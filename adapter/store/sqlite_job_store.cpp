@@ -580,22 +580,11 @@ Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
 }
 
 Result<std::vector<Enqueued>> SqliteJobStore::DoCommitPollPage(PollPage& page) {
-    // One task, so one savepoint: a failure anywhere undoes the page's jobs, notes and cursor
-    // together.
-    std::vector<Enqueued> out;
-    out.reserve(page.triggers.size());
-    for (PolledTrigger& trigger : page.triggers) {
-        auto enqueued = DoEnqueue(trigger.job);
-        if (!enqueued) {
-            return enqueued.error();
-        }
-        if (enqueued->created) {
-            trigger.note.fields.emplace_back("job", std::to_string(enqueued->job_id));
-            if (auto noted = DoInsertNote(trigger.note); !noted) {
-                return noted.error();
-            }
-        }
-        out.push_back(*enqueued);
+    auto out = detail::EnqueuePage(
+        page, [this](const NewJob& job) { return DoEnqueue(job); },
+        [this](const AdminNote& note) { return DoInsertNote(note); });
+    if (!out) {
+        return out;
     }
     auto statement = SqliteStatement::Prepare(
         db_.get(),
@@ -779,23 +768,9 @@ Result<void> SqliteJobStore::DoRetry(std::int64_t id, TimePoint now) {
 
 Result<std::vector<std::int64_t>> SqliteJobStore::DoRetryJobs(const std::vector<std::int64_t>& ids,
                                                               TimePoint now, AdminNote& note) {
-    std::vector<std::int64_t> retried;
-    for (std::int64_t id : ids) {
-        auto done = DoRetry(id, now);
-        if (done) {
-            retried.push_back(id);
-        } else if (done.error() != Error::kConflict && done.error() != Error::kNotFound) {
-            return done.error();
-        }
-    }
-    if (retried.empty()) {
-        return retried;  // nothing changed: nothing to record
-    }
-    detail::AddRetriedFields(retried, note);
-    if (auto noted = DoInsertNote(note); !noted) {
-        return noted.error();
-    }
-    return retried;
+    return detail::RetryEach(
+        ids, note, [&](std::int64_t id) { return DoRetry(id, now); },
+        [this](const AdminNote& note) { return DoInsertNote(note); });
 }
 
 Result<std::size_t> SqliteJobStore::DoPurgeDone(TimePoint done_before, AdminNote& note) {

@@ -1,0 +1,179 @@
+#include "adapter/store/pg_connection.hpp"
+
+#include <charconv>
+
+namespace microcare::adapter::detail {
+
+PgParams& PgParams::Add(std::string_view value) {
+    values_.emplace_back(std::string(value));
+    return *this;
+}
+
+PgParams& PgParams::Add(std::int64_t value) {
+    values_.emplace_back(std::to_string(value));
+    return *this;
+}
+
+PgParams& PgParams::Add(std::optional<std::int64_t> value) {
+    return value ? Add(*value) : AddNull();
+}
+
+PgParams& PgParams::AddNull() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+}
+
+PgParams& PgParams::Append(const PgParams& more) {
+    values_.insert(values_.end(), more.values_.begin(), more.values_.end());
+    return *this;
+}
+
+std::vector<const char*> PgParams::Pointers() const {
+    std::vector<const char*> pointers;
+    pointers.reserve(values_.size());
+    for (const auto& value : values_) {
+        pointers.push_back(value ? value->c_str() : nullptr);
+    }
+    return pointers;
+}
+
+bool PgResult::IsNull(int row, int column) const {
+    return PQgetisnull(result_.get(), row, column) != 0;
+}
+
+std::string PgResult::Text(int row, int column) const {
+    return std::string(PQgetvalue(result_.get(), row, column),
+                       static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+}
+
+std::int64_t PgResult::Int64(int row, int column) const {
+    const char* text = PQgetvalue(result_.get(), row, column);
+    const char* end = text + PQgetlength(result_.get(), row, column);
+    std::int64_t value = 0;
+    std::from_chars(text, end, value);  // our own bigint columns: always a number
+    return value;
+}
+
+std::optional<std::int64_t> PgResult::OptionalInt64(int row, int column) const {
+    if (IsNull(row, column)) {
+        return std::nullopt;
+    }
+    return Int64(row, column);
+}
+
+std::int64_t PgResult::Affected() const {
+    const char* text = PQcmdTuples(result_.get());
+    std::int64_t value = 0;
+    std::from_chars(text, text + std::char_traits<char>::length(text), value);
+    return value;
+}
+
+Result<PgConnection> PgConnection::Connect(const std::string& url) {
+    // Defaults first: with expand_dbname, what the URL says overrides them. A connect that
+    // hangs (a firewall dropping packets) would stall the store's thread without the timeout.
+    const char* keywords[] = {"application_name", "connect_timeout", "dbname", nullptr};
+    const char* values[] = {"microcare", "10", url.c_str(), nullptr};
+    PgConnection connection(PQconnectdbParams(keywords, values, 1));
+    if (!connection.Ok()) {
+        return Error::kStoreFailed;
+    }
+    return connection;
+}
+
+Result<PgResult> PgConnection::Check(PGresult* raw) {
+    PgResult result(raw);
+    const ExecStatusType status = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        last_sqlstate_.clear();
+        return result;
+    }
+    const char* state = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+    last_sqlstate_ = state != nullptr ? state : "";
+    return Error::kStoreFailed;
+}
+
+Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params) {
+    if (!conn_) {
+        return Error::kStoreFailed;
+    }
+    const std::string text(sql);
+    const auto pointers = params.Pointers();
+    return Check(PQexecParams(conn_.get(), text.c_str(), params.size(), nullptr,
+                              pointers.empty() ? nullptr : pointers.data(), nullptr, nullptr, 0));
+}
+
+Result<void> PgConnection::ExecScript(const std::string& sql) {
+    if (!conn_) {
+        return Error::kStoreFailed;
+    }
+    auto result = Check(PQexec(conn_.get(), sql.c_str()));
+    if (!result) {
+        return result.error();
+    }
+    return {};
+}
+
+bool PgConnection::InTransaction() const {
+    if (!conn_) {
+        return false;
+    }
+    const auto status = PQtransactionStatus(conn_.get());
+    // INERROR is still a transaction: a savepoint can bring it back, a ROLLBACK ends it.
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
+}
+
+bool PgConnection::Reset() {
+    if (!conn_) {
+        return false;
+    }
+    PQreset(conn_.get());
+    return Ok();
+}
+
+bool IsPostgresUrl(std::string_view location) {
+    return location.starts_with("postgresql://") || location.starts_with("postgres://");
+}
+
+std::string RedactPostgresUrl(std::string_view url) {
+    // scheme://[user[:password]@]host...: the password is between the first ':' after the
+    // scheme's "//" and the '@' that ends the user info (a password may itself hold ':').
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return std::string(url);
+    }
+    const auto authority_start = scheme_end + 3;
+    const auto authority_end = url.find_first_of("/?", authority_start);
+    const auto authority = url.substr(authority_start, authority_end == std::string_view::npos
+                                                           ? std::string_view::npos
+                                                           : authority_end - authority_start);
+    const auto at = authority.rfind('@');
+    std::string out(url.substr(0, authority_start));
+    if (at != std::string_view::npos) {
+        const auto userinfo = authority.substr(0, at);
+        const auto colon = userinfo.find(':');
+        out += colon == std::string_view::npos ? std::string(userinfo)
+                                               : std::string(userinfo.substr(0, colon)) + ":***";
+        out += authority.substr(at);
+    } else {
+        out += authority;
+    }
+    if (authority_end != std::string_view::npos) {
+        std::string rest(url.substr(authority_end));
+        // ?password=... in the query is as secret as the one in the user info.
+        for (std::size_t pos = rest.find("password="); pos != std::string::npos;
+             pos = rest.find("password=", pos + 1)) {
+            if (pos > 0 && rest[pos - 1] != '?' && rest[pos - 1] != '&') {
+                continue;  // e.g. passwordfile=... is not a password
+            }
+            const auto value_start = pos + 9;
+            const auto value_end = rest.find('&', value_start);
+            rest.replace(value_start,
+                         (value_end == std::string::npos ? rest.size() : value_end) - value_start,
+                         "***");
+        }
+        out += rest;
+    }
+    return out;
+}
+
+}  // namespace microcare::adapter::detail

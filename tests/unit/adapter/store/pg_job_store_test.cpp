@@ -1,0 +1,301 @@
+// The PostgreSQL store's own behaviour, beyond the contract both stores share
+// (sqlite_job_store_test.cpp): its versioned schema, migrated once however many stores start
+// at once; several stores on one database as several replicas would use it (every job leased
+// once per attempt, never two live jobs of one encounter, a dead store's lease taken over and
+// its late Complete fenced, one job for a trigger sent to two stores at once); and a store
+// whose connection the server killed recovering on the next call.
+#include "adapter/store/pg_job_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/unit/adapter/store/pg_test_database.hpp"
+#include "tests/unit/adapter/store/store_test_support.hpp"
+
+namespace microcare::adapter {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using test_support::ErrorOf;
+using test_support::MakeJob;
+using test_support::PgTestSchema;
+using test_support::ValueOf;
+
+constexpr std::int64_t kStartMillis = 1'800'000'000'000;
+
+class PgJobStoreTest : public ::testing::Test {
+protected:
+    PgJobStoreTest() {
+        options_.synchronous_full = false;
+        options_.now = [this] { return Now(); };
+    }
+
+    void SetUp() override {
+        if (!pg_.available()) {
+            GTEST_SKIP() << "PostgreSQL store not tested: " << pg_.skip_reason();
+        }
+    }
+
+    std::unique_ptr<PgJobStore> Open() {
+        auto store = PgJobStore::Open(pg_.url(), options_);
+        if (!store) {
+            ADD_FAILURE() << "open failed: " << store.error().message();
+            return nullptr;
+        }
+        return std::move(*store);
+    }
+
+    // `count` stores on the test's database, as `count` replicas would have.
+    std::vector<std::unique_ptr<PgJobStore>> OpenStores(int count) {
+        std::vector<std::unique_ptr<PgJobStore>> stores;
+        for (int i = 0; i < count; ++i) {
+            stores.push_back(Open());
+        }
+        return stores;
+    }
+
+    TimePoint Now() const { return TimePoint(milliseconds(now_millis_.load())); }
+
+    PgTestSchema pg_;
+    std::atomic<std::int64_t> now_millis_{kStartMillis};
+    StoreOptions options_;
+};
+
+// ---- Schema
+
+TEST_F(PgJobStoreTest, CreatesSchemaAtCurrentVersion) {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(pg_.Query("SELECT max(version) FROM schema_version"), "1");
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
+                        "tablename IN ('jobs', 'messages', 'subscriptions', 'admin_notes', "
+                        "'poll_cursors', 'schema_version')"),
+              "6");
+}
+
+TEST_F(PgJobStoreTest, StoresStartingTogetherMigrateOnce) {
+    constexpr int kStores = 6;
+    std::vector<std::future<Result<std::unique_ptr<PgJobStore>>>> opening;
+    for (int i = 0; i < kStores; ++i) {
+        opening.push_back(std::async(std::launch::async,
+                                     [this] { return PgJobStore::Open(pg_.url(), options_); }));
+    }
+    for (auto& open : opening) {
+        EXPECT_TRUE(open.get().has_value());
+    }
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM schema_version"), "1");
+}
+
+TEST_F(PgJobStoreTest, RefusesDatabaseOfNewerSchema) {
+    ASSERT_NE(Open(), nullptr);
+    ASSERT_TRUE(pg_.Query("INSERT INTO schema_version (version) VALUES (99)"));
+    EXPECT_EQ(ErrorOf(PgJobStore::Open(pg_.url(), options_)), Error::kStoreFailed);
+}
+
+TEST_F(PgJobStoreTest, ReadOnlyOpenNeitherCreatesNorWrites) {
+    StoreOptions read_only = options_;
+    read_only.read_only = true;
+    EXPECT_EQ(ErrorOf(PgJobStore::Open(pg_.url(), read_only)), Error::kNotFound);
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"), "0");
+    auto writer = Open();
+    const auto id = ValueOf(writer->Enqueue(MakeJob("trigger-1"))).job_id;
+    auto reader = ValueOf(PgJobStore::Open(pg_.url(), read_only));
+    EXPECT_EQ(ValueOf(reader->Get(id)).trigger_key, "trigger-1");
+    EXPECT_EQ(ErrorOf(reader->Enqueue(MakeJob("trigger-2"))), Error::kStoreFailed);
+}
+
+TEST_F(PgJobStoreTest, UnreachableServerFailsToOpen) {
+    EXPECT_EQ(
+        ErrorOf(JobStore::Open("postgresql:///none?host=/nonexistent&connect_timeout=2", options_)),
+        Error::kStoreFailed);
+}
+
+// ---- Several stores on one database
+
+TEST_F(PgJobStoreTest, OneTriggerSentToTwoStoresAtOnceMakesOneJob) {
+    auto stores = OpenStores(2);
+    constexpr int kTriggers = 100;
+    std::vector<std::future<Result<Enqueued>>> results;
+    for (int i = 0; i < kTriggers; ++i) {
+        for (auto& store : stores) {
+            NewJob job = MakeJob("trigger-" + std::to_string(i));
+            job.message = MessageRecord{"bundle-" + std::to_string(i), "header", "response"};
+            auto promise = std::make_shared<std::promise<Result<Enqueued>>>();
+            results.push_back(promise->get_future());
+            store->EnqueueAsync(std::move(job), [promise](Result<Enqueued> result) {
+                promise->set_value(std::move(result));
+            });
+        }
+    }
+    std::map<std::int64_t, int> created_by_job;
+    for (auto& result : results) {
+        const Enqueued enqueued = ValueOf(result.get());
+        created_by_job[enqueued.job_id] += enqueued.created ? 1 : 0;
+    }
+    ASSERT_EQ(created_by_job.size(), static_cast<std::size_t>(kTriggers));
+    for (const auto& [job, created] : created_by_job) {
+        EXPECT_EQ(created, 1) << "job " << job;
+    }
+    EXPECT_EQ(ValueOf(stores[0]->CountByState(JobState::kQueued)),
+              static_cast<std::size_t>(kTriggers));
+}
+
+// Workers on two or three stores (threads standing in for replicas) lease, hold and complete
+// jobs of a few encounters as fast as they can: every job runs exactly once, and no two of one
+// encounter ever run at once.
+void LeaseFromManyStores(PgJobStoreTest& test, std::vector<std::unique_ptr<PgJobStore>>& stores,
+                         TimePoint now) {
+    constexpr int kEncounters = 12;
+    constexpr int kJobsPerEncounter = 10;
+    constexpr int kWorkersPerStore = 4;
+    constexpr int kTotal = kEncounters * kJobsPerEncounter;
+    for (int j = 0; j < kJobsPerEncounter; ++j) {
+        for (int e = 0; e < kEncounters; ++e) {
+            ASSERT_TRUE(stores[static_cast<std::size_t>(e) % stores.size()]->Enqueue(
+                MakeJob("job-" + std::to_string(e) + "-" + std::to_string(j),
+                        "Encounter/" + std::to_string(e))));
+        }
+    }
+    std::mutex mutex;
+    std::set<std::string> held;
+    std::map<std::int64_t, int> runs;
+    std::atomic<int> completed{0};
+    std::atomic<bool> overlap{false};
+    std::atomic<bool> failed{false};
+    auto work = [&](PgJobStore& store) {
+        while (completed.load() < kTotal && !failed.load()) {
+            auto leased = store.Lease(now, hours(1), 2);
+            if (!leased) {
+                failed = true;
+                return;
+            }
+            if (leased->empty()) {
+                std::this_thread::yield();
+                continue;
+            }
+            {
+                std::lock_guard lock(mutex);
+                for (const Job& job : *leased) {
+                    overlap = overlap || !held.insert(job.encounter).second;
+                    ++runs[job.id];
+                }
+            }
+            for (const Job& job : *leased) {
+                {
+                    std::lock_guard lock(mutex);
+                    held.erase(job.encounter);
+                }
+                if (!store.Complete(job.id, "ok", job.attempts)) {
+                    failed = true;
+                }
+                ++completed;
+            }
+        }
+    };
+    std::vector<std::thread> workers;
+    for (auto& store : stores) {
+        for (int w = 0; w < kWorkersPerStore; ++w) {
+            workers.emplace_back(work, std::ref(*store));
+        }
+    }
+    for (auto& worker : workers) {
+        worker.join();
+    }
+    EXPECT_FALSE(failed.load());
+    EXPECT_FALSE(overlap.load());
+    EXPECT_EQ(runs.size(), static_cast<std::size_t>(kTotal));
+    for (const auto& [job, count] : runs) {
+        EXPECT_EQ(count, 1) << "job " << job;
+    }
+    EXPECT_EQ(ValueOf(stores[0]->CountByState(JobState::kDone)), static_cast<std::size_t>(kTotal));
+    static_cast<void>(test);
+}
+
+TEST_F(PgJobStoreTest, TwoStoresLeaseEveryJobOnceAndNeverTwoOfOneEncounter) {
+    auto stores = OpenStores(2);
+    LeaseFromManyStores(*this, stores, Now());
+}
+
+TEST_F(PgJobStoreTest, ThreeStoresLeaseEveryJobOnceAndNeverTwoOfOneEncounter) {
+    auto stores = OpenStores(3);
+    LeaseFromManyStores(*this, stores, Now());
+}
+
+TEST_F(PgJobStoreTest, AnExpiredLeaseIsTakenOverAndTheFirstWorkerIsFenced) {
+    auto stores = OpenStores(2);
+    const auto id = ValueOf(stores[0]->Enqueue(MakeJob("a", "Encounter/a"))).job_id;
+    const auto first = ValueOf(stores[0]->Lease(Now(), seconds(10), 1));
+    ASSERT_EQ(first.size(), 1u);
+    // The other store sees the live lease...
+    EXPECT_TRUE(ValueOf(stores[1]->Lease(Now() + seconds(5), seconds(10), 1)).empty());
+    // ...and once it has expired (the first store's replica died), requeues and takes it.
+    EXPECT_EQ(ValueOf(stores[1]->RequeueExpired(Now() + seconds(11))), 1u);
+    const auto second = ValueOf(stores[1]->Lease(Now() + seconds(11), seconds(10), 1));
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(second[0].id, id);
+    EXPECT_EQ(second[0].attempts, 2);
+    // The first worker comes back late: fenced.
+    EXPECT_EQ(ErrorOf(stores[0]->Complete(id, "late", first[0].attempts)), Error::kConflict);
+    EXPECT_TRUE(stores[1]->Complete(id, "ok", second[0].attempts));
+    EXPECT_EQ(ValueOf(stores[0]->Get(id)).outcome, "ok");
+}
+
+TEST_F(PgJobStoreTest, ALeaseHeldByAnotherStoresOpenTransactionIsSkippedNotWaitedFor) {
+    auto stores = OpenStores(2);
+    ValueOf(stores[0]->Enqueue(MakeJob("a", "Encounter/a")));
+    ValueOf(stores[0]->Enqueue(MakeJob("b", "Encounter/b")));
+    // Another session holds Encounter/a's lock in an open transaction (as a store mid-commit
+    // would): the lease takes Encounter/b at once instead of waiting.
+    PGconn* other = PQconnectdb(pg_.url().c_str());
+    ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+    PQclear(
+        PQexec(other, "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('Encounter/a', 0))"));
+    const auto leased = ValueOf(stores[1]->Lease(Now(), seconds(10), 10));
+    ASSERT_EQ(leased.size(), 1u);
+    EXPECT_EQ(leased[0].encounter, "Encounter/b");
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    EXPECT_EQ(ValueOf(stores[0]->Lease(Now(), seconds(10), 10)).size(), 1u);
+}
+
+// ---- A lost connection
+
+TEST_F(PgJobStoreTest, AKilledConnectionFailsOneCallAndTheNextReconnects) {
+    auto store = Open();
+    const auto id = ValueOf(store->Enqueue(MakeJob("a"))).job_id;
+    const int pid = store->BackendPid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(pg_.Query("SELECT pg_terminate_backend(" + std::to_string(pid) + ")"), "t");
+    // The call that meets the dead connection fails, safely...
+    EXPECT_EQ(ErrorOf(store->Get(id)), Error::kStoreFailed);
+    // ...and the next ones run on a new connection.
+    EXPECT_EQ(ValueOf(store->Get(id)).trigger_key, "a");
+    EXPECT_NE(store->BackendPid(), pid);
+    EXPECT_TRUE(ValueOf(store->Enqueue(MakeJob("b"))).created);
+    EXPECT_EQ(ValueOf(store->CountByState(JobState::kQueued)), 2u);
+}
+
+TEST_F(PgJobStoreTest, AWriteBatchCutOffByAKilledConnectionIsNotAcknowledged) {
+    auto store = Open();
+    const int pid = store->BackendPid();
+    ASSERT_EQ(pg_.Query("SELECT pg_terminate_backend(" + std::to_string(pid) + ")"), "t");
+    // Not committed, so not acknowledged: the caller (the EHR) will send it again.
+    EXPECT_EQ(ErrorOf(store->Enqueue(MakeJob("lost"))), Error::kStoreFailed);
+    EXPECT_EQ(ValueOf(store->CountByState(JobState::kQueued)), 0u);
+    EXPECT_TRUE(ValueOf(store->Enqueue(MakeJob("lost"))).created);
+}
+
+}  // namespace
+}  // namespace microcare::adapter
