@@ -2,7 +2,6 @@
 
 #include <future>
 
-#include "adapter/store/pg_connection.hpp"
 #include "adapter/store/pg_job_store.hpp"
 #include "adapter/store/sqlite_job_store.hpp"
 
@@ -24,7 +23,7 @@ std::string_view ToString(JobState state) {
 
 Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& location,
                                                  const StoreOptions& options) {
-    if (detail::IsPostgresUrl(location)) {
+    if (IsPostgresUrl(location)) {
         auto store = PgJobStore::Open(location, options);
         if (!store) {
             return store.error();
@@ -36,6 +35,11 @@ Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& location,
         return store.error();
     }
     return std::unique_ptr<JobStore>(std::move(*store));
+}
+
+Result<SchemaMigration> JobStore::Migrate(const std::string& location) {
+    return IsPostgresUrl(location) ? PgJobStore::Migrate(location)
+                                   : SqliteJobStore::Migrate(location);
 }
 
 namespace {

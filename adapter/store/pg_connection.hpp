@@ -75,6 +75,11 @@ public:
     // The server's five-character SQLSTATE of the last failed statement ("" when none).
     const std::string& last_sqlstate() const { return last_sqlstate_; }
     int BackendPid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // The connection's socket, for waiting on notifications (-1 when none).
+    int Socket() const { return conn_ ? PQsocket(conn_.get()) : -1; }
+    // Reads what the server sent and drops the notifications received (LISTEN): how many, or
+    // an error when the connection is lost.
+    Result<int> ConsumeNotifications();
 
 private:
     struct Finish {
@@ -88,10 +93,5 @@ private:
     std::unique_ptr<PGconn, Finish> conn_;
     std::string last_sqlstate_;
 };
-
-// Whether `location` names a PostgreSQL database rather than a SQLite file.
-bool IsPostgresUrl(std::string_view location);
-// The URL with its password replaced by "***", for logs and status output.
-std::string RedactPostgresUrl(std::string_view url);
 
 }  // namespace microcare::adapter::detail

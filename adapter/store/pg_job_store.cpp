@@ -1,5 +1,9 @@
 #include "adapter/store/pg_job_store.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -67,6 +71,12 @@ CREATE TABLE poll_cursors (
 )sql",
 };
 
+// The channel of "work may be available": NOTIFY'd in the transaction that makes a job due (a
+// new job) or frees an encounter (a job finished), delivered by PostgreSQL only when that
+// transaction commits, and once per transaction however many jobs it carried.
+constexpr std::string_view kWorkChannel = "microcare_jobs";
+constexpr std::string_view kNotifyWork = "pg_notify('microcare_jobs', '')";
+
 // The advisory lock that serialises migrations across every store starting at once: the
 // two-int key space, apart from the one-bigint keys of encounters.
 constexpr std::string_view kMigrationLock = "SELECT pg_advisory_xact_lock(1296256067, 1)";
@@ -87,11 +97,12 @@ Result<std::optional<std::int64_t>> SchemaVersion(PgConnection& db) {
     return std::optional<std::int64_t>(version->OptionalInt64(0, 0).value_or(0));
 }
 
-Result<void> Migrate(PgConnection& db) {
+Result<SchemaMigration> Migrate(PgConnection& db) {
     if (auto begun = db.ExecScript("BEGIN"); !begun) {
-        return begun;
+        return begun.error();
     }
-    auto migrate = [&db]() -> Result<void> {
+    SchemaMigration change;
+    auto migrate = [&db, &change]() -> Result<void> {
         // Several replicas starting at once: the first migrates, the others wait here and then
         // find the schema current. The lock goes with the transaction, even if the process dies.
         if (auto locked = db.Exec(kMigrationLock); !locked) {
@@ -111,6 +122,7 @@ Result<void> Migrate(PgConnection& db) {
         if (from < 0 || static_cast<std::size_t>(from) > kMigrations.size()) {
             return Error::kStoreFailed;  // written by a newer release: this one would misread it
         }
+        change = {from, static_cast<std::int64_t>(kMigrations.size())};
         for (auto step = static_cast<std::size_t>(from); step < kMigrations.size(); ++step) {
             if (auto done = db.ExecScript(std::string(kMigrations[step])); !done) {
                 return done;
@@ -125,15 +137,21 @@ Result<void> Migrate(PgConnection& db) {
     };
     if (auto migrated = migrate(); !migrated) {
         static_cast<void>(db.ExecScript("ROLLBACK"));
-        return migrated;
+        return migrated.error();
     }
-    return db.ExecScript("COMMIT");
+    if (auto committed = db.ExecScript("COMMIT"); !committed) {
+        return committed.error();
+    }
+    return change;
 }
 
 // The session's settings: how long a statement waits for a lock another process holds (as
 // busy_timeout does for SQLite), and whether a commit waits for its WAL flush.
 Result<void> ConfigureSession(PgConnection& db, const StoreOptions& options) {
-    std::string sql = "SET lock_timeout = " + std::to_string(options.busy_timeout.count()) + ";";
+    // client_min_messages: libpq prints a server's notices on stderr ("already exists,
+    // skipping"); the store reports by its results, never by the server's text.
+    std::string sql = "SET client_min_messages = warning; SET lock_timeout = " +
+                      std::to_string(options.busy_timeout.count()) + ";";
     sql +=
         options.synchronous_full ? "SET synchronous_commit = on;" : "SET synchronous_commit = off;";
     if (options.read_only) {
@@ -238,14 +256,27 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const std::string& url,
         if (static_cast<std::size_t>(**version) > kMigrations.size()) {
             return Error::kStoreFailed;
         }
-    } else if (auto migrated = Migrate(*db); !migrated) {
+    } else if (auto migrated = adapter::Migrate(*db); !migrated) {
         return migrated.error();
     }
-    return std::unique_ptr<PgJobStore>(new PgJobStore(std::move(*db), options));
+    return std::unique_ptr<PgJobStore>(new PgJobStore(url, std::move(*db), options));
 }
 
-PgJobStore::PgJobStore(detail::PgConnection connection, const StoreOptions& options)
+Result<SchemaMigration> PgJobStore::Migrate(const std::string& url) {
+    auto db = PgConnection::Connect(url);
+    if (!db) {
+        return db.error();
+    }
+    if (auto configured = ConfigureSession(*db, StoreOptions{}); !configured) {
+        return configured.error();
+    }
+    return adapter::Migrate(*db);
+}
+
+PgJobStore::PgJobStore(std::string url, detail::PgConnection connection,
+                       const StoreOptions& options)
     : options_(options),
+      url_(std::move(url)),
       db_(std::move(connection)),
       hooks_(std::make_unique<Hooks>(*this)),
       queue_(*hooks_, options.max_batch_delay, options.max_batch_size) {
@@ -254,7 +285,77 @@ PgJobStore::PgJobStore(detail::PgConnection connection, const StoreOptions& opti
 
 PgJobStore::~PgJobStore() { Close(); }
 
-void PgJobStore::Close() { queue_.Close(); }
+void PgJobStore::Close() {
+    StopListener();
+    queue_.Close();
+}
+
+void PgJobStore::OnWorkAvailable(std::function<void()> on_work) {
+    const bool listen = static_cast<bool>(on_work);
+    {
+        std::lock_guard lock(on_work_mutex_);  // CallOnWork holds it while it calls
+        on_work_ = std::move(on_work);
+    }
+    std::lock_guard lock(listener_mutex_);
+    if (listen && !listener_.joinable()) {
+        stop_listener_fd_ = ::eventfd(0, EFD_CLOEXEC);
+        if (stop_listener_fd_ >= 0) {
+            listener_ = std::thread([this] { Listen(); });
+        }
+    }
+}
+
+void PgJobStore::StopListener() {
+    std::lock_guard lock(listener_mutex_);
+    if (!listener_.joinable()) {
+        return;
+    }
+    const std::uint64_t one = 1;
+    static_cast<void>(::write(stop_listener_fd_, &one, sizeof one));
+    listener_.join();
+    ::close(stop_listener_fd_);
+    stop_listener_fd_ = -1;
+}
+
+void PgJobStore::CallOnWork() {
+    std::lock_guard lock(on_work_mutex_);
+    if (on_work_) {
+        on_work_();
+    }
+}
+
+void PgJobStore::Listen() {
+    PgConnection listening;
+    // Waits for the socket (or, with none, just the stop signal for `timeout_ms`): false when
+    // asked to stop.
+    auto wait = [this](int socket, int timeout_ms) {
+        pollfd fds[2] = {{stop_listener_fd_, POLLIN, 0}, {socket, POLLIN, 0}};
+        const int polled = ::poll(fds, socket >= 0 ? 2 : 1, timeout_ms);
+        return !(polled > 0 && (fds[0].revents & POLLIN) != 0);
+    };
+    for (;;) {
+        if (!listening.Ok()) {
+            auto connected = PgConnection::Connect(url_);
+            if (connected && connected->ExecScript("LISTEN " + std::string(kWorkChannel))) {
+                listening = std::move(*connected);
+                CallOnWork();  // what was notified while no one listened is not lost: look
+            } else if (!wait(-1, 1000)) {
+                return;  // the database is away: try again in a second, or stop
+            } else {
+                continue;
+            }
+        }
+        if (!wait(listening.Socket(), -1)) {
+            return;
+        }
+        auto received = listening.ConsumeNotifications();
+        if (!received) {
+            listening = {};  // lost: reconnect at the top of the loop
+        } else if (*received > 0) {
+            CallOnWork();
+        }
+    }
+}
 
 PgJobStore::Stats PgJobStore::stats() const { return queue_.stats(); }
 
@@ -319,7 +420,9 @@ void PgJobStore::RequeueExpiredAsync(TimePoint now, Callback<std::size_t> done) 
         [this, now]() -> Result<std::size_t> {
             auto updated = db_.Exec(
                 "UPDATE jobs SET state = 'queued', next_attempt_at = $1, lease_until = NULL, "
-                "updated_at = $1 WHERE state = 'running' AND lease_until < $1",
+                "updated_at = $1 WHERE state = 'running' AND lease_until < $1 "
+                "RETURNING " +
+                    std::string(kNotifyWork),
                 PgParams().Add(Millis(now)));
             if (!updated) {
                 return updated.error();
@@ -527,9 +630,12 @@ Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
     Enqueued enqueued;
     const std::int64_t now = Millis(options_.now());
     auto inserted = db_.Exec(
-        "INSERT INTO jobs (trigger_key, encounter, kind, payload, state, attempts, created_at, "
-        "updated_at, next_attempt_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) "
-        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id",
+        "WITH inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, "
+        "attempts, created_at, updated_at, next_attempt_at) "
+        "VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) "
+        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id) "
+        "SELECT id, " +
+            std::string(kNotifyWork) + " FROM inserted",
         PgParams().Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now));
     if (!inserted) {
         return inserted.error();
@@ -678,7 +784,10 @@ Result<void> PgJobStore::FinishRunning(std::int64_t id, const std::string& set, 
     auto updated = db_.Exec("UPDATE jobs SET " + set + ", lease_until = NULL, updated_at = $" +
                                 std::to_string(updated_at) +
                                 " WHERE id = $1 AND state = 'running' "
-                                "AND ($2::integer IS NULL OR attempts = $2)",
+                                "AND ($2::integer IS NULL OR attempts = $2) "
+                                // The encounter is free: its next job may be leased.
+                                "RETURNING " +
+                                std::string(kNotifyWork),
                             all);
     if (!updated) {
         return updated.error();
@@ -689,7 +798,9 @@ Result<void> PgJobStore::FinishRunning(std::int64_t id, const std::string& set, 
 Result<void> PgJobStore::DoRetry(std::int64_t id, TimePoint now) {
     auto updated = db_.Exec(
         "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = $2, "
-        "lease_until = NULL, updated_at = $2 WHERE id = $1 AND state IN ('done', 'dead')",
+        "lease_until = NULL, updated_at = $2 WHERE id = $1 AND state IN ('done', 'dead') "
+        "RETURNING " +
+            std::string(kNotifyWork),
         PgParams().Add(id).Add(Millis(now)));
     if (!updated) {
         return updated.error();

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "adapter/store/group_commit_queue.hpp"
@@ -46,6 +48,8 @@ public:
     // created or migrated, and a database without MicroCare's schema is Error::kNotFound.
     static Result<std::unique_ptr<PgJobStore>> Open(const std::string& url,
                                                     const StoreOptions& options = {});
+    // JobStore::Migrate for a PostgreSQL URL.
+    static Result<SchemaMigration> Migrate(const std::string& url);
     ~PgJobStore() override;
 
     void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;
@@ -72,6 +76,7 @@ public:
     Result<std::vector<Job>> List(const JobFilter& filter) override;
     Result<std::size_t> CountByState(JobState state) override;
     Result<std::optional<TimePoint>> OldestWaiting() override;
+    void OnWorkAvailable(std::function<void()> on_work) override;
     void Close() override;
 
     Stats stats() const;
@@ -81,7 +86,14 @@ public:
 private:
     class Hooks;
 
-    PgJobStore(detail::PgConnection connection, const StoreOptions& options);
+    PgJobStore(std::string url, detail::PgConnection connection, const StoreOptions& options);
+
+    // The listener's thread: a connection of its own LISTENing on the jobs channel, calling
+    // on_work_ for each batch of notifications; reconnects (and calls on_work_, since it may
+    // have missed some) after a lost connection.
+    void Listen();
+    void CallOnWork();
+    void StopListener();
 
     // Task bodies: they run on the store's thread only.
     Result<Enqueued> DoEnqueue(const NewJob& job);
@@ -99,7 +111,14 @@ private:
     Result<void> MissingOrConflict(std::int64_t id);
 
     const StoreOptions options_;
+    const std::string url_;
     detail::PgConnection db_;  // used by the store's thread only
+
+    std::mutex on_work_mutex_;
+    std::function<void()> on_work_;  // guarded by on_work_mutex_
+    std::mutex listener_mutex_;      // starting and stopping the listener
+    std::thread listener_;
+    int stop_listener_fd_ = -1;  // an eventfd: written to stop the listener
     std::unique_ptr<Hooks> hooks_;
     detail::GroupCommitQueue queue_;  // declared last: its thread starts once the rest exists
 };

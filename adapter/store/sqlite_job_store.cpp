@@ -138,12 +138,15 @@ Result<T> QueryValue(sqlite3* db, std::string_view sql) {
     }
 }
 
-Result<void> Migrate(sqlite3* db) {
+// The schema version is SQLite's own user_version, written in the migration's transaction:
+// what every database written so far carries, so they all migrate forward as they are.
+Result<SchemaMigration> Migrate(sqlite3* db) {
     // IMMEDIATE: two processes opening a new database at once must not both create it.
     if (auto begun = Exec(db, "BEGIN IMMEDIATE"); !begun) {
-        return begun;
+        return begun.error();
     }
-    auto migrate = [db]() -> Result<void> {
+    SchemaMigration change;
+    auto migrate = [db, &change]() -> Result<void> {
         auto version = QueryValue<std::int64_t>(db, "PRAGMA user_version");
         if (!version) {
             return version.error();
@@ -152,6 +155,7 @@ Result<void> Migrate(sqlite3* db) {
             // Written by a newer release (or not by us): this one would misread it.
             return Error::kStoreFailed;
         }
+        change = {*version, static_cast<std::int64_t>(kMigrations.size())};
         for (auto step = static_cast<std::size_t>(*version); step < kMigrations.size(); ++step) {
             if (auto done = Exec(db, std::string(kMigrations[step])); !done) {
                 return done;
@@ -163,9 +167,12 @@ Result<void> Migrate(sqlite3* db) {
         // The migration's own error is the one worth reporting; a failed rollback changes
         // nothing, as closing the connection rolls back anyway.
         static_cast<void>(Exec(db, "ROLLBACK"));
-        return migrated;
+        return migrated.error();
     }
-    return Exec(db, "COMMIT");
+    if (auto committed = Exec(db, "COMMIT"); !committed) {
+        return committed.error();
+    }
+    return change;
 }
 
 }  // namespace
@@ -334,7 +341,7 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& 
     if (auto set = Exec(db.get(), "PRAGMA foreign_keys = ON"); !set) {
         return set.error();
     }
-    if (auto migrated = Migrate(db.get()); !migrated) {
+    if (auto migrated = adapter::Migrate(db.get()); !migrated) {
         return migrated.error();
     }
     auto statements = Statements::Prepare(db.get());
@@ -374,6 +381,18 @@ private:
 
     SqliteJobStore& store_;
 };
+
+Result<SchemaMigration> SqliteJobStore::Migrate(const std::string& path) {
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    Connection db(raw);
+    if (rc != SQLITE_OK) {
+        return Error::kStoreFailed;
+    }
+    sqlite3_busy_timeout(db.get(), static_cast<int>(StoreOptions{}.busy_timeout.count()));
+    return adapter::Migrate(db.get());
+}
 
 SqliteJobStore::SqliteJobStore(Connection db, std::unique_ptr<Statements> statements,
                                const StoreOptions& options)

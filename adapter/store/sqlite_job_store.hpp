@@ -34,6 +34,8 @@ public:
     // (StoreOptions::read_only): an existing database as it is, created and migrated by nobody.
     static Result<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
                                                         const StoreOptions& options = {});
+    // JobStore::Migrate for a SQLite file.
+    static Result<SchemaMigration> Migrate(const std::string& path);
     ~SqliteJobStore() override;
 
     void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;

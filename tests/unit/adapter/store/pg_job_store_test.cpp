@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -268,6 +270,74 @@ TEST_F(PgJobStoreTest, ALeaseHeldByAnotherStoresOpenTransactionIsSkippedNotWaite
     PQclear(PQexec(other, "ROLLBACK"));
     PQfinish(other);
     EXPECT_EQ(ValueOf(stores[0]->Lease(Now(), seconds(10), 10)).size(), 1u);
+}
+
+// ---- Wake-ups
+
+// Waits for `count` calls of a store's work-available callback, or gives up after a while.
+class WorkSignals {
+public:
+    std::function<void()> Callback() {
+        return [this] {
+            std::lock_guard lock(mutex_);
+            ++calls_;
+            changed_.notify_all();
+        };
+    }
+    bool WaitFor(int count) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, seconds(20), [&] { return calls_ >= count; });
+    }
+    int calls() {
+        std::lock_guard lock(mutex_);
+        return calls_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int calls_ = 0;
+};
+
+TEST_F(PgJobStoreTest, AnotherStoresNewJobWakesTheWorkerWithoutPolling) {
+    auto stores = OpenStores(2);
+    WorkSignals signals;
+    stores[1]->OnWorkAvailable(signals.Callback());
+    ASSERT_TRUE(signals.WaitFor(1));  // the first, on listening: whatever came before is looked at
+    const int before = signals.calls();
+    ASSERT_TRUE(stores[0]->Enqueue(MakeJob("a", "Encounter/a")));
+    EXPECT_TRUE(signals.WaitFor(before + 1)) << "no wake-up for a job another store enqueued";
+    // Finishing a job frees its encounter: a wake-up too.
+    const auto leased = ValueOf(stores[0]->Lease(Now(), seconds(30), 1));
+    ASSERT_EQ(leased.size(), 1u);
+    const int after_enqueue = signals.calls();
+    ASSERT_TRUE(stores[0]->Complete(leased[0].id, "ok", leased[0].attempts));
+    EXPECT_TRUE(signals.WaitFor(after_enqueue + 1)) << "no wake-up for a freed encounter";
+    // A known trigger makes no job, and no wake-up is promised for it; after the callback is
+    // cleared none comes at all.
+    stores[1]->OnWorkAvailable(nullptr);
+    const int cleared = signals.calls();
+    ASSERT_TRUE(stores[0]->Enqueue(MakeJob("b", "Encounter/b")));
+    ASSERT_TRUE(stores[0]->Get(1));  // a round trip after the commit
+    EXPECT_EQ(signals.calls(), cleared);
+}
+
+TEST_F(PgJobStoreTest, TheListenerReconnectsAfterItsConnectionIsKilled) {
+    auto stores = OpenStores(2);
+    WorkSignals signals;
+    stores[1]->OnWorkAvailable(signals.Callback());
+    ASSERT_TRUE(signals.WaitFor(1));
+    // The listener's connection is the one LISTENing on the channel.
+    ASSERT_EQ(pg_.Query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                        "query LIKE 'LISTEN%' AND pid <> pg_backend_pid() AND "
+                        "application_name = current_setting('application_name')"),
+              "1");
+    // On its new connection it calls once more (it may have missed something meanwhile)...
+    ASSERT_TRUE(signals.WaitFor(2));
+    const int reconnected = signals.calls();
+    // ...and hears new jobs again.
+    ASSERT_TRUE(stores[0]->Enqueue(MakeJob("a", "Encounter/a")));
+    EXPECT_TRUE(signals.WaitFor(reconnected + 1));
 }
 
 // ---- A lost connection

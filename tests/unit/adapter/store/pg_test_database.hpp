@@ -88,7 +88,9 @@ public:
     const std::string& server_url() const { return server_.url; }
     std::string url() const {
         const char separator = server_.url.find('?') == std::string::npos ? '?' : '&';
-        return server_.url + separator + "options=-csearch_path%3D" + name_;
+        // application_name: the test's connections are told from other tests' in pg_stat_activity.
+        return server_.url + separator + "options=-csearch_path%3D" + name_ +
+               "&application_name=" + name_;
     }
     // SQL inside the schema.
     std::optional<std::string> Query(const std::string& sql) const { return PgQuery(url(), sql); }
