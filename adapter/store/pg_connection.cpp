@@ -98,6 +98,7 @@ Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params
     }
     const std::string text(sql);
     const auto pointers = params.Pointers();
+    ++round_trips_;
     return Check(PQexecParams(conn_.get(), text.c_str(), params.size(), nullptr,
                               pointers.empty() ? nullptr : pointers.data(), nullptr, nullptr, 0));
 }
@@ -106,6 +107,7 @@ Result<void> PgConnection::ExecScript(const std::string& sql) {
     if (!conn_) {
         return Error::kStoreFailed;
     }
+    ++round_trips_;
     auto result = Check(PQexec(conn_.get(), sql.c_str()));
     if (!result) {
         return result.error();

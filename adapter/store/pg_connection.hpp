@@ -75,6 +75,8 @@ public:
     // The server's five-character SQLSTATE of the last failed statement ("" when none).
     const std::string& last_sqlstate() const { return last_sqlstate_; }
     int BackendPid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // Statements sent so far (each one round trip to the server): what the store costs.
+    std::uint64_t round_trips() const { return round_trips_; }
     // The connection's socket, for waiting on notifications (-1 when none).
     int Socket() const { return conn_ ? PQsocket(conn_.get()) : -1; }
     // Reads what the server sent and drops the notifications received (LISTEN): how many, or
@@ -92,6 +94,7 @@ private:
 
     std::unique_ptr<PGconn, Finish> conn_;
     std::string last_sqlstate_;
+    std::uint64_t round_trips_ = 0;
 };
 
 }  // namespace microcare::adapter::detail

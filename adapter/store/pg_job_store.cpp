@@ -365,6 +365,12 @@ int PgJobStore::BackendPid() {
     return pid ? static_cast<int>(*pid) : 0;
 }
 
+std::uint64_t PgJobStore::RoundTrips() {
+    auto count = queue_.SubmitAndWait<std::uint64_t>(
+        false, [this]() -> Result<std::uint64_t> { return db_.round_trips(); });
+    return count ? *count : 0;
+}
+
 // ---- The calls: each one a task on the store's thread.
 
 void PgJobStore::EnqueueAsync(NewJob job, Callback<Enqueued> done) {

@@ -82,6 +82,8 @@ public:
     Stats stats() const;
     // The server process behind the store's connection (tests terminate it to show recovery).
     int BackendPid();
+    // Statements the store's connection has sent (each a round trip), for measurements.
+    std::uint64_t RoundTrips();
 
 private:
     class Hooks;
