@@ -552,7 +552,12 @@ public:
         if (config.audit.checkpoint_path.empty()) {
             // Apart from the trail: beside the store, where a copy of the trail's directory
             // does not take it along.
-            const auto store_dir = std::filesystem::path(config.store.path).parent_path();
+            // With a PostgreSQL store (no directory of its own) beside the trail: each replica
+            // has a trail and a checkpoint of its own, and store.path's default directory is
+            // nobody's.
+            const auto store_dir = config.store.IsFile()
+                                       ? std::filesystem::path(config.store.path).parent_path()
+                                       : std::filesystem::path(config.audit.path).parent_path();
             config.audit.checkpoint_path =
                 (store_dir /
                  (std::filesystem::path(config.audit.path).filename().string() + ".checkpoint"))

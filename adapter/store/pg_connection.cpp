@@ -136,6 +136,17 @@ bool PgConnection::InTransaction() const {
     return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
 }
 
+void PgConnection::Poll() {
+    if (Ok() && Idle()) {
+        // libpq's socket is non-blocking underneath: this never waits. Notifications are not
+        // LISTENed for on this connection, so there are none to drop. Twice: a session the
+        // server ended has sent its last message, then closed; the first read takes the
+        // message, the second meets the end of the stream and marks the connection bad.
+        for (int read = 0; read < 2 && PQconsumeInput(conn_.get()) != 0; ++read) {
+        }
+    }
+}
+
 bool PgConnection::Reset() {
     if (!conn_) {
         return false;

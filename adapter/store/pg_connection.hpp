@@ -72,6 +72,11 @@ public:
     bool InTransaction() const;
     // Re-establishes a lost connection with the same parameters: true when it is back.
     bool Reset();
+    // Reads what the server sent meanwhile, without waiting: a server that ended the session
+    // (a restart, pg_terminate_backend, a failover) has said so, and Ok() turns false before a
+    // statement is wasted on the connection. A connection cut silently is found by the next
+    // statement (or TCP keepalives) instead.
+    void Poll();
     // The server's five-character SQLSTATE of the last failed statement ("" when none).
     const std::string& last_sqlstate() const { return last_sqlstate_; }
     int BackendPid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }

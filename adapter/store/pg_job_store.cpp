@@ -204,6 +204,7 @@ public:
 
     bool Ready() override {
         auto& db = store_.db_;
+        db.Poll();
         if (!db.Ok()) {
             // Lost (the server restarted, the connection was killed): the batch that met it
             // has failed; this one reconnects, and the session is set up again.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 
 #include "adapter/service_config_diff.hpp"
@@ -76,6 +77,9 @@ TEST(ServiceConfig, StoreUrlSelectsThePostgresStoreAndItsPasswordComesFromTheEnv
     EXPECT_FALSE(p.config->store.IsFile());
     EXPECT_EQ(RedactStoreLocation(p.config->store.Location()),
               "postgresql://microcare:***@db.internal/microcare");
+    // No store directory: the trail's checkpoint is beside the trail, one per replica.
+    EXPECT_EQ(std::filesystem::path(p.config->audit.checkpoint_path).parent_path(),
+              std::filesystem::path(p.config->audit.path).parent_path());
     EXPECT_TRUE(Parse(kMinimal).config->store.IsFile());  // SQLite stays the default
 }
 

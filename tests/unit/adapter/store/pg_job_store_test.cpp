@@ -394,29 +394,61 @@ TEST_F(PgJobStoreTest, TheListenerReconnectsAfterItsConnectionIsKilled) {
 
 // ---- A lost connection
 
-TEST_F(PgJobStoreTest, AKilledConnectionFailsOneCallAndTheNextReconnects) {
+// pg_terminate_backend with a timeout returns once the server process has ended: what a
+// server restart or failover does to a session.
+std::string Terminate(const PgTestSchema& pg, int pid) {
+    return pg.Query("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 10000)").value_or("");
+}
+
+TEST_F(PgJobStoreTest, AConnectionTheServerEndedIsReplacedBeforeTheNextCall) {
     auto store = Open();
     const auto id = ValueOf(store->Enqueue(MakeJob("a"))).job_id;
     const int pid = store->BackendPid();
     ASSERT_GT(pid, 0);
-    ASSERT_EQ(pg_.Query("SELECT pg_terminate_backend(" + std::to_string(pid) + ")"), "t");
-    // The call that meets the dead connection fails, safely...
-    EXPECT_EQ(ErrorOf(store->Get(id)), Error::kStoreFailed);
-    // ...and the next ones run on a new connection.
+    ASSERT_EQ(Terminate(pg_, pid), "t");
+    // The server said goodbye: the store notices before its next statement and reconnects.
     EXPECT_EQ(ValueOf(store->Get(id)).trigger_key, "a");
     EXPECT_NE(store->BackendPid(), pid);
     EXPECT_TRUE(ValueOf(store->Enqueue(MakeJob("b"))).created);
     EXPECT_EQ(ValueOf(store->CountByState(JobState::kQueued)), 2u);
 }
 
-TEST_F(PgJobStoreTest, AWriteBatchCutOffByAKilledConnectionIsNotAcknowledged) {
+TEST_F(PgJobStoreTest, ABatchWhoseConnectionDiesMidwayIsNotAcknowledgedAndTheNextReconnects) {
     auto store = Open();
-    const int pid = store->BackendPid();
-    ASSERT_EQ(pg_.Query("SELECT pg_terminate_backend(" + std::to_string(pid) + ")"), "t");
-    // Not committed, so not acknowledged: the caller (the EHR) will send it again.
-    EXPECT_EQ(ErrorOf(store->Enqueue(MakeJob("lost"))), Error::kStoreFailed);
-    EXPECT_EQ(ValueOf(store->CountByState(JobState::kQueued)), 0u);
-    EXPECT_TRUE(ValueOf(store->Enqueue(MakeJob("lost"))).created);
+    // The connection dies in the middle of a batch, after some of its writes: inserting the job
+    // "poison" ends the session that inserts it.
+    ASSERT_TRUE(pg_.Query(
+        "CREATE FUNCTION kill_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.trigger_key = 'poison' THEN PERFORM pg_terminate_backend(pg_backend_pid()); "
+        "END IF; RETURN NEW; END $$; CREATE TRIGGER kill_session AFTER INSERT ON jobs "
+        "FOR EACH ROW EXECUTE FUNCTION kill_session()"));
+    std::vector<std::future<Result<Enqueued>>> batch;
+    {
+        // Hold the store's thread so that the three writes share one batch.
+        std::promise<void> entered;
+        std::promise<void> release;
+        store->EnqueueAsync(MakeJob("gate", "Encounter/gate"),
+                            [&, released = release.get_future().share()](Result<Enqueued>) {
+                                entered.set_value();
+                                released.wait();
+                            });
+        entered.get_future().wait();
+        for (const char* key : {"before", "poison", "after"}) {
+            auto promise = std::make_shared<std::promise<Result<Enqueued>>>();
+            batch.push_back(promise->get_future());
+            store->EnqueueAsync(
+                MakeJob(key, std::string("Encounter/") + key),
+                [promise](Result<Enqueued> result) { promise->set_value(std::move(result)); });
+        }
+        release.set_value();
+    }
+    // Not committed, so not acknowledged, not even the write before the fault: the callers (the
+    // EHR) send them again.
+    for (auto& result : batch) {
+        EXPECT_EQ(ErrorOf(result.get()), Error::kStoreFailed);
+    }
+    EXPECT_EQ(ValueOf(store->CountByState(JobState::kQueued)), 1u);  // the gate
+    EXPECT_TRUE(ValueOf(store->Enqueue(MakeJob("before", "Encounter/before"))).created);
 }
 
 }  // namespace
