@@ -7,6 +7,7 @@
 #include "adapter/service/service.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/service_files.hpp"
+#include "adapter/store/job_store.hpp"
 
 namespace microcare::adapter {
 int RunServe(const std::string& config_path, std::ostream& err) {
@@ -54,7 +55,8 @@ int RunConfigCheck(const std::string& config_path, std::ostream& out, std::ostre
     }
     out << config_path << ": valid; listens on " << config->server.listen << ":"
         << config->server.port << (config->server.tls ? " (TLS)" : "") << ", EHR at "
-        << config->ehr.base_url << ", store " << config->store.path << "\n";
+        << config->ehr.base_url << ", store " << RedactStoreLocation(config->store.Location())
+        << "\n";
     return 0;
 }
 

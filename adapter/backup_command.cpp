@@ -194,6 +194,12 @@ bool CopyRulePack(const std::string& pack, BackupWriter& writer, std::ostream& e
 int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     auto config = LoadServiceConfig(args.config_path, err);
     if (!config) return 2;
+    if (!config->store.IsFile()) {
+        // The database is the PostgreSQL server's to copy consistently, with its own tool.
+        err << "store.url: a PostgreSQL store is backed up with pg_dump (config/README.md, "
+               "\"The PostgreSQL store\"); this command copies a SQLite store\n";
+        return 2;
+    }
     auto trail = ConfiguredTrail(config->audit);
     if (!trail) {
         err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";

@@ -37,7 +37,7 @@ std::optional<Target> ResolveTarget(const JobsArgs& args, std::ostream& err) {
             ReportRefused(err, args.config_path, issues);
             return std::nullopt;
         }
-        target.store_path = target.config->store.path;
+        target.store_path = target.config->store.Location();
     }
     if (!args.store_path.empty()) target.store_path = args.store_path;
     if (target.store_path.empty()) {
@@ -51,7 +51,8 @@ std::optional<Target> ResolveTarget(const JobsArgs& args, std::ostream& err) {
 // mistyped, and the admin would read "no jobs" instead of learning the path is wrong.
 std::unique_ptr<JobStore> OpenStore(const Target& target, bool read_only, std::ostream& err) {
     std::error_code error;
-    if (!std::filesystem::is_regular_file(target.store_path, error)) {
+    if (!IsPostgresUrl(target.store_path) &&
+        !std::filesystem::is_regular_file(target.store_path, error)) {
         err << target.store_path << ": no store here (check --store or store.path"
             << (std::filesystem::exists(target.store_path, error) ? "; it is not a file" : "")
             << ")\n";
@@ -61,7 +62,8 @@ std::unique_ptr<JobStore> OpenStore(const Target& target, bool read_only, std::o
     options.read_only = read_only;
     auto store = JobStore::Open(target.store_path, options);
     if (!store) {
-        err << target.store_path << ": cannot open the store (" << store.error().message() << ")\n";
+        err << RedactStoreLocation(target.store_path) << ": cannot open the store ("
+            << store.error().message() << ")\n";
         return nullptr;
     }
     return std::move(*store);
@@ -218,6 +220,24 @@ int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err) {
         code = 2;
     }
     return code;
+}
+
+int RunStoreMigrate(const JobsArgs& args, std::ostream& out, std::ostream& err) {
+    auto target = ResolveTarget(args, err);
+    if (!target) return 2;
+    const std::string shown = RedactStoreLocation(target->store_path);
+    auto migrated = JobStore::Migrate(target->store_path);
+    if (!migrated) {
+        // Unreachable, refused, or of a newer schema than this release knows.
+        err << shown << ": cannot migrate the store (" << migrated.error().message() << ")\n";
+        return 1;
+    }
+    if (migrated->from == migrated->to) {
+        out << shown << ": schema version " << migrated->to << ", up to date\n";
+    } else {
+        out << shown << ": schema version " << migrated->from << " -> " << migrated->to << "\n";
+    }
+    return 0;
 }
 
 int RunJobsPurge(const JobsArgs& args, std::ostream& out, std::ostream& err) {

@@ -33,5 +33,8 @@ int RunJobsShow(const JobsArgs& args, std::ostream& out, std::ostream& err);
 int RunJobsRetry(const JobsArgs& args, std::ostream& out, std::ostream& err);
 // Deletes done jobs last changed before --done-before; recorded in the audit trail.
 int RunJobsPurge(const JobsArgs& args, std::ostream& out, std::ostream& err);
+// `microcare store migrate`: brings the store's schema up to date (creating the store where
+// there is none) and says from which version to which. Safe beside running replicas.
+int RunStoreMigrate(const JobsArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace microcare::adapter

@@ -98,8 +98,18 @@ int main(int argc, char** argv) {
     jobs_purge->add_option("--done-before", jobs.done_before, "A FHIR date or instant")->required();
     for (CLI::App* command : {jobs_list, jobs_show, jobs_retry, jobs_purge}) {
         command->add_option("--config", jobs.config_path, "Service configuration naming the store");
-        command->add_option("--store", jobs.store_path, "The store's SQLite file");
+        command->add_option("--store", jobs.store_path,
+                            "The store: its SQLite file, or a postgresql:// URL");
     }
+
+    CLI::App* store_cmd = app.add_subcommand("store", "The store's schema");
+    store_cmd->require_subcommand(1);
+    CLI::App* store_migrate = store_cmd->add_subcommand(
+        "migrate", "Bring the store's schema up to date (serve does it too); prints from -> to");
+    store_migrate->add_option("--config", jobs.config_path,
+                              "Service configuration naming the store");
+    store_migrate->add_option("--store", jobs.store_path,
+                              "The store: its SQLite file, or a postgresql:// URL");
 
     BackupArgs backup;
     CLI::App* backup_cmd = app.add_subcommand(
@@ -171,6 +181,7 @@ int main(int argc, char** argv) {
         if (*jobs_show) return RunJobsShow(jobs, std::cout, std::cerr);
         if (*jobs_retry) return RunJobsRetry(jobs, std::cout, std::cerr);
         if (*jobs_purge) return RunJobsPurge(jobs, std::cout, std::cerr);
+        if (*store_migrate) return RunStoreMigrate(jobs, std::cout, std::cerr);
         if (*backup_cmd) return RunBackup(backup, std::cout, std::cerr);
         if (*restore_cmd) return RunRestore(backup, std::cout, std::cerr);
         if (*audit_verify) return RunAuditVerify(audit, std::cout, std::cerr);

@@ -303,14 +303,14 @@ int RunRulesReplay(const ReplayArgs& args, std::ostream& out, std::ostream& err)
 
     // Opening would create an empty store: a service that never ran has assessed nothing.
     std::error_code missing;
-    if (!std::filesystem::exists(config->store.path, missing)) {
+    if (config->store.IsFile() && !std::filesystem::exists(config->store.path, missing)) {
         err << config->store.path << ": no store (the service has not run): nothing to replay\n";
         return kCannotRun;
     }
-    auto store = JobStore::Open(config->store.path);
+    auto store = JobStore::Open(config->store.Location());
     if (!store) {
-        err << config->store.path << ": cannot open the store (" << store.error().message()
-            << ")\n";
+        err << RedactStoreLocation(config->store.Location()) << ": cannot open the store ("
+            << store.error().message() << ")\n";
         return kCannotRun;
     }
     auto encounters = AssessedEncounters(**store, window);

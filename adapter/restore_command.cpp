@@ -162,6 +162,11 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     auto config = LoadServiceConfig(args.config_path, err);
     if (!config) return 2;
     const ServiceConfig& settings = *config;
+    if (!settings.store.IsFile()) {
+        err << "store.url: a PostgreSQL store is restored with pg_restore (config/README.md, "
+               "\"The PostgreSQL store\"); this command restores a SQLite store\n";
+        return 2;
+    }
     std::error_code ec;
     for (const std::string& path : {settings.store.path, settings.audit.path}) {
         fs::create_directories(fs::path(path).parent_path(), ec);

@@ -10,6 +10,7 @@
 #include "adapter/client/outbound_url.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
+#include "adapter/store/store_location.hpp"
 #include "adapter/time_bound.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_path_reader.hpp"
@@ -214,10 +215,19 @@ public:
 
     void Store(Node node, StoreSettings& s) {
         const std::string path = "store";
-        if (!Object(node, path, {"path", "synchronous"})) return;
+        if (!Object(node, path, {"path", "url", "synchronous"})) return;
         FileName(node, "path", path, s.path);
+        String(node, "url", path, s.url);
         Bool(node, "synchronous", path, s.synchronous);
         if (s.path.empty()) Error(At(path, "path"), "must not be empty");
+        if (node["url"].Exists()) {
+            if (node["path"].Exists()) {
+                Error(At(path, "url"), "store.path and store.url name two stores: set one");
+            } else if (!IsPostgresUrl(s.url)) {
+                // Never echoed: the text may hold a password.
+                Error(At(path, "url"), "must be a postgresql:// (or postgres://) URL");
+            }
+        }
     }
 
     void Worker(Node node, WorkerSettings& w) {
@@ -542,7 +552,12 @@ public:
         if (config.audit.checkpoint_path.empty()) {
             // Apart from the trail: beside the store, where a copy of the trail's directory
             // does not take it along.
-            const auto store_dir = std::filesystem::path(config.store.path).parent_path();
+            // With a PostgreSQL store (no directory of its own) beside the trail: each replica
+            // has a trail and a checkpoint of its own, and store.path's default directory is
+            // nobody's.
+            const auto store_dir = config.store.IsFile()
+                                       ? std::filesystem::path(config.store.path).parent_path()
+                                       : std::filesystem::path(config.audit.path).parent_path();
             config.audit.checkpoint_path =
                 (store_dir /
                  (std::filesystem::path(config.audit.path).filename().string() + ".checkpoint"))

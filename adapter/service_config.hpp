@@ -49,7 +49,14 @@ struct ServerSettings {
 
 struct StoreSettings {
     std::string path = "var/microcare.db";
+    // A postgresql:// URL: the PostgreSQL store that several replicas share. Empty: the
+    // embedded SQLite store at `path` (the default).
+    std::string url;
     bool synchronous = true;
+
+    // What JobStore::Open takes.
+    const std::string& Location() const { return url.empty() ? path : url; }
+    bool IsFile() const { return url.empty(); }
 };
 
 struct WorkerSettings {

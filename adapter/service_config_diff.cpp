@@ -58,6 +58,7 @@ ConfigChanges CompareServiceConfigs(const ServiceConfig& running, const ServiceC
               s1.allowed_response_urls);
 
     c.Restart("store.path", running.store.path, next.store.path);
+    c.Restart("store.url", running.store.url, next.store.url);  // names the path, never the value
     c.Restart("store.synchronous", running.store.synchronous, next.store.synchronous);
 
     const WorkerSettings& w0 = running.worker;

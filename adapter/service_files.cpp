@@ -60,7 +60,7 @@ void CheckServiceFiles(const ServiceConfig& config, fhir::IssueList& issues) {
                      "not an unencrypted PEM private key for " + auth.algorithm +
                          " (RS384: RSA of 2048 bits or more; ES384: EC on P-384)");
     }
-    CheckWritable(config.store.path, "store.path", issues);
+    if (config.store.IsFile()) CheckWritable(config.store.path, "store.path", issues);
     CheckWritable(config.audit.path, "audit.path", issues);
     CheckWritable(config.audit.checkpoint_path, "audit.checkpointPath", issues);
 }

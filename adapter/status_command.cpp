@@ -38,17 +38,24 @@ int RunStatus(const std::string& config_path, std::ostream& out, std::ostream& e
 
     // Opening would create an empty store: a service that never ran is said so instead.
     std::error_code missing;
-    if (!std::filesystem::exists(config->store.path, missing)) {
+    if (config->store.IsFile() && !std::filesystem::exists(config->store.path, missing)) {
         out << "jobs: no store yet at " << config->store.path << " (the service has not run)\n";
         out << "EHR reachability: not checked (status reads files only)\n";
         return attention ? 1 : 0;
     }
     StoreOptions read_only;  // status only looks: no migration, no write
     read_only.read_only = true;
-    auto store = JobStore::Open(config->store.path, read_only);
+    auto store = JobStore::Open(config->store.Location(), read_only);
+    if (!store && store.error() == Error::kNotFound) {
+        // A PostgreSQL database without MicroCare's schema: no service has started on it.
+        out << "jobs: no store yet at " << RedactStoreLocation(config->store.Location())
+            << " (the service has not run)\n";
+        out << "EHR reachability: not checked (status reads files only)\n";
+        return attention ? 1 : 0;
+    }
     if (!store) {
-        err << config->store.path << ": cannot open the store (" << store.error().message()
-            << ")\n";
+        err << RedactStoreLocation(config->store.Location()) << ": cannot open the store ("
+            << store.error().message() << ")\n";
         return 2;
     }
     out << "jobs:";

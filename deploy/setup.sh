@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-url1.81-dev rapidjson-dev libssl-dev libsqlite3-dev libcli11-dev
+  libpq-dev                    # the PostgreSQL store (libpq5 at run time)
+  postgresql-15                # tests only: tests/pg/pg-server.sh runs a throw-away server from it
   libgtest-dev libgmock-dev libbenchmark-dev openssl ca-certificates
   clang libclang-rt-14-dev
   nodejs npm

@@ -47,6 +47,10 @@ namespace ssl = boost::asio::ssl;
 
 struct Service::Impl {
     explicit Impl(WallClock wall_clock) : now(std::move(wall_clock)), ehr_health(now) {}
+    // The store outlives the worker it wakes: no wake-up may reach a worker being destroyed.
+    ~Impl() {
+        if (store) store->OnWorkAvailable(nullptr);
+    }
 
     ServiceConfig config;
     WallClock now;
@@ -118,8 +122,10 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     Log::Info("rule pack loaded",
               {{"pack", loaded.id}, {"version", loaded.version}, {"sha256", loaded.sha256}});
 
-    // The data directory is made on first start.
-    for (const std::string& file : {config.store.path, config.audit.path}) {
+    // The data directory is made on first start (the SQLite store's too, unless the store is
+    // a PostgreSQL database).
+    for (const std::string& file :
+         {config.store.IsFile() ? config.store.path : config.audit.path, config.audit.path}) {
         std::error_code ignored;
         const auto parent = std::filesystem::path(file).parent_path();
         if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
@@ -127,9 +133,11 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     StoreOptions store_options;
     store_options.synchronous_full = config.store.synchronous;
     store_options.now = s.now;
-    auto store = JobStore::Open(config.store.path, store_options);
+    // Opening also brings the schema up to date (`microcare store migrate` does it alone).
+    auto store = JobStore::Open(config.store.Location(), store_options);
     if (!store) {
-        Log::Error("cannot open the store", {{"path", config.store.path}});
+        Log::Error("cannot open the store",
+                   {{"store", RedactStoreLocation(config.store.Location())}});
         return store.error();
     }
     s.store = std::move(*store);
@@ -274,6 +282,9 @@ void Service::Start(bool handle_signals) {
     s.work.emplace(s.io.get_executor());
     s.server->Start();
     s.worker->Start();
+    // Jobs that other replicas sharing the store enqueue or free are leased at once, not at
+    // the next poll (a PostgreSQL store's LISTEN/NOTIFY; SQLite has no other writers).
+    s.store->OnWorkAvailable([worker = s.worker.get()] { worker->Wake(); });
     // What the command line committed (jobs retry, purge) reaches the trail within seconds.
     asio::co_spawn(s.io, s.trail_notes->NudgeEvery(std::chrono::seconds(2)),
                    ReportFailure("audit trail writer", s.metrics.tasks_failed));
@@ -317,6 +328,7 @@ void Service::Stop() {
         auto grace =
             std::chrono::duration_cast<std::chrono::milliseconds>(s.config.worker.shutdown_grace);
         const auto deadline = std::chrono::steady_clock::now() + grace;
+        s.store->OnWorkAvailable(nullptr);
         auto done = asio::co_spawn(s.io, s.worker->Stop(grace), asio::use_future);
         done.wait();
         // Requests in flight (a trigger waiting for its commit) are answered before the I/O

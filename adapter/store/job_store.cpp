@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "adapter/store/pg_job_store.hpp"
 #include "adapter/store/sqlite_job_store.hpp"
 
 namespace microcare::adapter {
@@ -20,13 +21,25 @@ std::string_view ToString(JobState state) {
     return "queued";
 }
 
-Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path,
+Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& location,
                                                  const StoreOptions& options) {
-    auto store = SqliteJobStore::Open(path, options);
+    if (IsPostgresUrl(location)) {
+        auto store = PgJobStore::Open(location, options);
+        if (!store) {
+            return store.error();
+        }
+        return std::unique_ptr<JobStore>(std::move(*store));
+    }
+    auto store = SqliteJobStore::Open(location, options);
     if (!store) {
         return store.error();
     }
     return std::unique_ptr<JobStore>(std::move(*store));
+}
+
+Result<SchemaMigration> JobStore::Migrate(const std::string& location) {
+    return IsPostgresUrl(location) ? PgJobStore::Migrate(location)
+                                   : SqliteJobStore::Migrate(location);
 }
 
 namespace {

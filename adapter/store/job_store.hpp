@@ -11,6 +11,7 @@
 
 #include "adapter/clock.hpp"
 #include "adapter/error.hpp"
+#include "adapter/store/store_location.hpp"
 
 namespace microcare::adapter {
 
@@ -98,6 +99,12 @@ struct StoreOptions {
     bool read_only = false;
 };
 
+// What `microcare store migrate` did: the schema version found and the one left.
+struct SchemaMigration {
+    std::int64_t from = 0;
+    std::int64_t to = 0;
+};
+
 struct JobFilter {
     std::optional<JobState> state;
     std::size_t limit = 100;
@@ -143,8 +150,14 @@ public:
     template <typename T>
     using Callback = std::function<void(Result<T>)>;
 
-    static Result<std::unique_ptr<JobStore>> Open(const std::string& path,
+    // `location`: a postgresql:// (or postgres://) URL opens the PostgreSQL store that several
+    // replicas share; anything else is the path of the embedded SQLite database.
+    static Result<std::unique_ptr<JobStore>> Open(const std::string& location,
                                                   const StoreOptions& options = {});
+    // Brings the schema at `location` up to date and reports from which version to which,
+    // creating the store if there is none. Safe while other processes (replicas) do the same:
+    // one migrates, the others find it done. Open does it too.
+    static Result<SchemaMigration> Migrate(const std::string& location);
     virtual ~JobStore() = default;
 
     // Records the trigger and its job atomically and durably. A known trigger_key, or a known
@@ -216,6 +229,14 @@ public:
     // no job waits. What /metrics shows as its age: a trigger that waits too long, whatever
     // the reason, is seen there.
     virtual Result<std::optional<TimePoint>> OldestWaiting() = 0;
+
+    // Calls `on_work` (on a thread of the store's; it must not block) when work may have become
+    // available through another process sharing the store: a job enqueued or finished by
+    // another replica. The worker then leases at once instead of at its next poll, which stays
+    // the fallback. Replaces the previous callback; an empty one stops the calls, and once this
+    // returns the previous callback is not running and will not run. A store no other process
+    // writes (SQLite) never calls it.
+    virtual void OnWorkAvailable(std::function<void()> on_work) { static_cast<void>(on_work); }
 
     // Waits for pending writes, then stops the store's thread. Later calls fail with
     // Error::kShuttingDown.

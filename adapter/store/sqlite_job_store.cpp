@@ -13,16 +13,18 @@
 #include <unordered_set>
 #include <utility>
 
+#include "adapter/store/job_rows.hpp"
 #include "adapter/store/sqlite_statement.hpp"
-#include "adapter/thread_name.hpp"
-#include "fhir/issues.hpp"
-#include "fhir/json.hpp"
 
 namespace microcare::adapter {
 namespace {
 
+using detail::FromMillis;
+using detail::kJobColumns;
+using detail::Millis;
 using detail::ResetOnExit;
 using detail::SqliteStatement;
+using detail::StateFromText;
 
 // Schema migrations, in order: migration i takes user_version i to i + 1. A released migration
 // is never edited; a change is a new entry.
@@ -83,24 +85,6 @@ constexpr const char* kListFilter =
     "(?1 IS NULL OR state = ?1) AND (?2 IS NULL OR updated_at >= ?2) "
     "AND (?3 IS NULL OR encounter = ?3)";
 
-constexpr std::string_view kJobColumns =
-    "id, trigger_key, encounter, kind, payload, state, attempts, created_at, updated_at, "
-    "next_attempt_at, lease_until, last_error, outcome";
-
-std::int64_t Millis(TimePoint time) { return time.time_since_epoch().count(); }
-
-TimePoint FromMillis(std::int64_t millis) { return TimePoint(std::chrono::milliseconds(millis)); }
-
-std::optional<JobState> StateFromText(std::string_view text) {
-    for (JobState state :
-         {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kDead}) {
-        if (ToString(state) == text) {
-            return state;
-        }
-    }
-    return std::nullopt;
-}
-
 // Reads a row of kJobColumns.
 Result<Job> ReadJob(const SqliteStatement& row) {
     Job job;
@@ -154,12 +138,15 @@ Result<T> QueryValue(sqlite3* db, std::string_view sql) {
     }
 }
 
-Result<void> Migrate(sqlite3* db) {
+// The schema version is SQLite's own user_version, written in the migration's transaction:
+// what every database written so far carries, so they all migrate forward as they are.
+Result<SchemaMigration> Migrate(sqlite3* db) {
     // IMMEDIATE: two processes opening a new database at once must not both create it.
     if (auto begun = Exec(db, "BEGIN IMMEDIATE"); !begun) {
-        return begun;
+        return begun.error();
     }
-    auto migrate = [db]() -> Result<void> {
+    SchemaMigration change;
+    auto migrate = [db, &change]() -> Result<void> {
         auto version = QueryValue<std::int64_t>(db, "PRAGMA user_version");
         if (!version) {
             return version.error();
@@ -168,6 +155,7 @@ Result<void> Migrate(sqlite3* db) {
             // Written by a newer release (or not by us): this one would misread it.
             return Error::kStoreFailed;
         }
+        change = {*version, static_cast<std::int64_t>(kMigrations.size())};
         for (auto step = static_cast<std::size_t>(*version); step < kMigrations.size(); ++step) {
             if (auto done = Exec(db, std::string(kMigrations[step])); !done) {
                 return done;
@@ -179,54 +167,15 @@ Result<void> Migrate(sqlite3* db) {
         // The migration's own error is the one worth reporting; a failed rollback changes
         // nothing, as closing the connection rolls back anyway.
         static_cast<void>(Exec(db, "ROLLBACK"));
-        return migrated;
+        return migrated.error();
     }
-    return Exec(db, "COMMIT");
+    if (auto committed = Exec(db, "COMMIT"); !committed) {
+        return committed.error();
+    }
+    return change;
 }
 
 }  // namespace
-
-// A unit of work on the store's thread.
-class SqliteJobStore::Task {
-public:
-    explicit Task(bool writes) : writes_(writes) {}
-    virtual ~Task() = default;
-
-    bool writes() const { return writes_; }
-    // Runs the task's statements; false when it failed and whatever it wrote must be undone.
-    virtual bool Execute() = 0;
-    // Hands the result of Execute to the caller: for a write, only once it is committed.
-    virtual void Deliver() = 0;
-    // Tells the caller that the task did not (durably) happen.
-    virtual void Fail(Error error) = 0;
-
-private:
-    const bool writes_;
-};
-
-template <typename T>
-class SqliteJobStore::Call final : public Task {
-public:
-    Call(bool writes, std::function<Result<T>()> body, std::function<void(Result<T>)> done)
-        : Task(writes), body_(std::move(body)), done_(std::move(done)) {}
-
-    bool Execute() override {
-        try {
-            result_ = body_();
-        } catch (const std::exception&) {
-            // Only allocation can throw here; the task fails alone, the store goes on.
-            result_ = make_error_code(Error::kStoreFailed);
-        }
-        return result_.has_value();
-    }
-    void Deliver() override { done_(std::move(result_)); }
-    void Fail(Error error) override { done_(make_error_code(error)); }
-
-private:
-    std::function<Result<T>()> body_;
-    std::function<void(Result<T>)> done_;
-    Result<T> result_{make_error_code(Error::kStoreFailed)};
-};
 
 struct SqliteJobStore::Statements {
     SqliteStatement begin;
@@ -394,7 +343,7 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& 
     if (auto set = Exec(db.get(), "PRAGMA foreign_keys = ON"); !set) {
         return set.error();
     }
-    if (auto migrated = Migrate(db.get()); !migrated) {
+    if (auto migrated = adapter::Migrate(db.get()); !migrated) {
         return migrated.error();
     }
     auto statements = Statements::Prepare(db.get());
@@ -405,175 +354,73 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& 
         new SqliteJobStore(std::move(db), std::move(*statements), options));
 }
 
+// What group commit runs around a batch, in SQLite's words.
+class SqliteJobStore::Hooks final : public detail::TransactionHooks {
+public:
+    explicit Hooks(SqliteJobStore& store) : store_(store) {}
+
+    bool Begin() override { return Exec(store_.statements_->begin); }
+    bool Savepoint() override { return Exec(store_.statements_->savepoint); }
+    bool RollbackToSavepoint() override { return Exec(store_.statements_->rollback_to_savepoint); }
+    bool ReleaseSavepoint() override { return Exec(store_.statements_->release_savepoint); }
+    bool Commit() override { return Exec(store_.statements_->commit); }
+    // Should the rollback fail, the transaction stays open: the next batch's BEGIN then fails
+    // and fails its batch too, so nothing ever commits on top of half a batch.
+    void Rollback() override { Exec(store_.statements_->rollback); }
+    bool InTransaction() override { return sqlite3_get_autocommit(store_.db_.get()) == 0; }
+    // The thread owns the connection to the end: statements first, then the connection (which
+    // checkpoints the WAL into the database file).
+    void Finish() override {
+        store_.statements_.reset();
+        store_.db_.reset();
+    }
+
+private:
+    static bool Exec(SqliteStatement& statement) {
+        ResetOnExit reset(statement);
+        return statement.Run().has_value();
+    }
+
+    SqliteJobStore& store_;
+};
+
+Result<SchemaMigration> SqliteJobStore::Migrate(const std::string& path) {
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    Connection db(raw);
+    if (rc != SQLITE_OK) {
+        return Error::kStoreFailed;
+    }
+    sqlite3_busy_timeout(db.get(), static_cast<int>(StoreOptions{}.busy_timeout.count()));
+    return adapter::Migrate(db.get());
+}
+
 SqliteJobStore::SqliteJobStore(Connection db, std::unique_ptr<Statements> statements,
                                const StoreOptions& options)
-    : options_(options), db_(std::move(db)), statements_(std::move(statements)) {
-    thread_ = std::thread([this] {
-        NameThisThread("microcare-store");
-        Run();
-    });
-    thread_id_ = thread_.get_id();
+    : options_(options),
+      db_(std::move(db)),
+      statements_(std::move(statements)),
+      hooks_(std::make_unique<Hooks>(*this)),
+      queue_(*hooks_, options.max_batch_delay, options.max_batch_size) {
+    queue_.Start();
 }
 
 SqliteJobStore::~SqliteJobStore() { Close(); }
 
-void SqliteJobStore::Close() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    wake_.notify_one();
-    if (std::this_thread::get_id() == thread_id_) {
-        // Called from a callback: the thread drains the queue and ends after it returns.
-        return;
-    }
-    std::lock_guard lock(join_mutex_);
-    if (thread_.joinable()) {
-        thread_.join();
-    }
-}
+void SqliteJobStore::Close() { queue_.Close(); }
 
-SqliteJobStore::Stats SqliteJobStore::stats() const {
-    return {commits_.load(std::memory_order_relaxed), write_tasks_.load(std::memory_order_relaxed)};
-}
+SqliteJobStore::Stats SqliteJobStore::stats() const { return queue_.stats(); }
 
 template <typename T>
 void SqliteJobStore::Submit(bool writes, std::function<Result<T>()> body,
                             std::function<void(Result<T>)> done) {
-    if (!done) {
-        done = [](Result<T>) {};
-    }
-    auto task = std::make_unique<Call<T>>(writes, std::move(body), std::move(done));
-    {
-        std::lock_guard lock(mutex_);
-        if (!stopping_) {
-            queue_.push_back(std::move(task));
-            queued_writes_ += writes ? 1 : 0;
-        }
-    }
-    if (task) {
-        task->Fail(Error::kShuttingDown);
-        return;
-    }
-    wake_.notify_one();
+    queue_.Submit<T>(writes, std::move(body), std::move(done));
 }
 
 template <typename T>
 Result<T> SqliteJobStore::SubmitAndWait(bool writes, std::function<Result<T>()> body) {
-    std::promise<Result<T>> promise;
-    auto future = promise.get_future();
-    Submit<T>(writes, std::move(body),
-              [&promise](Result<T> result) { promise.set_value(std::move(result)); });
-    return future.get();
-}
-
-void SqliteJobStore::Run() {
-    const std::size_t max_batch = std::max<std::size_t>(options_.max_batch_size, 1);
-    std::vector<std::unique_ptr<Task>> batch;
-    batch.reserve(max_batch);
-    for (;;) {
-        {
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-            if (queue_.empty()) {
-                break;  // stopping, and everything accepted has been done
-            }
-            if (queued_writes_ > 0 && queue_.size() < max_batch && !stopping_ &&
-                options_.max_batch_delay.count() > 0) {
-                // A commit costs one fsync however much it carries: a short wait lets writers
-                // arriving now share it. Writers arriving during a commit need no wait, they
-                // are all taken by the next one.
-                const auto deadline = std::chrono::steady_clock::now() + options_.max_batch_delay;
-                wake_.wait_until(lock, deadline, [this, max_batch] {
-                    return queue_.size() >= max_batch || stopping_;
-                });
-            }
-            while (!queue_.empty() && batch.size() < max_batch) {
-                queued_writes_ -= queue_.front()->writes() ? 1 : 0;
-                batch.push_back(std::move(queue_.front()));
-                queue_.pop_front();
-            }
-        }
-        RunBatch(batch);
-        batch.clear();
-    }
-    // The thread owns the connection to the end: statements first, then the connection (which
-    // checkpoints the WAL into the database file).
-    statements_.reset();
-    db_.reset();
-}
-
-bool SqliteJobStore::InTransaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
-
-void SqliteJobStore::RunBatch(std::vector<std::unique_ptr<Task>>& batch) {
-    const bool writes =
-        std::any_of(batch.begin(), batch.end(), [](const auto& task) { return task->writes(); });
-    if (!writes) {
-        for (auto& task : batch) {
-            task->Execute();
-            task->Deliver();
-        }
-        return;
-    }
-    auto& st = *statements_;
-    auto exec = [](SqliteStatement& statement) {
-        ResetOnExit reset(statement);
-        return statement.Run().has_value();
-    };
-    if (!exec(st.begin)) {
-        AbortBatch(batch);
-        return;
-    }
-    for (auto& task : batch) {
-        if (!task->writes()) {
-            // Reads share the transaction: they see the batch's earlier writes, as the caller
-            // who queued them after those writes expects.
-            task->Execute();
-        } else {
-            if (!exec(st.savepoint)) {
-                AbortBatch(batch);
-                return;
-            }
-            if (!task->Execute() && !exec(st.rollback_to_savepoint)) {
-                AbortBatch(batch);
-                return;
-            }
-            if (!exec(st.release_savepoint)) {
-                AbortBatch(batch);
-                return;
-            }
-        }
-        // Some errors (disk full, I/O) make SQLite roll back the whole transaction by itself;
-        // the tasks before this one are then lost and must not be acknowledged.
-        if (!InTransaction()) {
-            AbortBatch(batch);
-            return;
-        }
-    }
-    if (!exec(st.commit)) {
-        AbortBatch(batch);
-        return;
-    }
-    commits_.fetch_add(1, std::memory_order_relaxed);
-    write_tasks_.fetch_add(
-        std::count_if(batch.begin(), batch.end(), [](const auto& task) { return task->writes(); }),
-        std::memory_order_relaxed);
-    for (auto& task : batch) {
-        task->Deliver();
-    }
-}
-
-void SqliteJobStore::AbortBatch(std::vector<std::unique_ptr<Task>>& batch) {
-    if (InTransaction()) {
-        ResetOnExit reset(statements_->rollback);
-        // Should the rollback fail, the transaction stays open: the next batch's BEGIN then
-        // fails and comes here again, so nothing ever commits on top of half a batch.
-        static_cast<void>(statements_->rollback.Run());
-    }
-    // Nothing in the batch is on disk: no task of it may be reported as done.
-    for (auto& task : batch) {
-        task->Fail(Error::kStoreFailed);
-    }
+    return queue_.SubmitAndWait<T>(writes, std::move(body));
 }
 
 // ---- The calls: each one a task on the store's thread.
@@ -727,9 +574,8 @@ Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
         enqueued.job_id = sqlite3_last_insert_rowid(db_.get());
         enqueued.created = true;
         if (job.note) {
-            AdminNote note = *job.note;
-            note.fields.emplace_back("job", std::to_string(enqueued.job_id));
-            if (auto noted = DoInsertNote(note); !noted) {
+            if (auto noted = DoInsertNote(detail::NoteOfNewJob(*job.note, enqueued.job_id));
+                !noted) {
                 return noted.error();
             }
         }
@@ -761,16 +607,9 @@ Result<Enqueued> SqliteJobStore::DoEnqueue(const NewJob& job) {
 }
 
 Result<std::vector<Enqueued>> SqliteJobStore::DoCommitPollPage(PollPage& page) {
-    // One task, so one savepoint: a failure anywhere undoes the page's jobs, notes and cursor
-    // together.
-    std::vector<Enqueued> out;
-    out.reserve(page.triggers.size());
-    for (const NewJob& trigger : page.triggers) {
-        auto enqueued = DoEnqueue(trigger);
-        if (!enqueued) {
-            return enqueued.error();
-        }
-        out.push_back(*enqueued);
+    auto out = detail::EnqueuePage(page, [this](const NewJob& job) { return DoEnqueue(job); });
+    if (!out) {
+        return out;
     }
     auto statement = SqliteStatement::Prepare(
         db_.get(),
@@ -954,26 +793,9 @@ Result<void> SqliteJobStore::DoRetry(std::int64_t id, TimePoint now) {
 
 Result<std::vector<std::int64_t>> SqliteJobStore::DoRetryJobs(const std::vector<std::int64_t>& ids,
                                                               TimePoint now, AdminNote& note) {
-    std::vector<std::int64_t> retried;
-    std::string list;
-    for (std::int64_t id : ids) {
-        auto done = DoRetry(id, now);
-        if (done) {
-            retried.push_back(id);
-            list += (list.empty() ? "" : " ") + std::to_string(id);
-        } else if (done.error() != Error::kConflict && done.error() != Error::kNotFound) {
-            return done.error();
-        }
-    }
-    if (retried.empty()) {
-        return retried;  // nothing changed: nothing to record
-    }
-    note.fields.emplace_back("jobs", list);
-    note.fields.emplace_back("count", std::to_string(retried.size()));
-    if (auto noted = DoInsertNote(note); !noted) {
-        return noted.error();
-    }
-    return retried;
+    return detail::RetryEach(
+        ids, note, [&](std::int64_t id) { return DoRetry(id, now); },
+        [this](const AdminNote& note) { return DoInsertNote(note); });
 }
 
 Result<std::size_t> SqliteJobStore::DoPurgeDone(TimePoint done_before, AdminNote& note) {
@@ -999,16 +821,11 @@ Result<std::size_t> SqliteJobStore::DoPurgeDone(TimePoint done_before, AdminNote
 }
 
 Result<void> SqliteJobStore::DoInsertNote(const AdminNote& note) {
-    fhir::JsonWriter fields;
-    fields.StartObject();
-    for (const auto& [key, value] : note.fields) {
-        fields.Field(key, value);
-    }
-    fields.EndObject();
+    const std::string fields = detail::EncodeNoteFields(note);
     auto& statement = statements_->insert_note;
     ResetOnExit reset(statement);
     statement.Bind(1, note.event);
-    statement.Bind(2, fields.View());
+    statement.Bind(2, fields);
     return statement.Run();
 }
 
@@ -1032,16 +849,9 @@ Result<std::vector<AdminNote>> SqliteJobStore::DoPendingAdminNotes(std::size_t m
         AdminNote note;
         note.id = statement->Int64(0);
         note.event = statement->Text(1);
-        fhir::IssueList ignored;
-        auto doc = fhir::JsonDocument::Parse(statement->Text(2), ignored);
-        if (!doc) {
+        if (!detail::DecodeNoteFields(statement->Text(2), note)) {
             return Error::kStoreFailed;
         }
-        doc->Root().ForEachMember([&note](std::string_view key, fhir::Node value) {
-            if (value.IsString()) {
-                note.fields.emplace_back(std::string(key), std::string(value.String()));
-            }
-        });
         notes.push_back(std::move(note));
     }
 }

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapter/store/group_commit_queue.hpp"
 #include "adapter/store/job_store.hpp"
 
 struct sqlite3;
@@ -20,25 +21,21 @@ namespace microcare::adapter {
 // JobStore on one SQLite database in WAL mode.
 //
 // One thread owns the connection and runs every call, reads included, as a task from its queue
-// in arrival order. Writes are group-committed: the thread takes what is queued (up to
-// max_batch_size; once a write is pending it waits up to max_batch_delay for company), runs it
-// in one BEGIN IMMEDIATE ... COMMIT, each write inside a SAVEPOINT of its own so that a failing
-// task is undone alone, and only after COMMIT has returned does it call back. With
-// synchronous=FULL that is one fsync for the whole batch, and nothing is acknowledged that is
-// not on disk.
+// in arrival order, group-committed (detail::GroupCommitQueue) in BEGIN IMMEDIATE ... COMMIT
+// with a SAVEPOINT per write. With synchronous=FULL that is one fsync for the whole batch, and
+// nothing is acknowledged that is not on disk.
 class SqliteJobStore final : public JobStore {
 public:
     // What group commit achieved so far (for metrics and tests).
-    struct Stats {
-        std::uint64_t commits = 0;      // write transactions committed
-        std::uint64_t write_tasks = 0;  // write calls those commits carried
-    };
+    using Stats = detail::GroupCommitQueue::Stats;
 
     // Opens (or creates) the database, brings its schema up to date and starts the store's
     // thread. A database written by a newer schema version is refused. Read-only
     // (StoreOptions::read_only): an existing database as it is, created and migrated by nobody.
     static Result<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
                                                         const StoreOptions& options = {});
+    // JobStore::Migrate for a SQLite file.
+    static Result<SchemaMigration> Migrate(const std::string& path);
     ~SqliteJobStore() override;
 
     void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;
@@ -72,9 +69,7 @@ public:
     Stats stats() const;
 
 private:
-    class Task;
-    template <typename T>
-    class Call;
+    class Hooks;
     struct Statements;
     struct ConnectionCloser {
         void operator()(sqlite3* db) const;
@@ -88,12 +83,6 @@ private:
     void Submit(bool writes, std::function<Result<T>()> body, std::function<void(Result<T>)> done);
     template <typename T>
     Result<T> SubmitAndWait(bool writes, std::function<Result<T>()> body);
-
-    // The store's thread.
-    void Run();
-    void RunBatch(std::vector<std::unique_ptr<Task>>& batch);
-    void AbortBatch(std::vector<std::unique_ptr<Task>>& batch);
-    bool InTransaction() const;
 
     // Task bodies: they run on the store's thread only.
     Result<Enqueued> DoEnqueue(const NewJob& job);
@@ -125,21 +114,10 @@ private:
     Result<void> MissingOrConflict(std::int64_t id);
 
     const StoreOptions options_;
-    Connection db_;
-    std::unique_ptr<Statements> statements_;
-
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<std::unique_ptr<Task>> queue_;  // guarded by mutex_
-    std::size_t queued_writes_ = 0;            // guarded by mutex_
-    bool stopping_ = false;                    // guarded by mutex_
-
-    std::atomic<std::uint64_t> commits_{0};
-    std::atomic<std::uint64_t> write_tasks_{0};
-
-    std::mutex join_mutex_;  // two threads closing at once: one joins, the other waits for it
-    std::thread thread_;     // declared last: it starts once everything it uses exists
-    std::thread::id thread_id_;
+    Connection db_;                           // used by the store's thread only
+    std::unique_ptr<Statements> statements_;  // used by the store's thread only
+    std::unique_ptr<Hooks> hooks_;
+    detail::GroupCommitQueue queue_;  // declared last: its thread starts once the rest exists
 };
 
 }  // namespace microcare::adapter

@@ -15,7 +15,7 @@ CarePlan with a DetectedIssue per contraindication. See /usr/share/doc/microcare
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # microcare_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION misc)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# The shared libraries the binary links (libssl3, libsqlite3-0, libboost-url1.81.0, libstdc++6,
+# The shared libraries the binary links (libssl3, libsqlite3-0, libpq5, libboost-url1.81.0, libstdc++6,
 # libc6...) are computed by dpkg-shlibdeps from the binary itself, so the list cannot drift from
 # what is linked. The rest is what the maintainer scripts and the service use: useradd/userdel
 # (passwd), deb-systemd-helper (init-system-helpers), the system CA store the EHR's certificate

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 
 #include "adapter/service_config_diff.hpp"
+#include "adapter/store/job_store.hpp"
 #include "tests/unit/adapter/cds/cds_test_keys.hpp"
 
 namespace microcare::adapter {
@@ -59,6 +61,52 @@ TEST(ServiceConfig, ChangingWhetherWritesAreAuditedOnTheEhrNeedsARestart) {
     const ConfigChanges changes = CompareServiceConfigs(running, next);
     EXPECT_EQ(changes.restart_needed, std::vector<std::string>{"audit.fhirAuditEvents"});
     EXPECT_TRUE(changes.live.empty());
+}
+
+// Issue 13: the store several replicas share. The URL's password comes from the environment
+// (or libpq's passfile), never from the file; a store named twice is refused at its path.
+TEST(ServiceConfig, StoreUrlSelectsThePostgresStoreAndItsPasswordComesFromTheEnvironment) {
+    Parsed p = Parse(R"({
+      "server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir/"},
+      "store": {"url": "postgresql://microcare:${PG_PASSWORD}@db.internal/microcare"}
+    })",
+                     {{"EHR_TOKEN", "a-long-enough-secret-token"}, {"PG_PASSWORD", "s3cret"}});
+    ASSERT_TRUE(p.config) << All(p);
+    EXPECT_EQ(p.config->store.Location(), "postgresql://microcare:s3cret@db.internal/microcare");
+    EXPECT_FALSE(p.config->store.IsFile());
+    EXPECT_EQ(RedactStoreLocation(p.config->store.Location()),
+              "postgresql://microcare:***@db.internal/microcare");
+    // No store directory: the trail's checkpoint is beside the trail, one per replica.
+    EXPECT_EQ(std::filesystem::path(p.config->audit.checkpoint_path).parent_path(),
+              std::filesystem::path(p.config->audit.path).parent_path());
+    EXPECT_TRUE(Parse(kMinimal).config->store.IsFile());  // SQLite stays the default
+}
+
+TEST(ServiceConfig, StoreUrlMistakesAreNamedByTheirPathWithoutTheUrl) {
+    Parsed both = Parse(R"({
+      "server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir/"},
+      "store": {"path": "/var/lib/microcare/microcare.db", "url": "postgresql://db/microcare"}
+    })");
+    EXPECT_FALSE(both.config);
+    EXPECT_TRUE(HasIssue(both, "store.url", "set one")) << All(both);
+    Parsed other = Parse(R"({
+      "server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir/"},
+      "store": {"url": "mysql://root:hunter2@db/microcare"}
+    })");
+    EXPECT_FALSE(other.config);
+    EXPECT_TRUE(HasIssue(other, "store.url", "postgresql://")) << All(other);
+    EXPECT_EQ(All(other).find("hunter2"), std::string::npos);
+}
+
+TEST(ServiceConfig, ChangingTheStoreUrlNeedsARestart) {
+    ServiceConfig running;
+    ServiceConfig next = running;
+    next.store.url = "postgresql://db/microcare";
+    EXPECT_EQ(CompareServiceConfigs(running, next).restart_needed,
+              std::vector<std::string>{"store.url"});
 }
 
 TEST(ServiceConfig, MinimalConfigGetsDefaultsAndSecretsFromTheEnvironment) {

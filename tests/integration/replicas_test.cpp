@@ -1,0 +1,238 @@
+// Issue 13: replicas of MicroCare on one PostgreSQL store, each with its own port and audit
+// trail, one database, one EHR. In process (ReplicasTest): triggers go to either replica; every
+// acknowledged trigger ends in exactly one CarePlan, and the jobs of one encounter never run at
+// once across replicas, even on an EHR whose conditional creates race. As real processes
+// (ReplicaProcessTest): a replica SIGKILLed with jobs in flight, and every replica's database
+// connection killed, and still every acknowledged trigger lands once.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "adapter/service/service.hpp"
+#include "adapter/store/job_store.hpp"
+#include "serve_process.hpp"
+#include "service_harness.hpp"
+#include "tests/unit/adapter/store/pg_test_database.hpp"
+
+namespace microcare::testing {
+namespace {
+
+// One PostgreSQL schema, one fake EHR, and the replicas' directories (their audit trails).
+class SharedStoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!pg_.available()) {
+            GTEST_SKIP() << "PostgreSQL store not tested: " << pg_.skip_reason();
+        }
+        ehr_ = std::make_unique<FakeEhr>();
+        ehr_->Load(ReadSource("config/examples/absolute-isotretinoin.json"));
+    }
+    void TearDown() override {
+        if (ehr_) ehr_->Stop();
+        for (const auto& dir : dirs_) std::filesystem::remove_all(dir);
+    }
+
+    adapter::test_support::PgTestSchema pg_;
+    std::unique_ptr<FakeEhr> ehr_;
+    std::vector<std::filesystem::path> dirs_;
+};
+
+class ReplicasTest : public SharedStoreTest {
+protected:
+    void TearDown() override {
+        for (auto& replica : replicas_) replica->Stop();
+        replicas_.clear();
+        SharedStoreTest::TearDown();
+    }
+
+    // A replica: its own directory (audit trail), the shared store.
+    std::string StartReplica() {
+        dirs_.push_back(FreshDirectory("replica" + std::to_string(dirs_.size())));
+        adapter::ServiceConfig config = TestConfig(ehr_->BaseUrl(), dirs_.back());
+        config.store.url = pg_.url();
+        auto service = adapter::Service::Create(config, {}, {});
+        EXPECT_TRUE(service) << service.error().message();
+        if (!service) return "";
+        replicas_.push_back(std::move(*service));
+        replicas_.back()->Start();
+        return "http://127.0.0.1:" + std::to_string(replicas_.back()->port()) + "/fhir";
+    }
+
+    std::vector<adapter::Job> Jobs() {
+        auto store = adapter::JobStore::Open(pg_.url());
+        if (!store) return {};
+        adapter::JobFilter filter;
+        filter.limit = 1000;
+        auto jobs = (*store)->List(filter);
+        return jobs ? *jobs : std::vector<adapter::Job>{};
+    }
+
+    bool AllDone(std::size_t count) {
+        auto jobs = Jobs();
+        if (jobs.size() != count) return false;
+        for (const auto& job : jobs) {
+            if (job.state != adapter::JobState::kDone) return false;
+        }
+        return true;
+    }
+
+    std::vector<std::unique_ptr<adapter::Service>> replicas_;
+};
+
+TEST_F(ReplicasTest, TriggersToEitherReplicaEndInOneCarePlanAndNeverRunAtOnce) {
+    ehr_->SetRaceMode(true, std::chrono::milliseconds(100));
+    const std::string a = StartReplica();
+    const std::string b = StartReplica();
+    ASSERT_FALSE(a.empty() || b.empty());
+    // Four triggers of one encounter at once, two through each replica; the same message sent
+    // to both replicas is one job.
+    const std::string encounter = "Encounter/enc-mn-20261120";
+    const std::vector<std::pair<std::string, std::string>> triggers = {
+        {a + "/$process-message", MessageBundle("msg-1", "hdr-1", encounter)},
+        {b + "/$process-message", MessageBundle("msg-1", "hdr-1", encounter)},
+        {b + "/$process-message", MessageBundle("msg-2", "hdr-2", encounter)},
+        {a + "/$process-message", MessageBundle("msg-3", "hdr-3", encounter)},
+        {b + "/notifications", ehr_->Get("Encounter", "enc-mn-20261120").value_or("")},
+    };
+    std::vector<Reply> replies(triggers.size());
+    std::vector<std::thread> senders;
+    senders.reserve(triggers.size());
+    for (std::size_t i = 0; i < triggers.size(); ++i) {
+        senders.emplace_back(
+            [&, i] { replies[i] = PostJson(triggers[i].first, triggers[i].second); });
+    }
+    for (auto& sender : senders) sender.join();
+    for (const Reply& reply : replies) {
+        ASSERT_LT(reply.status, 300u) << reply.error << reply.body;
+    }
+    ASSERT_TRUE(WaitFor([&] { return AllDone(4); })) << Jobs().size() << " jobs";
+    EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
+    EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);
+    EXPECT_EQ(ehr_->MaxConcurrentTransactions(), 1u);
+}
+
+class ReplicaProcessTest : public SharedStoreTest {
+protected:
+    void SetUp() override {
+        SharedStoreTest::SetUp();
+        if (IsSkipped()) return;
+        for (int i = 0; i < kEncounters; ++i) {
+            ehr_->Put(MicroneedlingEncounter("enc-r" + std::to_string(i), "pat-chloe-besson",
+                                             "2026-11-20T10:00:00+01:00"));
+        }
+        // Slow transactions keep jobs in flight when a replica dies.
+        ehr_->InjectFault(
+            "POST", "", Fault::Delay(std::chrono::milliseconds(150)).OnlyIfBody("\"transaction\""),
+            1000);
+    }
+
+    // The configuration of one replica: the shared store, a trail of its own.
+    std::string ReplicaConfig() {
+        dirs_.push_back(FreshDirectory("replica-process" + std::to_string(dirs_.size())));
+        const auto& dir = dirs_.back();
+        const std::string path = (dir / "microcare.json").string();
+        std::ofstream(path) << R"({
+          "server": {"listen": "127.0.0.1", "port": 0, "auth": {"bearerTokens": [")"
+                            << kToken << R"("]}},
+          "store": {"url": ")"
+                            << pg_.url() << R"("},
+          "audit": {"path": ")"
+                            << (dir / "audit.log").string() << R"("},
+          "worker": {"concurrency": 4, "leaseSeconds": 1, "backoffInitialMs": 20,
+                     "backoffMaxMs": 200, "pollIntervalMs": 1000, "maxAttempts": 50},
+          "ehr": {"baseUrl": ")"
+                            << ehr_->BaseUrl() << R"(", "requestTimeoutMs": 5000},
+          "rules": {"path": ")"
+                            << MICROCARE_SOURCE_DIR << R"(/config/rules/microneedling.json"},
+          "log": {"level": "info"}
+        })";
+        return path;
+    }
+
+    static std::string Url(const ServeProcess& p) {
+        return "http://127.0.0.1:" + std::to_string(p.port()) + "/fhir/$process-message";
+    }
+
+    // Sends one trigger per encounter, alternately to each replica; the encounters acknowledged.
+    std::vector<int> SendAll(const std::vector<const ServeProcess*>& replicas) {
+        std::vector<int> acknowledged;
+        for (int i = 0; i < kEncounters; ++i) {
+            const ServeProcess& to = *replicas[static_cast<std::size_t>(i) % replicas.size()];
+            Reply reply =
+                PostJson(Url(to), MessageBundle("r-" + std::to_string(i), "h-" + std::to_string(i),
+                                                "Encounter/enc-r" + std::to_string(i)));
+            if (reply.status == 200) acknowledged.push_back(i);
+        }
+        return acknowledged;
+    }
+
+    std::size_t CarePlansOf(int encounter) {
+        return ehr_->Search("CarePlan", "encounter=Encounter/enc-r" + std::to_string(encounter))
+            .size();
+    }
+    bool EachHasOneCarePlan(const std::vector<int>& encounters) {
+        for (int i : encounters) {
+            if (CarePlansOf(i) != 1) return false;
+        }
+        return true;
+    }
+    std::size_t MostCarePlansOfOneEncounter() {
+        std::size_t most = 0;
+        for (int i = 0; i < kEncounters; ++i) most = std::max(most, CarePlansOf(i));
+        return most;
+    }
+
+    static constexpr int kEncounters = 24;
+};
+
+TEST_F(ReplicaProcessTest, AReplicaKilledWithJobsInFlightIsTakenOverAndEachTriggerLandsOnce) {
+    const std::string config_a = ReplicaConfig();
+    const std::string config_b = ReplicaConfig();
+    std::vector<int> acknowledged;
+    ServeProcess b(config_b);
+    ASSERT_NE(b.port(), 0) << "replica b did not start";
+    {
+        ServeProcess a(config_a);
+        ASSERT_NE(a.port(), 0) << "replica a did not start";
+        acknowledged = SendAll({&a, &b});
+        ASSERT_EQ(acknowledged.size(), static_cast<std::size_t>(kEncounters));
+        ASSERT_TRUE(WaitFor([&] { return ehr_->Count("CarePlan") >= 2; }));
+        a.Signal(SIGKILL);  // with jobs leased, some mid-transaction
+    }
+    ASSERT_LT(ehr_->Count("CarePlan"), static_cast<std::size_t>(kEncounters))
+        << "too late to test anything";
+    // b takes over a's jobs once their leases run out, and finishes everything.
+    EXPECT_TRUE(
+        WaitFor([&] { return EachHasOneCarePlan(acknowledged); }, std::chrono::seconds(60)));
+    EXPECT_EQ(MostCarePlansOfOneEncounter(), 1u);
+    b.Signal(SIGTERM);
+}
+
+TEST_F(ReplicaProcessTest, EveryDatabaseConnectionKilledMidWorkLosesNothing) {
+    ServeProcess a(ReplicaConfig());
+    ServeProcess b(ReplicaConfig());
+    ASSERT_NE(a.port(), 0);
+    ASSERT_NE(b.port(), 0);
+    const std::vector<int> acknowledged = SendAll({&a, &b});
+    ASSERT_EQ(acknowledged.size(), static_cast<std::size_t>(kEncounters));
+    ASSERT_TRUE(WaitFor([&] { return ehr_->Count("CarePlan") >= 2; }));
+    // What a database failover or a network cut does to the replicas' sessions.
+    ASSERT_TRUE(
+        pg_.Query("SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE "
+                  "application_name = current_setting('application_name') AND "
+                  "pid <> pg_backend_pid()"));
+    EXPECT_TRUE(
+        WaitFor([&] { return EachHasOneCarePlan(acknowledged); }, std::chrono::seconds(60)));
+    EXPECT_EQ(MostCarePlansOfOneEncounter(), 1u);
+    // And the replicas still take triggers.
+    Reply reply = PostJson(Url(a), MessageBundle("after", "after-h", "Encounter/enc-r0"));
+    EXPECT_EQ(reply.status, 200u) << reply.error << reply.body;
+    a.Signal(SIGTERM);
+    b.Signal(SIGTERM);
+}
+
+}  // namespace
+}  // namespace microcare::testing
