@@ -141,16 +141,19 @@ std::optional<std::vector<WrittenVersion>> WrittenVersions(
         const Node response = entries[i]["response"];
         const std::string_view location = response["location"].String();
         const std::string path = "Bundle.entry[" + std::to_string(i) + "].response.location";
-        // Type/id/_history/vid (absolute or relative), or Type/id with the version in the etag.
+        // Type/id/_history/vid (absolute or relative), or Type/id with the version in the etag
+        // or, where the server sends neither (Medplum), in the resource the entry returns.
         std::string_view version;
         if (const auto at = location.find("/_history/"); at != std::string_view::npos) {
             version = location.substr(at + std::string_view("/_history/").size());
-        } else {
-            version = response["etag"].String();
+        } else if (const std::string_view etag = response["etag"].String(); !etag.empty()) {
+            version = etag;
             if (version.starts_with("W/")) version.remove_prefix(2);
             if (version.size() > 2 && version.front() == '"' && version.back() == '"') {
                 version = version.substr(1, version.size() - 2);
             }
+        } else {
+            version = entries[i]["resource"]["meta"]["versionId"].String();
         }
         const std::string type_id = TypeIdOf(location);
         const std::string what = type_id.empty() || !IsFhirId(version)

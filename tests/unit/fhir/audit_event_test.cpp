@@ -101,6 +101,18 @@ TEST(WrittenVersionsTest, ReadTheLocationsOfATransactionResponse) {
     EXPECT_TRUE((*written)[1].update);
 }
 
+TEST(WrittenVersionsTest, TheVersionMayComeFromTheResourceTheEntryReturns) {
+    // Medplum answers Type/id without an etag and returns the resource with its meta.
+    const JsonDocument response = Parsed(R"({"resourceType":"Bundle","type":"transaction-response",
+        "entry":[{"response":{"status":"201 Created","location":"CarePlan/cp-1"},
+                  "resource":{"resourceType":"CarePlan","id":"cp-1","meta":{"versionId":"7f3a"}}}]})");
+    IssueList issues;
+    auto written = WrittenVersions(response.Root(), {{false, "Patient/a"}}, issues);
+    ASSERT_TRUE(written) << (issues.empty() ? "" : FormatIssue(*issues.begin()));
+    ASSERT_EQ(written->size(), 1u);
+    EXPECT_EQ((*written)[0].what, "CarePlan/cp-1/_history/7f3a");
+}
+
 TEST(WrittenVersionsTest, AResponseThatDoesNotSayWhatWasWrittenIsRefused) {
     IssueList issues;
     const JsonDocument fewer = Parsed(
