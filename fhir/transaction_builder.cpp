@@ -268,10 +268,24 @@ void WriteTask(JsonWriter& out, const TransactionValue& value, const EntryUrls& 
                    "Activate/approve the focal resource"}},
                  "Clinician review of microneedling contraindications");
     out.Field("description", task.description);
-    if (value.care_plan) WriteReference(out, "focus", urls.care_plan);
+    if (value.care_plan) {
+        WriteReference(out, "focus", urls.care_plan);
+    } else if (!task.focus.empty()) {
+        WriteReference(out, "focus", task.focus);
+    }
     WriteReference(out, "for", task.patient);
     if (!task.encounter.empty()) WriteReference(out, "encounter", task.encounter);
     WriteTime(out, "authoredOn", task.authored, task.on_ehr, urls);
+    if (task.due) {
+        // Content, not a time of writing: a moved appointment moves it, and the digest sees it.
+        out.Key("restriction");
+        out.StartObject();
+        out.Key("period");
+        out.StartObject();
+        out.Field("end", Text(*task.due));
+        out.EndObject();
+        out.EndObject();
+    }
     WriteConcept(out, "reasonCode", {}, task.reason);
     if (!value.issues.empty()) {
         out.Key("input");

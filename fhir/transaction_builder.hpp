@@ -104,6 +104,11 @@ struct TaskValue {
     std::string reason;
     std::string patient;
     std::string encounter;
+    // What the review is about when there is no CarePlan (the transaction's CarePlan else):
+    // the booked Appointment of a pre-visit screening.
+    std::string focus;
+    // By when the review is due (Task.restriction.period.end): the appointment's start.
+    std::optional<LocalInstant> due;
     LocalInstant authored;
     OnEhr on_ehr;
 };
@@ -121,6 +126,9 @@ struct RetiredValue {
 
 struct TransactionValue {
     Provenance provenance;
+    // How every identifier value written for the treatment begins ("12:" for Encounter/12,
+    // "appointment-7:" for a screening of Appointment/7): what a revision calls its own.
+    std::string key_prefix;
     std::optional<CarePlanValue> care_plan;
     std::vector<DetectedIssueValue> issues;
     std::optional<TaskValue> task;

@@ -92,12 +92,11 @@ std::string_view ToString(Change change) {
 }
 
 std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::TransactionValue& value,
-                                              const std::vector<WrittenResource>& written) {
+                                              const std::vector<WrittenResource>& written,
+                                              std::string_view why_retired) {
     std::vector<ResourceChange> changes;
-    if (!value.care_plan) return changes;
-    // Every identifier of the encounter starts as the CarePlan's does (plan_writer).
-    const std::string& plan_id = value.care_plan->identifier.value;
-    const std::string prefix = plan_id.substr(0, plan_id.rfind(':') + 1);
+    const std::string& prefix = value.key_prefix;
+    if (prefix.empty()) return changes;
     std::vector<WrittenResource> mine;
     for (const WrittenResource& w : written) {
         if (w.identifier.starts_with(prefix)) mine.push_back(w);
@@ -131,9 +130,12 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
         for (const fhir::DetectedIssueValue& issue : value.issues)
             wanted = wanted || issue.identifier.value == w.identifier;
         if (wanted) continue;
-        value.retired.push_back({"DetectedIssue", w.id, w.version_id, w.resource,
-                                 "Retired by rule pack " + PackName(pack) +
-                                     ": on re-assessment the rule no longer finds this."});
+        value.retired.push_back(
+            {"DetectedIssue", w.id, w.version_id, w.resource,
+             "Retired by rule pack " + PackName(pack) + ": " +
+                 (why_retired.empty() ? "on re-assessment the rule no longer finds this"
+                                      : std::string(why_retired)) +
+                 "."});
         issue_changes.push_back({"DetectedIssue", w.identifier, Change::kRetired, {}});
     }
 
@@ -156,24 +158,36 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
                 task_change.detail = "reason changed";
         }
     } else if (written_task != nullptr && !Closed(*written_task)) {
-        value.retired.push_back({"Task", written_task->id, written_task->version_id,
-                                 written_task->resource,
-                                 "Cancelled by rule pack " + PackName(pack) +
-                                     ": on re-assessment nothing is left to review."});
+        value.retired.push_back(
+            {"Task", written_task->id, written_task->version_id, written_task->resource,
+             "Cancelled by rule pack " + PackName(pack) + ": " +
+                 (why_retired.empty() ? "on re-assessment nothing is left to review"
+                                      : std::string(why_retired)) +
+                 "."});
         task_change = {"Task", task_id, Change::kRetired, {}};
     }
 
-    ResourceChange plan_change{"CarePlan", plan_id, Change::kCreated, {}};
-    const WrittenResource* written_plan = Find(mine, "CarePlan", plan_id);
-    plan_change.change = Place(written_plan, fhir::CarePlanDigest(value), value.care_plan->on_ehr,
-                               plan_change.detail);
-    if (plan_change.change == Change::kUnchanged && value.HasWrites()) {
-        value.care_plan->on_ehr.write = OnEhr::Write::kUpdate;
-        plan_change.change = Change::kUpdated;
-        plan_change.detail = "same content, rewritten to guard the revision";
+    // The lock: written whenever anything is, against the version read. The CarePlan where
+    // there is one; before a visit (no CarePlan) the Task, where there is one.
+    if (value.care_plan) {
+        const std::string& plan_id = value.care_plan->identifier.value;
+        ResourceChange plan_change{"CarePlan", plan_id, Change::kCreated, {}};
+        const WrittenResource* written_plan = Find(mine, "CarePlan", plan_id);
+        plan_change.change = Place(written_plan, fhir::CarePlanDigest(value),
+                                   value.care_plan->on_ehr, plan_change.detail);
+        if (plan_change.change == Change::kUnchanged && value.HasWrites()) {
+            value.care_plan->on_ehr.write = OnEhr::Write::kUpdate;
+            plan_change.change = Change::kUpdated;
+            plan_change.detail = "same content, rewritten to guard the revision";
+        }
+        changes.push_back(std::move(plan_change));
+    } else if (value.task && task_change.change == Change::kUnchanged &&
+               value.task->on_ehr.write == OnEhr::Write::kNone && !Closed(*written_task) &&
+               value.HasWrites()) {
+        value.task->on_ehr.write = OnEhr::Write::kUpdate;
+        task_change.change = Change::kUpdated;
+        task_change.detail = "same content, rewritten to guard the revision";
     }
-
-    changes.push_back(std::move(plan_change));
     for (ResourceChange& change : issue_changes) changes.push_back(std::move(change));
     if (!task_change.identifier.empty()) changes.push_back(std::move(task_change));
     return changes;

@@ -40,17 +40,19 @@ struct ResourceChange {
     std::string detail;  // "severity moderate -> high", "reopened", ...; ids and codes only
 };
 
-// Turns `value` (what BuildTransaction made for an assessment that applies) into the
-// difference with what MicroCare wrote before for the same encounter, `written` (others'
-// resources and other encounters' are ignored): what is absent is created, what differs is
-// updated in place against the version read (a DetectedIssue whose severity changed becomes
-// `amended`; one retired before is reinstated), what no longer holds is retired (cancelled, with
-// a note naming `pack`), and what is the same is left out of the Bundle. Whenever anything is
-// written, the CarePlan is written too, against the version read: it is the encounter's lock, so
-// that of two revisions racing from the same reading only one lands. Returns what becomes of
-// each resource, for the audit trail.
+// Turns `value` (what BuildTransaction, BuildPreVisitTransaction or BuildRetirement made) into
+// the difference with what MicroCare wrote before for the same treatment, `written` (others'
+// resources and other treatments' are ignored, by value.key_prefix): what is absent is created,
+// what differs is updated in place against the version read (a DetectedIssue whose severity
+// changed becomes `amended`; one retired before is reinstated), what no longer holds is retired
+// (cancelled, with a note naming `pack` and `why_retired`, or that the rule no longer finds it),
+// and what is the same is left out of the Bundle. Whenever anything is written, the CarePlan
+// (before a visit: the Task) is written too, against the version read: it is the treatment's
+// lock, so that of two revisions racing from the same reading only one lands. Returns what
+// becomes of each resource, for the audit trail.
 std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::TransactionValue& value,
-                                              const std::vector<WrittenResource>& written);
+                                              const std::vector<WrittenResource>& written,
+                                              std::string_view why_retired = {});
 
 // `CarePlan enc-1:careplan updated; DetectedIssue enc-1:issue:R1 retired; ...`: for the audit
 // trail and the job's summary (identifiers carry ids and rule ids only).

@@ -1,5 +1,6 @@
 #include "rules/plan_writer.hpp"
 
+#include <cctype>
 #include <map>
 
 namespace microcare::rules {
@@ -58,6 +59,67 @@ fhir::CodingValue Value(const CodingSpec& spec) { return {spec.system, spec.code
 
 fhir::LocalInstant Local(fhir::Instant instant, int offset) { return {instant, offset}; }
 
+std::string Prefix(std::string_view type, std::string key) {
+    if (type == "Encounter") return key + ":";
+    std::string lower(type);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower + "-" + key + ":";
+}
+
+// The identifier prefix of what is written for the assessed encounter or appointment.
+std::string PrefixOf(const fhir::ClinicalResource& treated) {
+    return Prefix(treated.entry->resource_type, EncounterKey(treated));
+}
+
+// One DetectedIssue per finding, explained: which rule, which resources, which dates.
+void AddFindings(const RuleSet& rules, const Assessment& a, fhir::Instant now,
+                 fhir::TransactionValue& value) {
+    const int offset = a.offset_minutes;
+    for (const Finding& finding : a.findings) {
+        const Rule& rule = rules.rules[finding.rule];
+        fhir::DetectedIssueValue issue;
+        issue.identifier = {std::string(kIdentifierSystem), value.key_prefix + "issue:" + rule.id};
+        issue.codes.push_back({"http://terminology.hl7.org/CodeSystem/v3-ActCode", rule.issue_code,
+                               std::string(IssueCodeDisplay(rule.issue_code))});
+        issue.codes.push_back({std::string(kRuleCodeSystem), rule.id, rule.title});
+        issue.title = rule.id + " " + rule.title;
+        issue.severity = WireSeverity(finding.severity);
+        issue.patient = a.patient;
+        issue.identified = Local(now, offset);
+        issue.detail = rule.message + " Evidence: ";
+        for (std::size_t i = 0; i < finding.evidence.size(); ++i) {
+            const Evidence& e = finding.evidence[i];
+            issue.implicated.emplace_back(e.resource->reference);
+            issue.detail += (i ? "; " : "") + DescribeEvidence(e, offset);
+        }
+        issue.detail += ". Windows are measured from " + a.origin_source + " " +
+                        fhir::FormatInstant(a.origin, offset) + ".";
+        for (std::string_view note : finding.notes)
+            issue.detail += " Note: " + std::string(note) + ".";
+        issue.detail += " Action: " + rule.action + " Rule " + rule.id + " (" +
+                        std::string(ToString(finding.severity)) + ") of rule pack " + rules.id +
+                        " " + rules.version + ".";
+        value.issues.push_back(std::move(issue));
+    }
+}
+
+// The review Task of an assessment that needs one; the caller says what it is for.
+fhir::TaskValue ReviewTask(const RuleSet& rules, const Assessment& a, fhir::Instant now,
+                           const std::string& prefix) {
+    fhir::TaskValue task;
+    task.identifier = {std::string(kIdentifierSystem), prefix + "task"};
+    task.priority = a.HasAbsolute() ? "urgent" : "routine";
+    task.reason = "Contraindications found:";
+    for (const Finding& finding : a.findings) {
+        if (finding.severity < Severity::kRelative) continue;
+        task.reason += " " + rules.rules[finding.rule].id + " (" +
+                       std::string(WireSeverity(finding.severity)) + ")";
+    }
+    task.patient = a.patient;
+    task.authored = Local(now, a.offset_minutes);
+    return task;
+}
+
 }  // namespace
 
 std::string DescribeEvidence(const Evidence& e, int offset) {
@@ -77,28 +139,34 @@ std::string DescribeEvidence(const Evidence& e, int offset) {
     return text + ")";
 }
 
-std::string CarePlanIdentifierValue(std::string_view encounter_id) {
-    return std::string(encounter_id) + ":careplan";
+std::string IdentifierPrefix(std::string_view reference) {
+    const auto slash = reference.find('/');
+    if (slash == std::string_view::npos) return Prefix("Encounter", std::string(reference));
+    return Prefix(reference.substr(0, slash), std::string(reference.substr(slash + 1)));
 }
 
-fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& a,
-                                        fhir::Instant now) {
+fhir::TransactionValue BuildRetirement(const RuleSet& rules, std::string_view reference) {
     fhir::TransactionValue value;
     value.provenance.pack_tag = {std::string(kRulePackTagSystem), rules.id, rules.title};
     value.provenance.pack_version = rules.version;
     value.provenance.pack_sha256 = rules.sha256;
     value.provenance.pack_uri =
         "https://microcare.example/fhir/rule-pack/" + rules.id + "|" + rules.version;
-    if (!a.applies) return value;
+    if (!reference.empty()) value.key_prefix = IdentifierPrefix(reference);
+    return value;
+}
 
-    const int offset = a.offset_minutes;
+fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& a,
+                                        fhir::Instant now) {
+    if (!a.applies) return BuildRetirement(rules, "");
+    fhir::TransactionValue value = BuildRetirement(rules, a.encounter->reference);
     // The encounter alone: one CarePlan per encounter whatever the pack, so that a new pack
     // revises what an earlier one wrote (plan_revision) instead of writing beside it.
-    const std::string key = EncounterKey(*a.encounter);
-    const std::string system(kIdentifierSystem);
+    value.key_prefix = PrefixOf(*a.encounter);
+    const int offset = a.offset_minutes;
 
     fhir::CarePlanValue plan;
-    plan.identifier = {system, CarePlanIdentifierValue(key)};
+    plan.identifier = {std::string(kIdentifierSystem), value.key_prefix + "careplan"};
     plan.title = "Microneedling aftercare";
     plan.description = "Aftercare after microneedling session " + std::to_string(a.session_number) +
                        " of " + std::to_string(a.series_length) +
@@ -134,51 +202,37 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
     plan.created = Local(now, offset);
     value.care_plan = std::move(plan);
 
-    for (const Finding& finding : a.findings) {
-        const Rule& rule = rules.rules[finding.rule];
-        fhir::DetectedIssueValue issue;
-        issue.identifier = {system, key + ":issue:" + rule.id};
-        issue.codes.push_back({"http://terminology.hl7.org/CodeSystem/v3-ActCode", rule.issue_code,
-                               std::string(IssueCodeDisplay(rule.issue_code))});
-        issue.codes.push_back({std::string(kRuleCodeSystem), rule.id, rule.title});
-        issue.title = rule.id + " " + rule.title;
-        issue.severity = WireSeverity(finding.severity);
-        issue.patient = a.patient;
-        issue.identified = Local(now, offset);
-        issue.detail = rule.message + " Evidence: ";
-        for (std::size_t i = 0; i < finding.evidence.size(); ++i) {
-            const Evidence& e = finding.evidence[i];
-            issue.implicated.emplace_back(e.resource->reference);
-            issue.detail += (i ? "; " : "") + DescribeEvidence(e, offset);
-        }
-        issue.detail += ". Windows are measured from " + a.origin_source + " " +
-                        fhir::FormatInstant(a.origin, offset) + ".";
-        for (std::string_view note : finding.notes)
-            issue.detail += " Note: " + std::string(note) + ".";
-        issue.detail += " Action: " + rule.action + " Rule " + rule.id + " (" +
-                        std::string(ToString(finding.severity)) + ") of rule pack " + rules.id +
-                        " " + rules.version + ".";
-        value.issues.push_back(std::move(issue));
-    }
-
+    AddFindings(rules, a, now, value);
     if (a.NeedsReview()) {
-        fhir::TaskValue task;
-        task.identifier = {system, key + ":task"};
-        task.priority = a.HasAbsolute() ? "urgent" : "routine";
+        fhir::TaskValue task = ReviewTask(rules, a, now, value.key_prefix);
         task.description = a.HasAbsolute()
                                ? "Review the contraindications found before any further "
                                  "microneedling session; the next session is on hold."
                                : "Review the contraindications found before the next "
                                  "microneedling session.";
-        task.reason = "Contraindications found:";
-        for (const Finding& finding : a.findings) {
-            if (finding.severity < Severity::kRelative) continue;
-            task.reason += " " + rules.rules[finding.rule].id + " (" +
-                           std::string(WireSeverity(finding.severity)) + ")";
-        }
-        task.patient = a.patient;
         task.encounter = a.encounter->reference;
-        task.authored = Local(now, offset);
+        value.task = std::move(task);
+    }
+    return value;
+}
+
+fhir::TransactionValue BuildPreVisitTransaction(const RuleSet& rules, const Assessment& a,
+                                                fhir::Instant now) {
+    if (!a.applies) return BuildRetirement(rules, "");
+    fhir::TransactionValue value = BuildRetirement(rules, a.encounter->reference);
+    value.key_prefix = PrefixOf(*a.encounter);
+    AddFindings(rules, a, now, value);
+    if (a.NeedsReview()) {
+        fhir::TaskValue task = ReviewTask(rules, a, now, value.key_prefix);
+        const std::string when = fhir::FormatInstant(a.origin, a.offset_minutes);
+        task.description =
+            a.HasAbsolute()
+                ? "Before the microneedling appointment of " + when +
+                      ": review the contraindications found; do not treat until reviewed."
+                : "Before the microneedling appointment of " + when +
+                      ": review the contraindications found.";
+        task.focus = a.encounter->reference;
+        task.due = Local(a.origin, a.offset_minutes);
         value.task = std::move(task);
     }
     return value;

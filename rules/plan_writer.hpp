@@ -24,9 +24,23 @@ inline constexpr std::string_view kRuleCodeSystem =
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& assessment,
                                         fhir::Instant now);
 
-// The value of the CarePlan identifier (in kIdentifierSystem) of the encounter with this
-// logical id: what the worker searches for with the record, before the assessment names it.
-std::string CarePlanIdentifierValue(std::string_view encounter_id);
+// What a screening before a booked microneedling Appointment writes (pre-visit, from an
+// assessment of the proposed treatment, windows measured from the appointment's start): one
+// DetectedIssue per finding and, where a clinician must review, a Task whose focus is the
+// Appointment, due at its start. No CarePlan: aftercare follows the treatment's Encounter.
+// Identifiers derive from the appointment, so a re-screening revises what the last one wrote.
+fhir::TransactionValue BuildPreVisitTransaction(const RuleSet& rules, const Assessment& assessment,
+                                                fhir::Instant now);
+
+// Nothing for the treatment: what retires everything written for it before (ReviseTransaction),
+// e.g. when its appointment is cancelled.
+fhir::TransactionValue BuildRetirement(const RuleSet& rules, std::string_view reference);
+
+// How the identifier values (in kIdentifierSystem) of what MicroCare writes for a treatment
+// begin, from its reference: "12:" for "Encounter/12", "appointment-7:" for "Appointment/7"
+// (logical ids of different types may be equal). What the worker searches for with the record,
+// before the assessment names it.
+std::string IdentifierPrefix(std::string_view reference);
 
 // One piece of evidence for people and DetectedIssue.detail: `Type/id (how it matched; status;
 // the dated element and its date; ongoing; notes)`, dates in the encounter's offset.

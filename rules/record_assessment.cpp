@@ -73,8 +73,13 @@ bool RecordAssessment::Assess(const EncounterChoice& choice, fhir::Instant now,
 
     encounter_ = encounter;
     assessment_ = Evaluate(pack_, record_, *encounter, now);
-    // Advice before a treatment writes nothing: the CarePlan follows the encounter.
-    if (!choice.proposed) transaction_ = BuildTransaction(pack_, assessment_, now);
+    // Advice before a treatment writes nothing, a screening before a visit no CarePlan: the
+    // CarePlan follows the encounter.
+    if (choice.pre_visit) {
+        transaction_ = BuildPreVisitTransaction(pack_, assessment_, now);
+    } else if (!choice.proposed) {
+        transaction_ = BuildTransaction(pack_, assessment_, now);
+    }
     return true;
 }
 

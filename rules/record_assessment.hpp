@@ -31,6 +31,9 @@ struct EncounterChoice {
     // for it: transaction() stays empty.
     bool proposed = false;
     std::string patient = {};
+    // A proposed treatment screened before the visit (a booked Appointment): transaction()
+    // holds what BuildPreVisitTransaction writes instead of nothing.
+    bool pre_visit = false;
 };
 
 // A patient's record as the EHR returned it in several answers, parsed once: `resources`

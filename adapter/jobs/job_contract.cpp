@@ -24,6 +24,7 @@ std::string JobPayload::ToJson() const {
     fhir::JsonWriter out;
     out.StartObject();
     if (!encounter.empty()) out.Field("encounter", encounter);
+    if (!appointment.empty()) out.Field("appointment", appointment);
     if (!respond_to.empty()) out.Field("respondTo", respond_to);
     if (!response.empty()) out.Field("response", response);
     if (!subscription.empty()) {
@@ -44,6 +45,7 @@ std::optional<JobPayload> JobPayload::FromJson(const std::string& json) {
     fhir::Node root = doc->Root();
     JobPayload payload;
     payload.encounter = root["encounter"].String();
+    payload.appointment = root["appointment"].String();
     payload.respond_to = root["respondTo"].String();
     payload.response = root["response"].String();
     payload.subscription = root["subscription"].String();
@@ -52,17 +54,18 @@ std::optional<JobPayload> JobPayload::FromJson(const std::string& json) {
     return payload;
 }
 
-NewJob MessageJob(const MessageRecord& message, const std::string& encounter,
+NewJob MessageJob(const MessageRecord& message, const std::string& focus,
                   const std::string& respond_to) {
+    const bool booking = focus.starts_with("Appointment/");
     JobPayload payload;
-    payload.encounter = encounter;
+    (booking ? payload.appointment : payload.encounter) = focus;
     if (!respond_to.empty()) {
         payload.respond_to = respond_to;
         payload.response = message.response;
     }
     return NewJob{"message:" + message.bundle_id,
-                  encounter,
-                  std::string(kJobAssess),
+                  focus,  // the store runs one job per encounter or appointment at a time
+                  std::string(booking ? kJobScreen : kJobAssess),
                   payload.ToJson(),
                   message,
                   std::nullopt,
@@ -86,6 +89,18 @@ NewJob ReplayJob(const std::string& encounter, std::string_view pack_sha256) {
 
 NewJob PollJob(const std::string& encounter, std::string_view version) {
     return AssessJob("poll:" + encounter + "|" + std::string(version), encounter, std::nullopt);
+}
+
+NewJob ScreenJob(const std::string& appointment, std::string_view version) {
+    JobPayload payload;
+    payload.appointment = appointment;
+    return NewJob{"screen:" + appointment + "|" + std::string(version),
+                  appointment,
+                  std::string(kJobScreen),
+                  payload.ToJson(),
+                  std::nullopt,
+                  std::nullopt,
+                  std::nullopt};
 }
 
 NewJob RecoverJob(const std::string& subscription, std::int64_t from, std::int64_t to,

@@ -115,7 +115,7 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
     Node focus = header["focus"];
     if (focus.Size() == 0) {
         issues.Error("required", "Bundle.entry[0].resource.focus",
-                     "missing: the message must name the Encounter to assess");
+                     "missing: the message must name the Encounter to assess (or the Appointment booked)");
     }
     if (issues.HasErrors()) return std::nullopt;
 
@@ -127,6 +127,11 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
         encounter =
             fhir::ServerReference(index, focus[i]["reference"].String(), header_entry, "Encounter");
     }
+    // A booking (no Encounter yet): the Appointment is screened before the visit.
+    for (std::size_t i = 0; i < focus.Size() && encounter.empty(); ++i) {
+        encounter = fhir::ServerReference(index, focus[i]["reference"].String(), header_entry,
+                                          "Appointment");
+    }
     MessageTrigger trigger;
     trigger.is_async = options.is_async;
     if (encounter.empty()) {
@@ -134,8 +139,8 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
         // it gets a fatal-error response rather than being retried by the sender.
         fhir::IssueList outcome;
         outcome.Error("not-supported", "Bundle.entry[0].resource.focus",
-                      "no focus is an Encounter with an id on the EHR: MicroCare assesses "
-                      "Encounters");
+                      "no focus is an Encounter or Appointment with an id on the EHR: "
+                      "MicroCare assesses Encounters and screens booked Appointments");
         trigger.fatal = true;
         trigger.response = ResponseMessage(bundle, header, options, now, "fatal-error", &outcome);
         return trigger;

@@ -48,6 +48,19 @@ std::string BatchOf(const std::vector<std::string>& queries) {
     return out.Take();
 }
 
+// Whose record: an Encounter's subject, or the Patient among an Appointment's participants.
+std::string PatientOf(fhir::Node resource) {
+    if (resource["resourceType"].String() == "Encounter") {
+        return fhir::TypeIdOf(resource["subject"]["reference"].String());
+    }
+    const fhir::Node participants = resource["participant"];
+    for (std::size_t i = 0; i < participants.Size(); ++i) {
+        std::string actor = fhir::TypeIdOf(participants[i]["actor"]["reference"].String());
+        if (actor.starts_with("Patient/")) return actor;
+    }
+    return {};
+}
+
 FetchOutcome Refused(HttpResponse response, std::string request) {
     FetchOutcome outcome;
     outcome.refusal = std::move(response);
@@ -74,15 +87,17 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
     }
     fhir::IssueList issues;
     auto encounter_doc = fhir::JsonDocument::Parse(encounter_response->body, issues);
-    if (!encounter_doc || encounter_doc->Root()["resourceType"].String() != "Encounter") {
+    const std::string_view type = std::string_view(encounter).substr(0, encounter.find('/'));
+    if (!encounter_doc || encounter_doc->Root()["resourceType"].String() != type) {
         co_return Error::kBadResponse;
     }
     FetchOutcome outcome;
-    const std::string patient =
-        fhir::TypeIdOf(encounter_doc->Root()["subject"]["reference"].String());
+    const std::string patient = PatientOf(encounter_doc->Root());
     if (!patient.starts_with("Patient/")) {
         // Nothing to assess without a patient: the EHR's data, not a transient fault.
-        outcome.problem = "Encounter.subject: does not name a Patient on the EHR";
+        outcome.problem = type == "Encounter"
+                              ? "Encounter.subject: does not name a Patient on the EHR"
+                              : "Appointment.participant: no actor is a Patient on the EHR";
         co_return outcome;
     }
     FetchedRecord record;
@@ -95,8 +110,7 @@ boost::asio::awaitable<Result<FetchOutcome>> FetchRecord(Ehr& ehr, const std::st
     // parallel where it does not.
     const std::vector<std::string> queries = RecordQueries(patient);
     if (also) {
-        record.also_queries =
-            also(std::string_view(encounter).substr(encounter.find('/') + 1), patient);
+        record.also_queries = also(encounter, patient);
     }
     std::vector<std::string> batched = queries;
     batched.insert(batched.end(), record.also_queries.begin(), record.also_queries.end());

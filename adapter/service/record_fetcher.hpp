@@ -15,7 +15,7 @@ namespace microcare::adapter {
 // What the EHR holds about the patient of one encounter, parsed once, as its answers came.
 struct FetchedRecord {
     rules::RecordDocuments documents;
-    std::string encounter;  // "Encounter/123"
+    std::string encounter;  // "Encounter/123", or the "Appointment/7" screened
     std::string patient;    // "Patient/9"
     // The answers to the searches asked with the record (AlsoRead), in their order, viewing
     // into `documents`; nothing where they were not asked, not answered in the record's batch
@@ -24,9 +24,9 @@ struct FetchedRecord {
     std::optional<std::vector<SearchResult>> also;
 };
 
-// Further searches to send in the record's batch, made from the encounter's logical id and its
-// patient ("Patient/9"): a round trip each saved where the EHR takes batches.
-using AlsoRead = std::function<std::vector<std::string>(std::string_view encounter_id,
+// Further searches to send in the record's batch, made from the encounter's (or appointment's)
+// reference and its patient ("Patient/9"): a round trip each saved where the EHR takes batches.
+using AlsoRead = std::function<std::vector<std::string>(std::string_view reference,
                                                         std::string_view patient)>;
 
 // The outcome of a fetch: the record; or the EHR's answer that stopped it (a non-2xx, to be
@@ -39,7 +39,8 @@ struct FetchOutcome {
     std::string problem;          // `path: reason`, ids only
 };
 
-// Reads the Encounter, then the Patient and every part of the record rules look at: in one
+// Reads the Encounter (or the Appointment booked: "Appointment/7", whose Patient participant
+// is the patient), then the Patient and every part of the record rules look at: in one
 // batch where the EHR takes batches, else in parallel: Conditions, allergies, medication
 // requests/statements/administrations (with their Medications), Observations, Procedures,
 // Immunizations and the patient's other Encounters; and what `also` asks for.

@@ -84,6 +84,16 @@ JobResult FromTransport(const std::string& what, const boost::system::error_code
     return retry;
 }
 
+// What a job writes for: the Encounter assessed or the Appointment screened, and its patient.
+struct Treated {
+    std::string reference;
+    std::string patient;
+};
+
+std::string TreatedKind(const Treated& treated) {
+    return treated.reference.starts_with("Appointment/") ? "appointment" : "encounter";
+}
+
 }  // namespace
 
 struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
@@ -276,8 +286,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (!payload) co_return Dead("the job's payload is unreadable");
         if (job.kind == kJobRecover) co_return co_await Recover(*payload);
         if (job.kind == kJobRespond) co_return co_await Respond(*payload);
-        if (job.kind != kJobAssess) co_return Dead("unknown job kind " + job.kind);
-        JobResult result = co_await Assess(job, *payload);
+        if (job.kind != kJobAssess && job.kind != kJobScreen)
+            co_return Dead("unknown job kind " + job.kind);
+        // Not a conditional expression: GCC 12 mishandles co_await in one.
+        JobResult result;
+        if (job.kind == kJobScreen) {
+            result = co_await Screen(job, *payload);
+        } else {
+            result = co_await Assess(job, *payload);
+        }
         if (result.kind == JobResult::Kind::kDone && !payload->respond_to.empty()) {
             // Journaled before this job is marked done: a crash in between re-runs the
             // (idempotent) assessment, and the trigger key keeps the response job single.
@@ -301,16 +318,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         co_return Done("response message delivered");
     }
 
-    asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
-        // The pack in force when the job starts, kept to its end: a reload meanwhile changes
-        // what later jobs apply, never this one.
-        const std::shared_ptr<const rules::RuleSet> snapshot = rules();
-        const rules::RuleSet& pack = *snapshot;
+    // The record of the treatment `reference` (an Encounter, or the Appointment screened) with
+    // what MicroCare wrote before for it, read in the record's batch (three round trips fewer);
+    // the job's result when it cannot be read.
+    asio::awaitable<std::variant<FetchedRecord, JobResult>> Fetch(const std::string& reference,
+                                                                  bool care_plan) {
         ++metrics.ehr_requests;
-        // What MicroCare wrote before is read in the record's batch: three round trips fewer.
         auto fetched = co_await FetchRecord(
-            ehr, payload.encounter, [](std::string_view encounter_id, std::string_view patient) {
-                return WrittenBeforeQueries(patient, rules::CarePlanIdentifierValue(encounter_id));
+            ehr, reference, [care_plan](std::string_view treated, std::string_view patient) {
+                return WrittenBeforeQueries(patient, rules::IdentifierPrefix(treated), care_plan);
             });
         if (!fetched) {
             ++metrics.ehr_failures;
@@ -320,48 +336,119 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             ++metrics.ehr_failures;
             co_return FromRefusal(fetched->refused_request, *fetched->refusal);
         }
-        const fhir::Instant now = Now();
-        fhir::IssueList issues;
         if (!fetched->problem.empty()) {
             co_return Dead("the record cannot be assessed: " + fetched->problem);
         }
-        std::optional<WrittenBefore> read_with_record;
-        if (fetched->record->also) {
-            read_with_record = WrittenBeforeFrom(std::move(fetched->record->also_queries),
-                                                 std::move(*fetched->record->also));
+        co_return std::move(*fetched->record);
+    }
+
+    static std::optional<WrittenBefore> ReadWithRecord(FetchedRecord& fetched) {
+        if (!fetched.also) return std::nullopt;
+        return WrittenBeforeFrom(std::move(fetched.also_queries), std::move(*fetched.also));
+    }
+
+    // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
+    static JobResult Unreadable(const fhir::IssueList& issues) {
+        std::string where;
+        for (const fhir::Issue& issue : issues) {
+            if (where.size() < 400)
+                where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
         }
-        auto run = rules::RecordAssessment::Run(pack, std::move(fetched->record->documents),
-                                                {payload.encounter, "job.encounter"}, now, issues);
-        if (!run) {
-            // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
-            std::string where;
-            for (const fhir::Issue& issue : issues) {
-                if (where.size() < 400)
-                    where += (where.empty() ? "" : "; ") + issue.path + ": " + issue.message;
-            }
-            co_return Dead("the record cannot be assessed: " + where);
-        }
-        const rules::Assessment& assessment = run->assessment();
-        if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
+        return Dead("the record cannot be assessed: " + where);
+    }
+
+    // The decision, in the trail before anything is written: a decision the trail cannot
+    // record is not written to the EHR.
+    asio::awaitable<std::optional<JobResult>> AuditDecision(const Job& job,
+                                                            const rules::RuleSet& pack,
+                                                            const rules::RecordAssessment& run) {
+        const rules::Assessment& assessment = run.assessment();
         for (const rules::Finding& f : assessment.findings) {
             if (f.severity == rules::Severity::kAbsolute) ++metrics.findings_absolute;
             if (f.severity == rules::Severity::kRelative) ++metrics.findings_relative;
         }
+        const bool before_visit = run.encounter().proposed;
         AuditLog::Record record = AuditLog::MakeRecord(
             "decision", {{"job", std::to_string(job.id)},
-                         {"encounter", payload.encounter},
-                         {"patient", run->encounter().subject},
+                         {before_visit ? "appointment" : "encounter",
+                          std::string(run.encounter().reference)},
+                         {"patient", run.encounter().subject},
                          {"pack", pack.id + " " + pack.version},
                          {"packSha256", pack.sha256},
-                         {"session", std::to_string(assessment.session_number)},
-                         {"findings", run->FindingsLine()}});
+                         {before_visit ? "screening" : "session",
+                          before_visit ? "pre-visit"
+                                       : std::to_string(assessment.session_number)},
+                         {"findings", run.FindingsLine()}});
         auto audited = co_await Audited(audit, std::move(record));
-        // A decision the trail cannot record is not written to the EHR.
-        if (!audited) {
-            ++metrics.audit_failures;
-            co_return Unaudited(audited.error());
+        if (audited) co_return std::nullopt;
+        ++metrics.audit_failures;
+        co_return Unaudited(audited.error());
+    }
+
+    asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
+        // The pack in force when the job starts, kept to its end: a reload meanwhile changes
+        // what later jobs apply, never this one.
+        const std::shared_ptr<const rules::RuleSet> snapshot = rules();
+        const rules::RuleSet& pack = *snapshot;
+        auto fetched = co_await Fetch(payload.encounter, /*care_plan=*/true);
+        if (auto* failed = std::get_if<JobResult>(&fetched)) co_return std::move(*failed);
+        FetchedRecord& record = std::get<FetchedRecord>(fetched);
+        std::optional<WrittenBefore> read_with_record = ReadWithRecord(record);
+        fhir::IssueList issues;
+        auto run = rules::RecordAssessment::Run(pack, std::move(record.documents),
+                                                {payload.encounter, "job.encounter"}, Now(), issues);
+        if (!run) co_return Unreadable(issues);
+        const rules::Assessment& assessment = run->assessment();
+        if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
+        if (auto failed = co_await AuditDecision(job, pack, *run)) co_return std::move(*failed);
+        // Named, not temporaries: GCC 12 destroys a temporary in a co_await expression twice.
+        const Treated treated{payload.encounter, std::string(run->encounter().subject)};
+        co_return co_await Write(job, pack, treated, run->transaction(),
+                                 std::move(read_with_record));
+    }
+
+    // Pre-visit screening of a booked Appointment: the record assessed as if the treatment took
+    // place at the appointment's start; DetectedIssues and a review Task due before it, revised
+    // on every screening; what a cancelled appointment's screening wrote is retired.
+    asio::awaitable<JobResult> Screen(const Job& job, const JobPayload& payload) {
+        const std::shared_ptr<const rules::RuleSet> snapshot = rules();
+        const rules::RuleSet& pack = *snapshot;
+        const std::string& appointment = payload.appointment;
+        auto fetched = co_await Fetch(appointment, /*care_plan=*/false);
+        if (auto* failed = std::get_if<JobResult>(&fetched)) co_return std::move(*failed);
+        FetchedRecord& record = std::get<FetchedRecord>(fetched);
+        std::optional<WrittenBefore> read_with_record = ReadWithRecord(record);
+        const std::string status(record.documents.resources.front()["status"].String());
+        const Treated treated{appointment, record.patient};
+        // Named, not temporaries: GCC 12 destroys a temporary in a co_await expression twice.
+        const fhir::TransactionValue retirement = rules::BuildRetirement(pack, appointment);
+        if (status == "cancelled" || status == "noshow" || status == "entered-in-error") {
+            std::string why = "the appointment is " + status + " (" + appointment + ")";
+            co_return co_await Write(job, pack, treated, retirement, std::move(read_with_record),
+                                     std::move(why));
         }
-        co_return co_await Write(job, pack, *run, std::move(read_with_record));
+        if (status != "booked") {
+            // Not yet booked (proposed, pending, waitlist), or under way or over (arrived,
+            // checked-in, fulfilled): then the Encounter is what is assessed.
+            co_return Done("nothing to screen: " + appointment + " has status \"" + status + "\"");
+        }
+        fhir::IssueList issues;
+        rules::EncounterChoice choice{appointment, "job.appointment"};
+        choice.proposed = true;
+        choice.pre_visit = true;
+        choice.patient = record.patient;
+        auto run =
+            rules::RecordAssessment::Run(pack, std::move(record.documents), choice, Now(), issues);
+        if (!run) co_return Unreadable(issues);
+        if (!run->assessment().applies) {
+            // No longer a microneedling appointment: its screening no longer holds.
+            std::string why = "the appointment is no longer for microneedling";
+            co_return co_await Write(job, pack, treated, retirement, std::move(read_with_record),
+                                     std::move(why));
+        }
+        if (auto failed = co_await AuditDecision(job, pack, *run)) co_return std::move(*failed);
+        co_return co_await Write(job, pack, treated, run->transaction(),
+                                 std::move(read_with_record));
     }
 
     // What MicroCare wrote before for an encounter, read back by its own identifiers.
@@ -387,13 +474,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     // What became of each resource, in the trail; a result when it cannot be recorded.
     asio::awaitable<std::optional<JobResult>> AuditRevision(const Job& job,
                                                             const rules::RuleSet& pack,
-                                                            const rules::RecordAssessment& run,
+                                                            const Treated& treated,
                                                             std::string written,
                                                             const std::string& changes) {
         AuditLog::Record record =
             AuditLog::MakeRecord("revision", {{"job", std::to_string(job.id)},
-                                              {"encounter", std::string(run.encounter().reference)},
-                                              {"patient", run.encounter().subject},
+                                              {TreatedKind(treated), treated.reference},
+                                              {"patient", treated.patient},
                                               {"pack", pack.id + " " + pack.version},
                                               {"packSha256", pack.sha256},
                                               {"written", written},
@@ -404,19 +491,22 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         co_return Unaudited(audited.error());
     }
 
-    // Writes the difference between the assessment and what MicroCare wrote before. A write
-    // refused because another revision changed the encounter's resources since they were read
-    // (409/412 on If-Match) is revised again from a fresh reading.
-    // `read_with_record`: the reading that came with the record, used for the first revision
-    // where it asked what this assessment's identifiers name.
+    // Writes the difference between `assessed` (what the assessment wants on the EHR) and what
+    // MicroCare wrote before for the treatment. A write refused because another revision
+    // changed its resources since they were read (409/412 on If-Match) is revised again from a
+    // fresh reading. `read_with_record`: the reading that came with the record, used for the
+    // first revision where it asked what this treatment's identifiers name. `why_retired`: why
+    // what is no longer wanted is retired, when not because the rules no longer find it.
     asio::awaitable<JobResult> Write(const Job& job, const rules::RuleSet& pack,
-                                     const rules::RecordAssessment& run,
-                                     std::optional<WrittenBefore> read_with_record) {
+                                     const Treated& treated,
+                                     const fhir::TransactionValue& assessed,
+                                     std::optional<WrittenBefore> read_with_record,
+                                     std::string why_retired = {}) {
         static constexpr int kRevisions = 4;
-        const std::string encounter(run.encounter().reference);
-        const fhir::CarePlanValue& plan = *run.transaction().care_plan;
+        const std::string& encounter = treated.reference;
+        const bool care_plan = assessed.care_plan.has_value();
         std::vector<std::string> queries =
-            WrittenBeforeQueries(plan.subject, plan.identifier.value);
+            WrittenBeforeQueries(treated.patient, assessed.key_prefix, care_plan);
         if (read_with_record && read_with_record->queries != queries) read_with_record.reset();
         for (int revision = 1;; ++revision) {
             std::variant<WrittenBefore, JobResult> read;
@@ -427,11 +517,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
             }
             if (auto* failed = std::get_if<JobResult>(&read)) co_return std::move(*failed);
             const WrittenBefore& before = std::get<WrittenBefore>(read);
-            fhir::TransactionValue value = run.transaction();
-            const auto changes = rules::ReviseTransaction(pack, value, before.resources);
-            const std::string described = rules::DescribeChanges(changes);
+            fhir::TransactionValue value = assessed;
+            const auto changes =
+                rules::ReviseTransaction(pack, value, before.resources, why_retired);
+            const std::string described =
+                changes.empty() ? "nothing was written before" : rules::DescribeChanges(changes);
             if (!value.HasWrites()) {
-                if (auto failed = co_await AuditRevision(job, pack, run, "nothing", described))
+                if (auto failed = co_await AuditRevision(job, pack, treated, "nothing", described))
                     co_return std::move(*failed);
                 // An earlier attempt may have written without recording it (a crash, a lost
                 // answer): the versions the reading shows are recorded again, which records
@@ -441,9 +533,12 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                     if (auto failed = co_await PostAuditEvents(job, pack, versions))
                         co_return std::move(*failed);
                 }
+                const std::string summary =
+                    encounter + ": unchanged, nothing written (" + described + ")";
                 // The reading is the check: a write that landed before a crash shows here.
-                co_return OnePlan(before.searches[0].resources.size(), value.care_plan->identifier,
-                                  encounter + ": unchanged, nothing written (" + described + ")");
+                if (!care_plan) co_return Done(summary);
+                co_return One("CarePlan", before.searches[0].resources.size(),
+                              value.care_plan->identifier, summary);
             }
             fhir::JsonWriter writer;
             fhir::WriteTransaction(writer, value);
@@ -469,7 +564,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 co_return FromRefusal("the transaction", *posted);
             }
             // Written but not recorded: the retry reads it back and records it unchanged.
-            if (auto failed = co_await AuditRevision(job, pack, run, "transaction", described))
+            if (auto failed =
+                    co_await AuditRevision(job, pack, treated, "transaction", described))
                 co_return std::move(*failed);
             if (!audit_events_ehr.empty()) {
                 fhir::IssueList issues;
@@ -486,7 +582,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 if (auto failed = co_await PostAuditEvents(job, pack, *written))
                     co_return std::move(*failed);
             }
-            co_return co_await CheckOnePlan(value, encounter + ": " + described);
+            co_return co_await CheckOne(value, encounter + ": " + described);
         }
     }
 
@@ -563,25 +659,29 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         co_return std::nullopt;
     }
 
-    // Some servers race on concurrent conditional creates: count what carries our id.
-    asio::awaitable<JobResult> CheckOnePlan(const fhir::TransactionValue& value,
-                                            std::string summary) {
-        const fhir::IdentifierValue& id = value.care_plan->identifier;
-        auto check =
-            co_await ehr.SearchAll("CarePlan?identifier=" + QueryValue(id.system + "|" + id.value));
-        if (!check) co_return FromTransport("checking the CarePlan", check.error());
-        if (check->failure) co_return FromRefusal("checking the CarePlan", *check->failure);
-        const std::size_t plans = check->resources.size();
-        if (plans == 0) co_return Retry("the EHR accepted the transaction but holds no CarePlan");
-        co_return OnePlan(plans, id, std::move(summary));
+    // Some servers race on concurrent conditional creates: count what carries our id, the
+    // treatment's lock (its CarePlan; before a visit, its Task).
+    asio::awaitable<JobResult> CheckOne(const fhir::TransactionValue& value, std::string summary) {
+        const bool plan = value.care_plan.has_value();
+        if (!plan && !value.task) co_return Done(std::move(summary));
+        const std::string type = plan ? "CarePlan" : "Task";
+        const fhir::IdentifierValue& id =
+            plan ? value.care_plan->identifier : value.task->identifier;
+        auto check = co_await ehr.SearchAll(type + "?identifier=" +
+                                            QueryValue(id.system + "|" + id.value));
+        if (!check) co_return FromTransport("checking the " + type, check.error());
+        if (check->failure) co_return FromRefusal("checking the " + type, *check->failure);
+        const std::size_t found = check->resources.size();
+        if (found == 0) co_return Retry("the EHR accepted the transaction but holds no " + type);
+        co_return One(type, found, id, std::move(summary));
     }
 
-    // Two CarePlans for one encounter are not MicroCare's to merge: a person decides.
-    static JobResult OnePlan(std::size_t plans, const fhir::IdentifierValue& id,
-                             std::string summary) {
-        if (plans > 1) {
-            return Dead("the EHR holds " + std::to_string(plans) + " CarePlans with identifier " +
-                            id.value + ": remove the extra ones",
+    // Two CarePlans (or Tasks) for one treatment are not MicroCare's to merge: a person decides.
+    static JobResult One(const std::string& type, std::size_t found,
+                         const fhir::IdentifierValue& id, std::string summary) {
+        if (found > 1) {
+            return Dead("the EHR holds " + std::to_string(found) + " " + type +
+                            "s with identifier " + id.value + ": remove the extra ones",
                         summary);
         }
         return Done(summary);

@@ -5,17 +5,18 @@
 
 namespace microcare::adapter {
 
-std::vector<std::string> WrittenBeforeQueries(std::string_view patient,
-                                              std::string_view careplan_identifier) {
+std::vector<std::string> WrittenBeforeQueries(std::string_view patient, std::string_view prefix,
+                                              bool care_plan) {
     const std::string system(rules::kIdentifierSystem);
-    const std::string_view prefix =
-        careplan_identifier.substr(0, careplan_identifier.rfind(':') + 1);
-    return {
-        "CarePlan?subject=" + QueryValue(patient) +
-            "&identifier=" + QueryValue(system + "|" + std::string(careplan_identifier)),
-        "DetectedIssue?patient=" + QueryValue(patient) + "&identifier=" + QueryValue(system + "|"),
-        "Task?identifier=" + QueryValue(system + "|" + std::string(prefix) + "task"),
-    };
+    std::vector<std::string> queries;
+    if (care_plan) {
+        queries.push_back("CarePlan?subject=" + QueryValue(patient) + "&identifier=" +
+                          QueryValue(system + "|" + std::string(prefix) + "careplan"));
+    }
+    queries.push_back("DetectedIssue?patient=" + QueryValue(patient) +
+                      "&identifier=" + QueryValue(system + "|"));
+    queries.push_back("Task?identifier=" + QueryValue(system + "|" + std::string(prefix) + "task"));
+    return queries;
 }
 
 WrittenBefore WrittenBeforeFrom(std::vector<std::string> queries,

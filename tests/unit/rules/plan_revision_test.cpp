@@ -41,6 +41,7 @@ fhir::TransactionValue Value(const RuleSet& pack, const std::vector<Found>& find
     value.provenance.pack_tag = {std::string(kRulePackTagSystem), pack.id, pack.title};
     value.provenance.pack_version = pack.version;
     value.provenance.pack_uri = "https://microcare.example/fhir/rule-pack/" + pack.id;
+    value.key_prefix = enc + ":";
     fhir::CarePlanValue plan;
     plan.identifier = Id(enc + ":careplan");
     plan.title = "Microneedling aftercare";
@@ -318,6 +319,73 @@ TEST_F(PlanRevisionTest, ChangesAreDescribedForTheAuditWithIdentifiersOnly) {
               "CarePlan e1:careplan updated (same content, rewritten to guard the revision); "
               "DetectedIssue e1:issue:R1 updated (severity moderate -> high); "
               "Task e1:task updated (reason changed)");
+}
+
+// Before a visit: no CarePlan; the Task, focused on the Appointment and due at its start, is
+// the lock, and a cancelled appointment retires what its screening wrote.
+fhir::TransactionValue PreVisit(const RuleSet& pack, const std::vector<Found>& findings,
+                                const std::string& due) {
+    fhir::TransactionValue value = Value(pack, findings, "appointment-a1");
+    value.care_plan.reset();
+    if (value.task) {
+        value.task->encounter.clear();
+        value.task->focus = "Appointment/a1";
+        value.task->due = fhir::LocalInstant{fhir::DateTime::Parse(due)->Earliest(), 0};
+    }
+    return value;
+}
+
+TEST_F(PlanRevisionTest, AMovedAppointmentRevisesTheScreeningsTaskInPlace) {
+    value_ = PreVisit(a_, {{"R1", "high"}}, "2026-12-10T09:00:00Z");
+    auto first = ReviseTransaction(a_, value_, ehr_.Written());
+    EXPECT_EQ(DescribeChanges(first),
+              "DetectedIssue appointment-a1:issue:R1 created; Task appointment-a1:task created");
+    ehr_.Apply(value_);
+    const std::string task = ehr_.KeyOf("appointment-a1:task");
+    EXPECT_EQ(ehr_.Get(task)["focus"]["reference"].String(), "Appointment/a1");
+    EXPECT_EQ(ehr_.Get(task)["restriction"]["period"]["end"].String(), "2026-12-10T09:00:00Z");
+
+    value_ = PreVisit(a_, {{"R1", "high"}}, "2026-12-12T09:00:00Z");
+    auto moved = ReviseTransaction(a_, value_, ehr_.Written());
+    EXPECT_EQ(ChangeOf(moved, "appointment-a1:task"), Change::kUpdated);
+    ehr_.Apply(value_);
+    EXPECT_EQ(ehr_.KeyOf("appointment-a1:task"), task);  // the same Task, revised
+    EXPECT_EQ(ehr_.Get(task)["restriction"]["period"]["end"].String(), "2026-12-12T09:00:00Z");
+
+    value_ = PreVisit(a_, {{"R1", "high"}}, "2026-12-12T09:00:00Z");
+    ReviseTransaction(a_, value_, ehr_.Written());
+    EXPECT_FALSE(value_.HasWrites());
+}
+
+TEST_F(PlanRevisionTest, WithoutACarePlanTheTaskGuardsARevision) {
+    value_ = PreVisit(a_, {{"R1", "high"}, {"R2", "low"}}, "2026-12-10T09:00:00Z");
+    ReviseTransaction(a_, value_, ehr_.Written());
+    ehr_.Apply(value_);
+    // Only the low finding changes: the Task is rewritten against the version read.
+    value_ = PreVisit(a_, {{"R1", "high"}, {"R2", "moderate"}}, "2026-12-10T09:00:00Z");
+    value_.task->reason = PreVisit(a_, {{"R1", "high"}}, "2026-12-10T09:00:00Z").task->reason;
+    auto changes = ReviseTransaction(a_, value_, ehr_.Written());
+    EXPECT_EQ(ChangeOf(changes, "appointment-a1:task"), Change::kUpdated);
+    EXPECT_EQ(value_.task->on_ehr.write, OnEhr::Write::kUpdate);
+    EXPECT_EQ(value_.task->on_ehr.version_id, "1");
+}
+
+TEST_F(PlanRevisionTest, ACancelledAppointmentRetiresItsScreeningAndNothingElse) {
+    Assess(a_, {{"R1", "high"}});  // encounter e1's, which the cancellation must not touch
+    value_ = PreVisit(a_, {{"R1", "high"}}, "2026-12-10T09:00:00Z");
+    ReviseTransaction(a_, value_, ehr_.Written());
+    ehr_.Apply(value_);
+    value_ = BuildRetirement(a_, "Appointment/a1");
+    auto changes = ReviseTransaction(a_, value_, ehr_.Written(), "the appointment is cancelled");
+    EXPECT_EQ(DescribeChanges(changes),
+              "DetectedIssue appointment-a1:issue:R1 retired; Task appointment-a1:task retired");
+    ehr_.Apply(value_);
+    const fhir::Node task = ehr_.Get(ehr_.KeyOf("appointment-a1:task"));
+    EXPECT_EQ(task["status"].String(), "cancelled");
+    EXPECT_NE(task["statusReason"]["text"].String().find("the appointment is cancelled"),
+              std::string_view::npos)
+        << fhir::Serialize(task);
+    EXPECT_EQ(ehr_.Get(ehr_.KeyOf("e1:task"))["status"].String(), "requested");
 }
 
 }  // namespace
