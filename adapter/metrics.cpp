@@ -105,18 +105,27 @@ std::string Metrics::Prometheus(const LiveReadings& live) const {
             "Polls that failed (retried with backoff; /readyz says degraded).", poll_failures);
     Counter(out, "microcare_poll_requests_total", "Search pages the polls asked of the EHR.",
             poll_requests);
-    Header(out, "microcare_poll_encounters_total",
-           "Encounters the polls read, by what became of them.", "counter");
-    for (const auto& [outcome, count] :
-         {std::pair<const char*, std::uint64_t>{"queued", poll_encounters_queued},
-          {"seen", poll_encounters_seen},
-          {"skipped", poll_encounters_skipped}}) {
-        out += "microcare_poll_encounters_total{outcome=\"";
-        out += outcome;
-        out += "\"} ";
-        out += std::to_string(count);
-        out += '\n';
-    }
+    const auto by_outcome = [&out](const char* name, const char* help, std::uint64_t queued,
+                                   std::uint64_t seen, std::uint64_t skipped) {
+        Header(out, name, help, "counter");
+        for (const auto& [outcome, count] :
+             {std::pair<const char*, std::uint64_t>{"queued", queued},
+              {"seen", seen},
+              {"skipped", skipped}}) {
+            out += name;
+            out += "{outcome=\"";
+            out += outcome;
+            out += "\"} ";
+            out += std::to_string(count);
+            out += '\n';
+        }
+    };
+    by_outcome("microcare_poll_encounters_total",
+               "Encounters the polls read, by what became of them.", poll_encounters_queued,
+               poll_encounters_seen, poll_encounters_skipped);
+    by_outcome("microcare_poll_appointments_total",
+               "Appointments the polls read (pre-visit screening), by what became of them.",
+               poll_appointments_queued, poll_appointments_seen, poll_appointments_skipped);
     Counter(out, "microcare_jobs_queued", "Jobs waiting.", live.queued, "gauge");
     Counter(out, "microcare_jobs_running", "Jobs being worked on.", live.running, "gauge");
     Counter(out, "microcare_jobs_dead", "Jobs in the dead-letter state.", live.dead, "gauge");

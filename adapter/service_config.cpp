@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
+#include <tuple>
 
 #include "adapter/audit/audit_key.hpp"
 #include "adapter/cds/jwk_set.hpp"
@@ -260,7 +261,7 @@ public:
         const std::string path = "poll";
         if (!Object(node, path,
                     {"enabled", "intervalMs", "query", "pageSize", "maxPagesPerPoll", "overlapMs",
-                     "since", "backoffInitialMs", "backoffMaxMs"})) {
+                     "since", "backoffInitialMs", "backoffMaxMs", "appointments"})) {
             return;
         }
         p.enabled = true;  // the section is there to be used; "enabled": false keeps it aside
@@ -288,6 +289,7 @@ public:
                 p.query = *query;
             }
         }
+        if (node["appointments"].Exists()) Appointments(node["appointments"], p.appointments);
         if (auto since = String(node, "since", path); since && *since != "now") {
             auto instant = ParseInstant(*since);
             if (!instant) {
@@ -295,6 +297,33 @@ public:
                       "must be \"now\" or an instant with its offset (2026-12-01T00:00:00Z)");
             } else {
                 p.since = *instant;
+            }
+        }
+    }
+
+    void Appointments(Node node, AppointmentPollSettings& a) {
+        const std::string path = "poll.appointments";
+        if (!Object(node, path,
+                    {"enabled", "query", "rescreenQuery", "horizonDays", "rescreenEveryMs"})) {
+            return;
+        }
+        a.enabled = true;
+        Bool(node, "enabled", path, a.enabled);
+        Number(node, "horizonDays", path, a.horizon_days, 1, 365);
+        Millis(node, "rescreenEveryMs", path, a.rescreen_every, 1000, 7 * 24.0 * 3600 * 1000);
+        // Searches relative to ehr.baseUrl, for the reason `poll.query` is.
+        for (auto [key, target, needs_cursor] :
+             {std::tuple{"query", &a.query, true}, {"rescreenQuery", &a.rescreen_query, false}}) {
+            auto query = String(node, key, path);
+            if (!query) continue;
+            if (HasScheme(*query) || query->starts_with("/")) {
+                Error(At(path, key), "must be a search relative to ehr.baseUrl (Appointment?...)");
+            } else if (!query->starts_with("Appointment?")) {
+                Error(At(path, key), "must search Appointments (Appointment?...)");
+            } else if (needs_cursor && query->find("{cursor}") == std::string::npos) {
+                Error(At(path, key), "must contain {cursor} (as _lastUpdated=gt{cursor})");
+            } else {
+                *target = *query;
             }
         }
     }

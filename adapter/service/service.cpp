@@ -24,7 +24,7 @@
 #include "adapter/client/observed_ehr.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
-#include "adapter/poll/encounter_poller.hpp"
+#include "adapter/poll/ehr_poller.hpp"
 #include "adapter/rule_pack_file.hpp"
 #include "adapter/server/fhir_endpoint.hpp"
 #include "adapter/server/http_server.hpp"
@@ -67,7 +67,7 @@ struct Service::Impl {
     std::unique_ptr<ObservedEhr> observed_ehr;  // what the worker talks to: ehr, watched
     std::unique_ptr<Worker> worker;
     PollHealth poll_health;
-    std::unique_ptr<EncounterPoller> poller;  // with a `poll` section only
+    std::unique_ptr<EhrPoller> poller;  // with a `poll` section only
     // Trigger records and admin notes, committed in the store, on their way to the trail.
     std::unique_ptr<TrailNotes> trail_notes;
     std::unique_ptr<FhirEndpoint> endpoint;
@@ -182,7 +182,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     s.trail_notes = std::make_unique<TrailNotes>(s.io.get_executor(), s.blocking, *s.store,
                                                  *s.audit, s.metrics, [&s] { s.worker->Wake(); });
     if (config.poll.enabled) {
-        s.poller = std::make_unique<EncounterPoller>(
+        s.poller = std::make_unique<EhrPoller>(
             asio::make_strand(s.io), config.poll, config.ehr.base_url, *s.observed_ehr, *s.store,
             [&s] { return s.rules->Snapshot(); }, s.metrics, s.blocking, s.poll_health, s.now,
             [&s] { s.trail_notes->Nudge(); });

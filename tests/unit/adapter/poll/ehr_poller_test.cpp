@@ -1,7 +1,7 @@
 // The poller's decisions, without sockets or sleeps: an in-memory EHR that answers searches the
 // way a FHIR server does (`_lastUpdated=gt`, `_sort=_lastUpdated`, `_count`, `next` links,
 // `_revinclude`), a set clock, and a real store in a temporary directory.
-#include "adapter/poll/encounter_poller.hpp"
+#include "adapter/poll/ehr_poller.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -18,6 +18,7 @@
 #include <set>
 
 #include "adapter/client/outbound_url.hpp"
+#include "adapter/jobs/job_contract.hpp"
 #include "adapter/poll/poll_cursor.hpp"
 #include "adapter/server/readiness.hpp"
 #include "adapter/time_bound.hpp"
@@ -77,6 +78,20 @@ public:
     void Procedure(const std::string& encounter_id) { procedures_.insert(encounter_id); }
     void DropVersionId(const std::string& id) { encounters_[id].has_version = false; }
 
+    struct Booked {
+        std::string status;
+        std::string service;
+        TimePoint start;
+        int version = 1;
+        TimePoint last_updated;
+    };
+    // Books (or changes: a new version) an appointment.
+    void Book(const std::string& id, const std::string& service, TimePoint start,
+              TimePoint when, const std::string& status = "booked") {
+        const int version = appointments_.contains(id) ? appointments_[id].version + 1 : 1;
+        appointments_[id] = Booked{status, service, start, version, when};
+    }
+
     asio::awaitable<Result<HttpResponse>> Get(std::string url) override {
         requests.push_back(url);
         if (unreachable && (fail_from_request == 0 || requests.size() >= fail_from_request)) {
@@ -96,6 +111,7 @@ public:
             co_return answer;
         }
         const std::string query = url.substr(url.find('?') + 1);
+        if (url.starts_with("Appointment?")) co_return Answer(200, Appointments(query));
         const std::string after = Param(query, "_lastUpdated");
         const TimePoint gt = ParseInstant(after.substr(2)).value();
         const std::size_t count = std::stoul(Param(query, "_count"));
@@ -166,6 +182,35 @@ public:
     }
 
 private:
+    // `_lastUpdated=gt`, `status` and `date=ge`/`date=le` (dates: whole days), on one page.
+    std::string Appointments(const std::string& query) const {
+        std::string gt, status, ge, le;
+        for (const auto& param : *boost::urls::parse_query(query)) {
+            const std::string value = param.value.decode();
+            if (param.key == "_lastUpdated") gt = value.substr(2);
+            if (param.key == "status") status = value;
+            if (param.key == "date" && value.starts_with("ge")) ge = value.substr(2);
+            if (param.key == "date" && value.starts_with("le")) le = value.substr(2);
+        }
+        std::string body = R"({"resourceType":"Bundle","type":"searchset","entry":[)";
+        bool first = true;
+        for (const auto& [id, a] : appointments_) {
+            const std::string day = Text(a.start).substr(0, 10);
+            if (!gt.empty() && a.last_updated <= ParseInstant(gt).value()) continue;
+            if (!status.empty() && a.status != status) continue;
+            if ((!ge.empty() && day < ge) || (!le.empty() && day > le)) continue;
+            body += std::string(first ? "" : ",") +
+                    R"({"resource":{"resourceType":"Appointment","id":")" + id +
+                    R"(","meta":{"versionId":")" + std::to_string(a.version) +
+                    R"(","lastUpdated":")" + Text(a.last_updated) + R"("},"status":")" +
+                    a.status + R"(","serviceType":[{"text":")" + a.service +
+                    R"("}],"start":")" + Text(a.start) +
+                    R"(","participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]}})";
+            first = false;
+        }
+        return body + "]}";
+    }
+
     static HttpResponse Answer(unsigned code, std::string body) {
         HttpResponse response;
         response.status = code;
@@ -175,11 +220,12 @@ private:
 
     std::map<std::string, Stored> encounters_;
     std::set<std::string> procedures_;
+    std::map<std::string, Booked> appointments_;
 };
 
-class EncounterPollerTest : public ::testing::Test {
+class EhrPollerTest : public ::testing::Test {
 protected:
-    EncounterPollerTest() {
+    EhrPollerTest() {
         StoreOptions options;
         options.synchronous_full = false;
         options.busy_timeout = 50ms;
@@ -193,7 +239,7 @@ protected:
         settings_.interval = 30s;
         UseSettings(settings_);
     }
-    ~EncounterPollerTest() override {
+    ~EhrPollerTest() override {
         poller_.reset();
         blocking_.join();
         store_->Close();
@@ -201,7 +247,7 @@ protected:
 
     void UseSettings(const PollSettings& settings) {
         settings_ = settings;
-        poller_ = std::make_unique<EncounterPoller>(
+        poller_ = std::make_unique<EhrPoller>(
             io_.get_executor(), settings_, std::string(kBase), ehr_, *store_,
             [] {
                 return std::shared_ptr<const rules::RuleSet>(&rules::testing::DefaultPack(),
@@ -225,7 +271,7 @@ protected:
     }
 
     PollCursor Cursor() {
-        return ValueOf(store_->ReadPollCursor(std::string(EncounterPoller::kPollName))).value();
+        return ValueOf(store_->ReadPollCursor(std::string(EhrPoller::kPollName))).value();
     }
     std::set<std::string> TriggerKeys() {
         JobFilter filter;
@@ -246,7 +292,7 @@ protected:
     asio::io_context io_;
     asio::thread_pool blocking_{1};
     SearchableEhr ehr_;
-    std::unique_ptr<EncounterPoller> poller_;
+    std::unique_ptr<EhrPoller> poller_;
     int journaled_ = 0;
 
     // A poller whose first start took `since` an hour back.
@@ -263,7 +309,7 @@ protected:
     }
 };
 
-TEST_F(EncounterPollerTest, FirstStartBeginsNowAndDoesNotBackfill) {
+TEST_F(EhrPollerTest, FirstStartBeginsNowAndDoesNotBackfill) {
     ehr_.Finish("before", "Microneedling", now_ - 1h);
     ehr_.Finish("just-before", "Microneedling", now_ - 10s);  // inside the overlap window
     const PollReport first = PollOk();
@@ -285,7 +331,7 @@ TEST_F(EncounterPollerTest, FirstStartBeginsNowAndDoesNotBackfill) {
 
 // The EHR's clock is 30 s behind MicroCare's: `since: now` is its now, so a visit it stamps
 // just after the first start is assessed although the stamp is in MicroCare's past.
-TEST_F(EncounterPollerTest, FirstStartTakesNowFromTheEhrsClock) {
+TEST_F(EhrPollerTest, FirstStartTakesNowFromTheEhrsClock) {
     const TimePoint ehr_now = now_ - 30s;
     ehr_.clock = ehr_now;
     ehr_.Finish("before", "Microneedling", ehr_now - 2s);
@@ -297,7 +343,7 @@ TEST_F(EncounterPollerTest, FirstStartTakesNowFromTheEhrsClock) {
     EXPECT_EQ(std::count(ehr_.requests.begin(), ehr_.requests.end(), "metadata"), 1);
 }
 
-TEST_F(EncounterPollerTest, SinceAnInstantBackfillsFromThere) {
+TEST_F(EhrPollerTest, SinceAnInstantBackfillsFromThere) {
     settings_.since = now_ - 2h;
     UseSettings(settings_);
     ehr_.Finish("old", "Microneedling", now_ - 3h);
@@ -308,7 +354,7 @@ TEST_F(EncounterPollerTest, SinceAnInstantBackfillsFromThere) {
     EXPECT_EQ(Cursor().floor, now_ - 2h);
 }
 
-TEST_F(EncounterPollerTest, OnlyMicroneedlingEncountersBecomeJobs) {
+TEST_F(EhrPollerTest, OnlyMicroneedlingEncountersBecomeJobs) {
     SinceAnHourAgo();
     ehr_.Finish("named", "Microneedling", now_ - 50min);
     ehr_.Finish("consult", "Consultation", now_ - 40min);
@@ -331,7 +377,7 @@ TEST_F(EncounterPollerTest, OnlyMicroneedlingEncountersBecomeJobs) {
     EXPECT_EQ(Cursor().high_water, now_ - 30min);
 }
 
-TEST_F(EncounterPollerTest, AVersionAlreadySeenIsNotQueuedTwiceButANewOneIs) {
+TEST_F(EhrPollerTest, AVersionAlreadySeenIsNotQueuedTwiceButANewOneIs) {
     SinceAnHourAgo();
     ehr_.Finish("e1", "Microneedling", now_ - 10s);
     ehr_.Finish("e2", "Microneedling", now_ - 5s);
@@ -358,7 +404,7 @@ TEST_F(EncounterPollerTest, AVersionAlreadySeenIsNotQueuedTwiceButANewOneIs) {
 // Coarse or equal stamps: a server that stamps whole seconds gives an encounter finished after
 // a poll the same `_lastUpdated` as the last one that poll saw, and one committed late an
 // older stamp still. `gt{cursor}` alone misses both; the overlap window does not.
-TEST_F(EncounterPollerTest, TheOverlapWindowCatchesEqualAndLateStamps) {
+TEST_F(EhrPollerTest, TheOverlapWindowCatchesEqualAndLateStamps) {
     ehr_.coarse = true;
     for (auto overlap : {0ms, 60000ms}) {
         SCOPED_TRACE(overlap.count());
@@ -388,7 +434,7 @@ TEST_F(EncounterPollerTest, TheOverlapWindowCatchesEqualAndLateStamps) {
     }
 }
 
-TEST_F(EncounterPollerTest, PagesAreJournaledOneByOneAndACrashRereadsNeverSkips) {
+TEST_F(EhrPollerTest, PagesAreJournaledOneByOneAndACrashRereadsNeverSkips) {
     SinceAnHourAgo();
     FinishFive();
     ehr_.unreachable = Error::kConnectionFailed;
@@ -407,7 +453,7 @@ TEST_F(EncounterPollerTest, PagesAreJournaledOneByOneAndACrashRereadsNeverSkips)
     EXPECT_EQ(Cursor().high_water, now_ - 55s);
 }
 
-TEST_F(EncounterPollerTest, TheCursorMovesOnlyWhenThePageIsJournaled) {
+TEST_F(EhrPollerTest, TheCursorMovesOnlyWhenThePageIsJournaled) {
     SinceAnHourAgo();
     ehr_.Finish("e1", "Microneedling", now_ - 30s);
     ASSERT_EQ(PollOk().queued, 1u);
@@ -429,7 +475,7 @@ TEST_F(EncounterPollerTest, TheCursorMovesOnlyWhenThePageIsJournaled) {
     EXPECT_EQ(Cursor().high_water, now_ - 10s);
 }
 
-TEST_F(EncounterPollerTest, APollReadsAtMostMaxPagesAndTheRestWaits) {
+TEST_F(EhrPollerTest, APollReadsAtMostMaxPagesAndTheRestWaits) {
     settings_.since = now_ - 1h;
     settings_.max_pages = 2;
     UseSettings(settings_);
@@ -445,7 +491,7 @@ TEST_F(EncounterPollerTest, APollReadsAtMostMaxPagesAndTheRestWaits) {
     EXPECT_EQ(metrics_.poll_requests.load(), first.requests + second.requests);
 }
 
-TEST_F(EncounterPollerTest, MaxPagesBoundsPagesOfEncountersNotTheirProcedureSearches) {
+TEST_F(EhrPollerTest, MaxPagesBoundsPagesOfEncountersNotTheirProcedureSearches) {
     settings_.since = now_ - 1h;
     settings_.max_pages = 1;
     UseSettings(settings_);
@@ -463,7 +509,7 @@ TEST_F(EncounterPollerTest, MaxPagesBoundsPagesOfEncountersNotTheirProcedureSear
     EXPECT_EQ(TriggerKeys().size(), 3u);
 }
 
-TEST_F(EncounterPollerTest, ANextLinkAwayFromTheBaseFailsThePollAndJournalsNothing) {
+TEST_F(EhrPollerTest, ANextLinkAwayFromTheBaseFailsThePollAndJournalsNothing) {
     SinceAnHourAgo();
     ehr_.Finish("e1", "Microneedling", now_ - 30s);
     ehr_.next_override = "https://elsewhere.test/fhir/Encounter?page=2";
@@ -472,7 +518,7 @@ TEST_F(EncounterPollerTest, ANextLinkAwayFromTheBaseFailsThePollAndJournalsNothi
     EXPECT_EQ(ehr_.requests.size(), 1u);  // never followed
 }
 
-TEST_F(EncounterPollerTest, FailedPollsBackOffAndDegradeReadinessUntilOneSucceeds) {
+TEST_F(EhrPollerTest, FailedPollsBackOffAndDegradeReadinessUntilOneSucceeds) {
     ehr_.unreachable = Error::kTimeout;
     EXPECT_EQ(Run(poller_->PollAndRecord()), 5s);
     EXPECT_EQ(Run(poller_->PollAndRecord()), 10s);
@@ -503,6 +549,68 @@ TEST(PollCursor, SearchesFromTheCursorLessTheOverlapNeverBelowTheFloor) {
     EXPECT_EQ(SearchAfter(PollCursor{floor + 90s, floor}, 60s), floor + 30s);
     EXPECT_EQ(PollSearch("Encounter?_lastUpdated=gt{cursor}&_count={count}", TimePoint(1234ms), 7),
               "Encounter?_lastUpdated=gt1970-01-01T00%3A00%3A01.234Z&_count=7");
+}
+
+// Pre-visit screening: microneedling appointments in the horizon, one job per version (booked,
+// moved, cancelled), the rest skipped; all that without a search of Encounters finding any.
+TEST_F(EhrPollerTest, BookedMicroneedlingAppointmentsAreScreenedOncePerVersion) {
+    settings_.appointments.enabled = true;
+    settings_.appointments.horizon_days = 14;
+    settings_.appointments.rescreen_every = 24h;
+    SinceAnHourAgo();
+    ehr_.Book("a1", "Microneedling", now_ + 72h, now_ - 30min);
+    ehr_.Book("consult", "Consultation", now_ + 72h, now_ - 20min);
+    ehr_.Book("far", "Microneedling", now_ + 40 * 24h, now_ - 10min);  // beyond the horizon
+    PollReport first = PollOk();
+    // The first poll's changes and its first re-screening both find a1 (two keys, by design:
+    // the re-screening does not know what the other search journaled).
+    EXPECT_TRUE(first.rescreened);
+    EXPECT_EQ(TriggerKeys(),
+              (std::set<std::string>{"screen:Appointment/a1|1",
+                                     "screen:Appointment/a1|rescreen@" + Text(now_ - 1h)}));
+    EXPECT_EQ(first.screenings, 2u);
+    EXPECT_EQ(metrics_.poll_appointments_skipped.load(), 2u);  // the consultation, twice
+    bool horizon = false;
+    for (const std::string& r : ehr_.requests) {
+        horizon = horizon || r.find("date=le2026-12-15") != std::string::npos;
+    }
+    EXPECT_TRUE(horizon) << "the horizon is 14 days from 2026-12-01";
+
+    now_ += 1min;
+    EXPECT_EQ(PollOk().screenings, 0u);  // the overlap window re-reads a1: seen
+    ehr_.Book("a1", "Microneedling", now_ + 96h, now_);  // moved: version 2
+    now_ += 1min;
+    EXPECT_EQ(PollOk().screenings, 1u);
+    ehr_.Book("a1", "Microneedling", now_ + 96h, now_, "cancelled");
+    now_ += 1min;
+    EXPECT_EQ(PollOk().screenings, 1u);
+    EXPECT_TRUE(TriggerKeys().contains("screen:Appointment/a1|2"));
+    EXPECT_TRUE(TriggerKeys().contains("screen:Appointment/a1|3"));
+    JobFilter filter;
+    filter.limit = 100;
+    for (const Job& job : ValueOf(store_->List(filter))) {
+        EXPECT_EQ(job.kind, kJobScreen);
+        EXPECT_EQ(job.encounter, "Appointment/a1");  // one at a time per appointment
+    }
+}
+
+TEST_F(EhrPollerTest, EveryBookedAppointmentIsScreenedAgainEachRescreenInterval) {
+    settings_.appointments.enabled = true;
+    settings_.appointments.rescreen_every = 24h;
+    UseSettings(settings_);
+    PollOk();  // the first start: nothing booked yet
+    ehr_.Book("a1", "Microneedling", now_ + 72h, now_ - 5h);  // booked before, unchanged since
+    now_ += 1h;
+    EXPECT_EQ(PollOk().screenings, 0u);  // the next re-screening is not due
+    now_ += 24h;
+    const PollReport due = PollOk();
+    EXPECT_TRUE(due.rescreened);
+    EXPECT_EQ(due.screenings, 1u);
+    const auto keys = TriggerKeys();
+    ASSERT_EQ(keys.size(), 1u);
+    EXPECT_TRUE(keys.begin()->starts_with("screen:Appointment/a1|rescreen@"));
+    now_ += 1h;
+    EXPECT_FALSE(PollOk().rescreened);
 }
 
 }  // namespace
