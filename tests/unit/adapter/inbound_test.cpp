@@ -149,6 +149,25 @@ TEST(ProcessMessage, AFocusThatIsNotAnEncounterIsAFatalError) {
     EXPECT_EQ(response.Root()["entry"][1]["resource"]["resourceType"].String(), "OperationOutcome");
 }
 
+// Issue 12: a booking, whose focus is the Appointment (no Encounter exists yet), is screened.
+TEST(ProcessMessage, ABookingMessageBecomesAScreeningOfItsAppointment) {
+    std::string text = kMessage;
+    text.replace(text.find("encounter-end"), 13, "appointment-booked");
+    const std::string encounter =
+        R"("resourceType": "Encounter", "id": "enc-9", "status": "finished")";
+    text.replace(text.find(encounter), encounter.size(),
+                 R"("resourceType": "Appointment", "id": "ap-3", "status": "booked")");
+    auto doc = Doc(text);
+    fhir::IssueList issues;
+    auto trigger = ParseProcessMessage(doc.Root(), {"urn:microcare", false, "", {}}, kNow, issues);
+    ASSERT_TRUE(trigger) << fhir::FormatIssue(issues.issues().at(0));
+    EXPECT_FALSE(trigger->fatal);
+    EXPECT_EQ(trigger->job.kind, kJobScreen);
+    EXPECT_EQ(trigger->job.encounter, "Appointment/ap-3");
+    EXPECT_EQ(JobPayload::FromJson(trigger->job.payload)->appointment, "Appointment/ap-3");
+    EXPECT_EQ(trigger->job.trigger_key, "message:msg-1");
+}
+
 TEST(ProcessMessage, DotSegmentFocusIsNotAnEncounter) {
     for (const std::string focus :
          {"Encounter/.", "Encounter/..", "urn:uuid:7f6a3c2e-1d2b-4c1a-9a7e-000000000002"}) {

@@ -359,5 +359,27 @@ TEST(ServiceConfig, PollMistakesAreNamedByTheirPath) {
     EXPECT_TRUE(HasIssue(no_cursor, "poll.query", "{cursor}")) << All(no_cursor);
 }
 
+TEST(ServiceConfig, AppointmentPollingIsReadAndItsMistakesNamedByTheirPath) {
+    Parsed p = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "poll": {"appointments": {"horizonDays": 7, "rescreenEveryMs": 3600000}}})");
+    ASSERT_TRUE(p.config) << All(p);
+    const AppointmentPollSettings& a = p.config->poll.appointments;
+    EXPECT_TRUE(a.enabled);
+    EXPECT_EQ(a.horizon_days, 7);
+    EXPECT_EQ(a.rescreen_every, std::chrono::hours(1));
+    EXPECT_EQ(a.query, kDefaultAppointmentQuery);
+
+    Parsed bad = Parse(R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir"},
+      "poll": {"appointments": {"horizonDays": 0, "query": "Encounter?_lastUpdated=gt{cursor}",
+               "rescreenQuery": "//elsewhere.example/Appointment?status=booked", "days": 3}}})");
+    EXPECT_FALSE(bad.config);
+    EXPECT_TRUE(HasIssue(bad, "poll.appointments.horizonDays", "")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "poll.appointments.query", "Appointment?")) << All(bad);
+    EXPECT_TRUE(HasIssue(bad, "poll.appointments.rescreenQuery", "relative")) << All(bad);
+    EXPECT_NE(All(bad).find("days"), std::string::npos);  // the unknown key
+}
+
 }  // namespace
 }  // namespace microcare::adapter

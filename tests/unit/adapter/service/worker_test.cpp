@@ -542,5 +542,89 @@ TEST_F(WorkerRevisionTest, TheAuditRecordsWhatBecameOfEachResource) {
     EXPECT_NE(trail.find(" retired"), std::string::npos);
 }
 
+// Issue 12, pre-visit: a booked microneedling appointment of a patient on isotretinoin gets a
+// `high` DetectedIssue and a Task due at its start, with no CarePlan; moving it revises them
+// in place; cancelling it cancels the Task.
+class WorkerScreeningTest : public WorkerRevisionTest {
+protected:
+    static std::string Appointment(const std::string& start, const std::string& status) {
+        return R"({"resourceType":"Appointment","id":"a1","status":")" + status +
+               R"(","serviceType":[{"text":"Microneedling"}],"start":")" + start +
+               R"(","participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]})";
+    }
+    JobState Screen(const std::string& version) {
+        const auto id = Enqueue(ScreenJob("Appointment/a1", version));
+        EXPECT_TRUE(RunOnce());
+        last_ = Get(id);
+        return last_.state;
+    }
+    std::string Task() {
+        const auto tasks = ehr_.Stored("Task");
+        EXPECT_EQ(tasks.size(), 1u);
+        return tasks.empty() ? std::string() : tasks[0];
+    }
+};
+
+TEST_F(WorkerScreeningTest, ABookedAppointmentGetsAHighIssueAndATaskDueAtItsStart) {
+    ehr_.Put(kIsotretinoin);
+    ehr_.Put(Appointment("2026-11-28T09:00:00Z", "booked"));
+    ASSERT_EQ(Screen("1"), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(ehr_.CarePlans(), 0u);  // no aftercare before the treatment
+    const auto issues = ehr_.Stored("DetectedIssue");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(FieldOf(issues[0], "severity"), "high");
+    EXPECT_NE(issues[0].find("Windows are measured from Appointment.start 2026-11-28T09:00:00"),
+              std::string::npos)
+        << issues[0];
+    const std::string task = Task();
+    EXPECT_NE(task.find(R"("focus":{"reference":"Appointment/a1"})"), std::string::npos) << task;
+    EXPECT_NE(task.find(R"("restriction":{"period":{"end":"2026-11-28T09:00:00Z"}})"),
+              std::string::npos)
+        << task;
+    EXPECT_EQ(FieldOf(task, "priority"), "urgent");
+    EXPECT_NE(last_.outcome.find("Appointment/a1: DetectedIssue appointment-a1:issue:"),
+              std::string::npos)
+        << last_.outcome;
+
+    // The same screening again (the daily re-screening): nothing to write.
+    ASSERT_EQ(Screen("rescreen@1"), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(ehr_.transactions.size(), 1u);
+}
+
+TEST_F(WorkerScreeningTest, MovingTheAppointmentRevisesAndCancellingItCancelsTheTask) {
+    ehr_.Put(kIsotretinoin);
+    ehr_.Put(Appointment("2026-11-28T09:00:00Z", "booked"));
+    ASSERT_EQ(Screen("1"), JobState::kDone) << last_.last_error;
+    const std::string task_id = FieldOf(Task(), "id");
+
+    ehr_.Put(Appointment("2026-12-02T15:30:00Z", "booked"));
+    ASSERT_EQ(Screen("2"), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(FieldOf(Task(), "id"), task_id);
+    EXPECT_NE(Task().find(R"("end":"2026-12-02T15:30:00Z")"), std::string::npos) << Task();
+    EXPECT_EQ(ehr_.Stored("DetectedIssue").size(), 1u);
+    EXPECT_EQ(ehr_.transactions[1].find("\"POST\""), std::string::npos)
+        << "revised in place: " << ehr_.transactions[1];
+
+    ehr_.Put(Appointment("2026-12-02T15:30:00Z", "cancelled"));
+    ASSERT_EQ(Screen("3"), JobState::kDone) << last_.last_error;
+    EXPECT_EQ(FieldOf(Task(), "status"), "cancelled");
+    EXPECT_NE(Task().find("the appointment is cancelled"), std::string::npos) << Task();
+    EXPECT_EQ(Statuses(ehr_.Stored("DetectedIssue")), std::vector<std::string>{"cancelled"});
+    EXPECT_EQ(ehr_.CarePlans(), 0u);
+}
+
+// A booking message (MessageHeader.focus an Appointment) takes the same path.
+TEST_F(WorkerScreeningTest, ABookingMessageIsAScreening) {
+    ehr_.Put(kIsotretinoin);
+    ehr_.Put(Appointment("2026-11-28T09:00:00Z", "booked"));
+    const NewJob job = MessageJob(MessageRecord{"b1", "h1", "{}"}, "Appointment/a1", "");
+    EXPECT_EQ(job.kind, kJobScreen);
+    const auto id = Enqueue(job);
+    ASSERT_TRUE(RunOnce());
+    EXPECT_EQ(Get(id).state, JobState::kDone) << Get(id).last_error;
+    EXPECT_EQ(ehr_.Stored("DetectedIssue").size(), 1u);
+    EXPECT_NE(Task().find("Appointment/a1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace microcare::adapter
