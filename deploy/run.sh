@@ -4,7 +4,8 @@
 # patients of config/examples, `microcare serve` runs with the default rule pack and config,
 # microneedling encounters arrive the way an EHR sends them ($process-message and Subscription
 # notifications), and what landed on the EHR is printed with where the logs are; then the same
-# EHR is polled instead (a `poll` section, deploy/demo/poll-scenario.mjs).
+# EHR is polled instead (a `poll` section, deploy/demo/poll-scenario.mjs), and its booked
+# appointments screened before the visit (`poll.appointments`, deploy/demo/previsit-scenario.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh >/dev/null
@@ -16,3 +17,6 @@ node deploy/demo/scenario.mjs --binary "$build_dir/microcare" --work var/demo
 echo
 # The same EHR pulled instead of pushed: MicroCare polls its search API (`poll` section).
 node deploy/demo/poll-scenario.mjs --binary "$build_dir/microcare" --work var/demo-poll
+echo
+# Before the visit: booked microneedling appointments screened (`poll.appointments`).
+node deploy/demo/previsit-scenario.mjs --binary "$build_dir/microcare" --work var/demo-previsit
