@@ -49,12 +49,12 @@ struct Metrics {
     std::atomic<std::uint64_t> poll_failures{0};
     std::atomic<std::uint64_t> poll_requests{0};  // search pages asked for
     std::atomic<std::uint64_t> poll_encounters_queued{0};
-    std::atomic<std::uint64_t> poll_encounters_seen{0};     // re-read in the overlap window
-    std::atomic<std::uint64_t> poll_encounters_skipped{0};  // not microneedling
+    std::atomic<std::uint64_t> poll_encounters_seen{0};      // re-read in the overlap window
+    std::atomic<std::uint64_t> poll_encounters_skipped{0};   // not microneedling
     std::atomic<std::uint64_t> poll_appointments_queued{0};  // screening jobs
     std::atomic<std::uint64_t> poll_appointments_seen{0};
     std::atomic<std::uint64_t> poll_appointments_skipped{0};  // not microneedling, or a status
-                                                               // not screened
+                                                              // not screened
 
     void CountRetry(FailureReason reason) { ++jobs_retried[static_cast<std::size_t>(reason)]; }
     std::uint64_t JobsRetried() const;

@@ -156,13 +156,25 @@ fhir::TransactionValue BuildRetirement(const RuleSet& rules, std::string_view re
     return value;
 }
 
+namespace {
+
+// What both builders start from: the pack's provenance, the treatment's identifier prefix (from
+// the treatment alone: the same encounter or appointment assessed again, under any pack, names
+// the same resources, so a new pack revises what an earlier one wrote instead of writing beside
+// it), and a DetectedIssue per finding.
+fhir::TransactionValue WithFindings(const RuleSet& rules, const Assessment& a, fhir::Instant now) {
+    fhir::TransactionValue value = BuildRetirement(rules, "");
+    value.key_prefix = PrefixOf(*a.encounter);
+    AddFindings(rules, a, now, value);
+    return value;
+}
+
+}  // namespace
+
 fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& a,
                                         fhir::Instant now) {
     if (!a.applies) return BuildRetirement(rules, "");
-    fhir::TransactionValue value = BuildRetirement(rules, a.encounter->reference);
-    // The encounter alone: one CarePlan per encounter whatever the pack, so that a new pack
-    // revises what an earlier one wrote (plan_revision) instead of writing beside it.
-    value.key_prefix = PrefixOf(*a.encounter);
+    fhir::TransactionValue value = WithFindings(rules, a, now);
     const int offset = a.offset_minutes;
 
     fhir::CarePlanValue plan;
@@ -201,8 +213,6 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
     plan.period_end = Local(end, offset);
     plan.created = Local(now, offset);
     value.care_plan = std::move(plan);
-
-    AddFindings(rules, a, now, value);
     if (a.NeedsReview()) {
         fhir::TaskValue task = ReviewTask(rules, a, now, value.key_prefix);
         task.description = a.HasAbsolute()
@@ -219,9 +229,7 @@ fhir::TransactionValue BuildTransaction(const RuleSet& rules, const Assessment& 
 fhir::TransactionValue BuildPreVisitTransaction(const RuleSet& rules, const Assessment& a,
                                                 fhir::Instant now) {
     if (!a.applies) return BuildRetirement(rules, "");
-    fhir::TransactionValue value = BuildRetirement(rules, a.encounter->reference);
-    value.key_prefix = PrefixOf(*a.encounter);
-    AddFindings(rules, a, now, value);
+    fhir::TransactionValue value = WithFindings(rules, a, now);
     if (a.NeedsReview()) {
         fhir::TaskValue task = ReviewTask(rules, a, now, value.key_prefix);
         const std::string when = fhir::FormatInstant(a.origin, a.offset_minutes);

@@ -90,43 +90,6 @@ bool Screened(std::string_view status) {
            status == "entered-in-error";
 }
 
-// Decides, without I/O, which Appointments of a page become screening jobs: one per version,
-// or per re-screening (`rescreen`, its key) when not empty.
-PagePlan PlanAppointments(const std::vector<fhir::Node>& resources,
-                          const std::set<std::string>& microneedling, std::string_view rescreen) {
-    PagePlan plan;
-    for (const fhir::Node& resource : resources) {
-        if (resource["resourceType"].String() != "Appointment") continue;
-        const std::string_view id = resource["id"].String();
-        if (id.empty()) continue;
-        ++plan.encounters;
-        const std::string_view last_updated = resource["meta"]["lastUpdated"].String();
-        if (auto instant = ParseInstant(std::string(last_updated))) {
-            plan.high_water = std::max(plan.high_water.value_or(*instant), *instant);
-        }
-        const std::string reference = "Appointment/" + std::string(id);
-        if (!microneedling.contains(reference) || !Screened(resource["status"].String())) {
-            ++plan.skipped;
-            continue;
-        }
-        const std::string_view version_id = resource["meta"]["versionId"].String();
-        const std::string version = !rescreen.empty()       ? std::string(rescreen)
-                                    : !version_id.empty() ? std::string(version_id)
-                                                          : "@" + std::string(last_updated);
-        AdminNote note;
-        note.event = "trigger";
-        note.fields = {{"channel", "poll"},
-                       {"poll", std::string(rescreen.empty() ? kAppointmentPollName
-                                                             : kRescreenPollName)},
-                       {"appointment", reference},
-                       {"version", version}};
-        NewJob job = ScreenJob(reference, version);
-        job.note = std::move(note);
-        plan.triggers.push_back(std::move(job));
-    }
-    return plan;
-}
-
 // `{today}` and `{horizonEnd}` as dates (UTC), then `{cursor}` and `{count}`.
 std::string HorizonSearch(std::string_view pattern, TimePoint today, int horizon_days,
                           TimePoint after, std::size_t count) {
@@ -141,12 +104,15 @@ std::string HorizonSearch(std::string_view pattern, TimePoint today, int horizon
     return PollSearch(search, after, count);
 }
 
-// Decides, without I/O, which Encounters of a page become jobs.
-PagePlan PlanPage(const std::vector<fhir::Node>& resources,
-                  const std::set<std::string>& microneedling) {
+// Decides, without I/O, which resources of `type` (Encounter or Appointment) on a page become
+// jobs: those recognised as microneedling (an Appointment also of a status a screening acts
+// on), one per version, or per re-screening (`rescreen`: its key) when that is not empty.
+PagePlan PlanPage(std::string_view type, const std::vector<fhir::Node>& resources,
+                  const std::set<std::string>& microneedling, std::string_view rescreen = {}) {
+    const bool appointment = type == "Appointment";
     PagePlan plan;
     for (const fhir::Node& resource : resources) {
-        if (resource["resourceType"].String() != "Encounter") continue;
+        if (resource["resourceType"].String() != type) continue;
         const std::string_view id = resource["id"].String();
         if (id.empty()) continue;  // a server's search answer always carries ids
         ++plan.encounters;
@@ -154,21 +120,26 @@ PagePlan PlanPage(const std::vector<fhir::Node>& resources,
         if (auto instant = ParseInstant(std::string(last_updated))) {
             plan.high_water = std::max(plan.high_water.value_or(*instant), *instant);
         }
-        const std::string reference = "Encounter/" + std::string(id);
-        if (!microneedling.contains(reference)) {
+        const std::string reference = std::string(type) + "/" + std::string(id);
+        if (!microneedling.contains(reference) ||
+            (appointment && !Screened(resource["status"].String()))) {
             ++plan.skipped;
             continue;
         }
         const std::string_view version_id = resource["meta"]["versionId"].String();
-        const std::string version =
-            !version_id.empty() ? std::string(version_id) : "@" + std::string(last_updated);
+        const std::string version = !rescreen.empty()     ? std::string(rescreen)
+                                    : !version_id.empty() ? std::string(version_id)
+                                                          : "@" + std::string(last_updated);
+        const std::string_view poll = !appointment       ? kEncounterPollName
+                                      : rescreen.empty() ? kAppointmentPollName
+                                                         : kRescreenPollName;
         AdminNote note;
         note.event = "trigger";
         note.fields = {{"channel", "poll"},
-                       {"poll", std::string(EhrPoller::kPollName)},
-                       {"encounter", reference},
+                       {"poll", std::string(poll)},
+                       {appointment ? "appointment" : "encounter", reference},
                        {"version", version}};
-        NewJob job = PollJob(reference, version);
+        NewJob job = appointment ? ScreenJob(reference, version) : PollJob(reference, version);
         job.note = std::move(note);
         plan.triggers.push_back(std::move(job));
     }
@@ -178,9 +149,9 @@ PagePlan PlanPage(const std::vector<fhir::Node>& resources,
 }  // namespace
 
 EhrPoller::EhrPoller(asio::any_io_executor executor, const PollSettings& settings,
-                                 std::string ehr_base_url, Ehr& ehr, JobStore& store,
-                                 PackSource rules, Metrics& metrics, asio::thread_pool& blocking,
-                                 PollHealth& health, WallClock now, std::function<void()> journaled)
+                     std::string ehr_base_url, Ehr& ehr, JobStore& store, PackSource rules,
+                     Metrics& metrics, asio::thread_pool& blocking, PollHealth& health,
+                     WallClock now, std::function<void()> journaled)
     : executor_(std::move(executor)),
       settings_(settings),
       base_url_(std::move(ehr_base_url)),
@@ -286,8 +257,8 @@ asio::awaitable<Result<void>> EhrPoller::PollAppointments(const rules::RuleSet& 
     PollCursor swept = *last;
     const std::string key = "rescreen@" + PollInstant(due);
     auto sweep = co_await ReadPages(
-        Target::kAppointments, pack, HorizonSearch(a.rescreen_query, today, a.horizon_days, due,
-                                                   settings_.page_size),
+        Target::kAppointments, pack,
+        HorizonSearch(a.rescreen_query, today, a.horizon_days, due, settings_.page_size),
         kRescreenPollName, swept, false, key, report, more);
     if (!sweep) co_return sweep;
     if (more) co_return Result<void>();  // the rest at the next poll, under the same key
@@ -334,12 +305,11 @@ asio::awaitable<Result<void>> EhrPoller::ReadPages(Target target, const rules::R
         // Kept until the page is planned: `resources` view into it.
         std::optional<SearchResult> procedures;
         if (target == Target::kAppointments) {
-            plan = PlanAppointments(resources, MicroneedlingAppointments(pack, resources),
-                                    rescreen);
+            plan = PlanPage("Appointment", resources, MicroneedlingAppointments(pack, resources),
+                            rescreen);
         } else {
             std::set<std::string> microneedling = MicroneedlingEncounters(pack, resources);
-            if (std::string search =
-                    ProcedureSearch(resources, microneedling, settings_.page_size);
+            if (std::string search = ProcedureSearch(resources, microneedling, settings_.page_size);
                 !search.empty()) {
                 auto found = co_await ehr_.SearchAll(std::move(search));
                 if (!found) co_return found.error();
@@ -355,7 +325,7 @@ asio::awaitable<Result<void>> EhrPoller::ReadPages(Target target, const rules::R
                                  procedures->resources.end());
                 microneedling = MicroneedlingEncounters(pack, resources);
             }
-            plan = PlanPage(resources, microneedling);
+            plan = PlanPage("Encounter", resources, microneedling);
         }
         PollPage journal{std::string(poll), std::move(plan.triggers), cursor};
         if (advance && plan.high_water) {

@@ -56,9 +56,9 @@ public:
     // runs (on the blocking pool) after each page that queued jobs: the service writes the
     // jobs' audit records into the trail and wakes the worker.
     EhrPoller(boost::asio::any_io_executor executor, const PollSettings& settings,
-                    std::string ehr_base_url, Ehr& ehr, JobStore& store, PackSource rules,
-                    Metrics& metrics, boost::asio::thread_pool& blocking, PollHealth& health,
-                    WallClock now = SystemNow, std::function<void()> journaled = {});
+              std::string ehr_base_url, Ehr& ehr, JobStore& store, PackSource rules,
+              Metrics& metrics, boost::asio::thread_pool& blocking, PollHealth& health,
+              WallClock now = SystemNow, std::function<void()> journaled = {});
 
     // One poll, every page of it up to max_pages. An error leaves the cursor where the last
     // journaled page put it.
@@ -112,7 +112,7 @@ private:
     std::function<void()> journaled_;
     boost::asio::steady_timer timer_;
     std::atomic<bool> stopping_{false};
-    int failures_ = 0;          // polls failed in a row
+    int failures_ = 0;                       // polls failed in a row
     bool catching_up_ = false;               // the last encounter poll stopped at max_pages
     bool appointments_catching_up_ = false;  // the same for appointments
 };

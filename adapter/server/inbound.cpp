@@ -114,8 +114,9 @@ std::optional<MessageTrigger> ParseProcessMessage(Node bundle, const MessageOpti
     }
     Node focus = header["focus"];
     if (focus.Size() == 0) {
-        issues.Error("required", "Bundle.entry[0].resource.focus",
-                     "missing: the message must name the Encounter to assess (or the Appointment booked)");
+        issues.Error(
+            "required", "Bundle.entry[0].resource.focus",
+            "missing: the message must name the Encounter to assess (or the Appointment booked)");
     }
     if (issues.HasErrors()) return std::nullopt;
 

@@ -26,8 +26,8 @@ struct FetchedRecord {
 
 // Further searches to send in the record's batch, made from the encounter's (or appointment's)
 // reference and its patient ("Patient/9"): a round trip each saved where the EHR takes batches.
-using AlsoRead = std::function<std::vector<std::string>(std::string_view reference,
-                                                        std::string_view patient)>;
+using AlsoRead =
+    std::function<std::vector<std::string>(std::string_view reference, std::string_view patient)>;
 
 // The outcome of a fetch: the record; or the EHR's answer that stopped it (a non-2xx, to be
 // classified by the caller); or a problem with the EHR's data that no retry will fix. A

@@ -200,7 +200,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
         AuditLog::Record record =
             AuditLog::MakeRecord("job", {{"job", id},
-                                         {"encounter", job.encounter},
+                                         {TreatedKind({job.encounter, {}}), job.encounter},
                                          {"attempt", std::to_string(job.attempts)},
                                          {"result", ResultName(result.kind)},
                                          {"summary", result.summary}});
@@ -369,16 +369,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         }
         const bool before_visit = run.encounter().proposed;
         AuditLog::Record record = AuditLog::MakeRecord(
-            "decision", {{"job", std::to_string(job.id)},
-                         {before_visit ? "appointment" : "encounter",
-                          std::string(run.encounter().reference)},
-                         {"patient", run.encounter().subject},
-                         {"pack", pack.id + " " + pack.version},
-                         {"packSha256", pack.sha256},
-                         {before_visit ? "screening" : "session",
-                          before_visit ? "pre-visit"
-                                       : std::to_string(assessment.session_number)},
-                         {"findings", run.FindingsLine()}});
+            "decision",
+            {{"job", std::to_string(job.id)},
+             {before_visit ? "appointment" : "encounter", std::string(run.encounter().reference)},
+             {"patient", run.encounter().subject},
+             {"pack", pack.id + " " + pack.version},
+             {"packSha256", pack.sha256},
+             {before_visit ? "screening" : "session",
+              before_visit ? "pre-visit" : std::to_string(assessment.session_number)},
+             {"findings", run.FindingsLine()}});
         auto audited = co_await Audited(audit, std::move(record));
         if (audited) co_return std::nullopt;
         ++metrics.audit_failures;
@@ -395,8 +394,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         FetchedRecord& record = std::get<FetchedRecord>(fetched);
         std::optional<WrittenBefore> read_with_record = ReadWithRecord(record);
         fhir::IssueList issues;
-        auto run = rules::RecordAssessment::Run(pack, std::move(record.documents),
-                                                {payload.encounter, "job.encounter"}, Now(), issues);
+        auto run = rules::RecordAssessment::Run(
+            pack, std::move(record.documents), {payload.encounter, "job.encounter"}, Now(), issues);
         if (!run) co_return Unreadable(issues);
         const rules::Assessment& assessment = run->assessment();
         if (!assessment.applies) co_return Done("nothing to write: " + assessment.explanation);
@@ -498,8 +497,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
     // first revision where it asked what this treatment's identifiers name. `why_retired`: why
     // what is no longer wanted is retired, when not because the rules no longer find it.
     asio::awaitable<JobResult> Write(const Job& job, const rules::RuleSet& pack,
-                                     const Treated& treated,
-                                     const fhir::TransactionValue& assessed,
+                                     const Treated& treated, const fhir::TransactionValue& assessed,
                                      std::optional<WrittenBefore> read_with_record,
                                      std::string why_retired = {}) {
         static constexpr int kRevisions = 4;
@@ -564,8 +562,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 co_return FromRefusal("the transaction", *posted);
             }
             // Written but not recorded: the retry reads it back and records it unchanged.
-            if (auto failed =
-                    co_await AuditRevision(job, pack, treated, "transaction", described))
+            if (auto failed = co_await AuditRevision(job, pack, treated, "transaction", described))
                 co_return std::move(*failed);
             if (!audit_events_ehr.empty()) {
                 fhir::IssueList issues;
@@ -667,8 +664,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const std::string type = plan ? "CarePlan" : "Task";
         const fhir::IdentifierValue& id =
             plan ? value.care_plan->identifier : value.task->identifier;
-        auto check = co_await ehr.SearchAll(type + "?identifier=" +
-                                            QueryValue(id.system + "|" + id.value));
+        auto check =
+            co_await ehr.SearchAll(type + "?identifier=" + QueryValue(id.system + "|" + id.value));
         if (!check) co_return FromTransport("checking the " + type, check.error());
         if (check->failure) co_return FromRefusal("checking the " + type, *check->failure);
         const std::size_t found = check->resources.size();

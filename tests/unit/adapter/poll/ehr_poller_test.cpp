@@ -86,8 +86,8 @@ public:
         TimePoint last_updated;
     };
     // Books (or changes: a new version) an appointment.
-    void Book(const std::string& id, const std::string& service, TimePoint start,
-              TimePoint when, const std::string& status = "booked") {
+    void Book(const std::string& id, const std::string& service, TimePoint start, TimePoint when,
+              const std::string& status = "booked") {
         const int version = appointments_.contains(id) ? appointments_[id].version + 1 : 1;
         appointments_[id] = Booked{status, service, start, version, when};
     }
@@ -199,13 +199,13 @@ private:
             if (!gt.empty() && a.last_updated <= ParseInstant(gt).value()) continue;
             if (!status.empty() && a.status != status) continue;
             if ((!ge.empty() && day < ge) || (!le.empty() && day > le)) continue;
-            body += std::string(first ? "" : ",") +
-                    R"({"resource":{"resourceType":"Appointment","id":")" + id +
-                    R"(","meta":{"versionId":")" + std::to_string(a.version) +
-                    R"(","lastUpdated":")" + Text(a.last_updated) + R"("},"status":")" +
-                    a.status + R"(","serviceType":[{"text":")" + a.service +
-                    R"("}],"start":")" + Text(a.start) +
-                    R"(","participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]}})";
+            body +=
+                std::string(first ? "" : ",") +
+                R"({"resource":{"resourceType":"Appointment","id":")" + id +
+                R"(","meta":{"versionId":")" + std::to_string(a.version) + R"(","lastUpdated":")" +
+                Text(a.last_updated) + R"("},"status":")" + a.status +
+                R"(","serviceType":[{"text":")" + a.service + R"("}],"start":")" + Text(a.start) +
+                R"(","participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]}})";
             first = false;
         }
         return body + "]}";
@@ -577,7 +577,7 @@ TEST_F(EhrPollerTest, BookedMicroneedlingAppointmentsAreScreenedOncePerVersion) 
     EXPECT_TRUE(horizon) << "the horizon is 14 days from 2026-12-01";
 
     now_ += 1min;
-    EXPECT_EQ(PollOk().screenings, 0u);  // the overlap window re-reads a1: seen
+    EXPECT_EQ(PollOk().screenings, 0u);                  // the overlap window re-reads a1: seen
     ehr_.Book("a1", "Microneedling", now_ + 96h, now_);  // moved: version 2
     now_ += 1min;
     EXPECT_EQ(PollOk().screenings, 1u);
@@ -598,7 +598,7 @@ TEST_F(EhrPollerTest, EveryBookedAppointmentIsScreenedAgainEachRescreenInterval)
     settings_.appointments.enabled = true;
     settings_.appointments.rescreen_every = 24h;
     UseSettings(settings_);
-    PollOk();  // the first start: nothing booked yet
+    PollOk();                                                 // the first start: nothing booked yet
     ehr_.Book("a1", "Microneedling", now_ + 72h, now_ - 5h);  // booked before, unchanged since
     now_ += 1h;
     EXPECT_EQ(PollOk().screenings, 0u);  // the next re-screening is not due
