@@ -11,7 +11,12 @@
 //     evaluate, write the transaction, check it) and the trigger-to-done latency;
 //  4. peak resident memory with J jobs queued.
 // --only memory|acks|e2e runs that phase (and the ceiling), e.g. under `perf record`.
+// --store-url URL [--replicas N]: phases 2 and 3 also run on that PostgreSQL database (emptied
+// before each run: give it a throw-away one, tests/pg/pg-server.sh) with 1, 2, ... N replicas
+// (services in this process, each with its own port and audit trail, the connections spread
+// over them), beside the SQLite store, with the database round trips per unit of work.
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,6 +41,7 @@
 #include "adapter/client/jwt.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/store/job_store.hpp"
+#include "adapter/store/pg_job_store.hpp"
 #include "adapter/store/sqlite_job_store.hpp"
 
 namespace asio = boost::asio;
@@ -137,30 +143,126 @@ double SyncSeconds(const std::filesystem::path& dir) {
     return seconds;
 }
 
-// How many commits (each an fsync) the store made per unit of work, and how many writes each
-// carried (group commit).
-void PrintStoreCommits(adapter::JobStore& store, std::size_t units, const char* unit) {
-    auto* sqlite = dynamic_cast<adapter::SqliteJobStore*>(&store);
-    if (sqlite == nullptr) return;
-    const auto stats = sqlite->stats();
+// How many commits (each an fsync) the stores made per unit of work, how many writes each
+// carried (group commit), and for PostgreSQL the database round trips per unit (`round_trips`:
+// each store's count before the run).
+void PrintStoreCommits(const std::vector<adapter::JobStore*>& stores, std::size_t units,
+                       const char* unit, const std::vector<std::uint64_t>& round_trips = {}) {
+    std::uint64_t commits = 0, writes = 0, trips = 0;
+    bool pg = false;
+    for (std::size_t i = 0; i < stores.size(); ++i) {
+        if (auto* sqlite = dynamic_cast<adapter::SqliteJobStore*>(stores[i])) {
+            commits += sqlite->stats().commits;
+            writes += sqlite->stats().write_tasks;
+        } else if (auto* postgres = dynamic_cast<adapter::PgJobStore*>(stores[i])) {
+            pg = true;
+            commits += postgres->stats().commits;
+            writes += postgres->stats().write_tasks;
+            trips += postgres->RoundTrips() - (i < round_trips.size() ? round_trips[i] : 0);
+        }
+    }
+    const double n = static_cast<double>(std::max<std::size_t>(units, 1));
     std::printf(
         "  store commits per %-27s %9.2f   (%.1f writes a commit)\n", unit,
-        static_cast<double>(stats.commits) / static_cast<double>(std::max<std::size_t>(units, 1)),
-        static_cast<double>(stats.write_tasks) /
-            static_cast<double>(std::max<std::uint64_t>(stats.commits, 1)));
+        static_cast<double>(commits) / n,
+        static_cast<double>(writes) / static_cast<double>(std::max<std::uint64_t>(commits, 1)));
+    if (pg) {
+        std::printf("  database round trips per %-20s %9.2f\n", unit,
+                    static_cast<double>(trips) / n);
+    }
+}
+
+std::vector<std::uint64_t> RoundTrips(const std::vector<adapter::JobStore*>& stores) {
+    std::vector<std::uint64_t> trips;
+    for (adapter::JobStore* store : stores) {
+        auto* postgres = dynamic_cast<adapter::PgJobStore*>(store);
+        trips.push_back(postgres ? postgres->RoundTrips() : 0);
+    }
+    return trips;
+}
+
+// Where a phase keeps its jobs: the SQLite file of its directory, or `replicas` services on one
+// PostgreSQL database.
+struct StoreChoice {
+    std::string url;  // empty: SQLite
+    int replicas = 1;
+    std::string Name() const {
+        return url.empty() ? "SQLite"
+                           : "PostgreSQL, " + std::to_string(replicas) + " replica" +
+                                 (replicas > 1 ? "s" : "");
+    }
+};
+
+// Empties the database: each run starts on a fresh schema, migrated by the first store.
+bool ResetDatabase(const std::string& url) {
+    PGconn* db = PQconnectdb(url.c_str());
+    const bool ok = PQstatus(db) == CONNECTION_OK;
+    if (ok) {
+        PQclear(PQexec(db,
+                       "SET client_min_messages TO warning; DROP SCHEMA IF EXISTS public CASCADE; "
+                       "CREATE SCHEMA public"));
+    } else {
+        std::fprintf(stderr, "load driver: cannot reach %s\n", PQerrorMessage(db));
+    }
+    PQfinish(db);
+    return ok;
+}
+
+// The services of a phase, started: one on SQLite, or `replicas` on the database.
+std::vector<std::unique_ptr<adapter::Service>> StartServices(const adapter::ServiceConfig& base,
+                                                             const StoreChoice& choice,
+                                                             const std::filesystem::path& dir) {
+    std::vector<std::unique_ptr<adapter::Service>> services;
+    if (!choice.url.empty() && !ResetDatabase(choice.url)) return services;
+    for (int r = 0; r < choice.replicas; ++r) {
+        adapter::ServiceConfig config = base;
+        const auto own = dir / ("replica-" + std::to_string(r));
+        std::filesystem::create_directories(own);
+        config.audit.path = (own / "audit.log").string();
+        config.audit.checkpoint_path = (own / "audit.log.checkpoint").string();
+        if (choice.url.empty()) {
+            config.store.path = (own / "microcare.db").string();
+        } else {
+            config.store.url = choice.url;
+        }
+        auto service = adapter::Service::Create(config);
+        if (!service) {
+            std::fprintf(stderr, "load driver: the service did not start\n");
+            return {};
+        }
+        (*service)->Start();
+        services.push_back(std::move(*service));
+    }
+    return services;
+}
+
+std::vector<unsigned short> PortsOf(
+    const std::vector<std::unique_ptr<adapter::Service>>& services) {
+    std::vector<unsigned short> ports;
+    for (const auto& s : services) ports.push_back(s->port());
+    return ports;
+}
+
+std::vector<adapter::JobStore*> StoresOf(
+    const std::vector<std::unique_ptr<adapter::Service>>& services) {
+    std::vector<adapter::JobStore*> stores;
+    for (const auto& s : services) stores.push_back(&s->store());
+    return stores;
 }
 
 // C connections, each sending its share of N requests back to back on one keep-alive socket.
 // `authorization`: the header of request i (default: the EHR's static token).
-Figures Drive(unsigned short port, std::size_t requests, std::size_t connections,
-              const std::function<std::string(std::size_t)>& body, const std::string& target,
+// With several ports, connection c goes to ports[c % n]: replicas behind a load balancer.
+Figures Drive(const std::vector<unsigned short>& ports, std::size_t requests,
+              std::size_t connections, const std::function<std::string(std::size_t)>& body,
+              const std::string& target,
               const std::function<std::string(std::size_t)>& authorization = {}) {
     asio::io_context io;
     std::atomic<std::size_t> next{0};
     std::vector<double> latencies;
     std::mutex mutex;
     std::atomic<std::size_t> ok{0}, failed{0};
-    auto client = [&]() -> asio::awaitable<void> {
+    auto client = [&](unsigned short port) -> asio::awaitable<void> {
         beast::tcp_stream stream(co_await asio::this_coro::executor);
         co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                                       asio::use_awaitable);
@@ -185,7 +287,7 @@ Figures Drive(unsigned short port, std::size_t requests, std::size_t connections
         latencies.insert(latencies.end(), mine.begin(), mine.end());
     };
     for (std::size_t c = 0; c < connections; ++c) {
-        asio::co_spawn(io, client(), [&](std::exception_ptr e) {
+        asio::co_spawn(io, client(ports[c % ports.size()]), [&](std::exception_ptr e) {
             if (e) ++failed;
         });
     }
@@ -312,7 +414,7 @@ int CdsLoad(std::size_t requests, std::size_t connections) {
     {
         BareServer bare;
         ceiling = Drive(
-            bare.port(), requests, connections, [&](std::size_t) { return body; },
+            {bare.port()}, requests, connections, [&](std::size_t) { return body; },
             "/cds-services/microcare-appointment-book");
         Print("ceiling: bare Beast server answering 200", ceiling);
     }
@@ -327,10 +429,10 @@ int CdsLoad(std::size_t requests, std::size_t connections) {
     (*service)->Start();
     for (const testing::TestKey* key : {&rsa, &ec}) {
         const auto signed_tokens = tokens(*key, key->alg + "-");
-        Figures cds =
-            Drive((*service)->port(), requests, connections, [&](std::size_t) { return body; },
-                  "/cds-services/microcare-appointment-book",
-                  [&](std::size_t i) { return signed_tokens[i]; });
+        Figures cds = Drive(
+            {(*service)->port()}, requests, connections, [&](std::size_t) { return body; },
+            "/cds-services/microcare-appointment-book",
+            [&](std::size_t i) { return signed_tokens[i]; });
         Print(("appointment-book with prefetch, " + key->alg).c_str(), cds);
         std::printf("%-46s %9.2f\n", "  ratio to the ceiling", cds.per_second / ceiling.per_second);
     }
@@ -345,9 +447,142 @@ int CdsLoad(std::size_t requests, std::size_t connections) {
 
 }  // namespace
 
+// What a phase sends: the $process-message of request i.
+using Messages = std::function<std::function<std::string(std::size_t)>(const std::string&)>;
+
+// 2. Acknowledgements, durability on. The worker is held off (its one job waits on an EHR that
+// never answers) so that only the trigger path is measured.
+bool Acks(const StoreChoice& choice, const Figures& ceiling, std::size_t requests,
+          std::size_t connections, const Messages& message, const std::filesystem::path& dir) {
+    testing::FakeEhr silent;
+    silent.InjectFault("*", "", testing::Fault::Stall(), 1000000);
+    auto config = testing::TestConfig(silent.BaseUrl(), dir / "ack");
+    config.ehr.request_timeout = std::chrono::minutes(10);
+    config.store.synchronous = true;
+    config.server.max_body_bytes = 1 << 20;
+    config.worker.concurrency = 1;
+    config.worker.backoff_initial = std::chrono::minutes(10);
+    config.worker.backoff_max = std::chrono::minutes(10);
+    config.log_level = "error";
+    const auto where = dir / ("ack-" + std::to_string(choice.url.empty() ? 0 : choice.replicas));
+    auto services = StartServices(config, choice, where);
+    if (services.empty()) return false;
+    const auto stores = StoresOf(services);
+    const auto trips = RoundTrips(stores);
+    const auto threads_before = ThreadCpu();
+    Figures ack =
+        Drive(PortsOf(services), requests, connections, message("ack-"), "/fhir/$process-message");
+    Print(("triggers acknowledged, " + choice.Name()).c_str(), ack);
+    static_cast<void>(PrintCpuByThread(threads_before, ThreadCpu(), ack.ok, "trigger"));
+    PrintStoreCommits(stores, ack.ok, "trigger", trips);
+    if (choice.url.empty()) {
+        // Each acknowledgement waits for a commit that may have started before it arrived:
+        // with C connections, at most about C / (1.5 syncs) a second, whatever the CPU.
+        const double sync = SyncSeconds(where);
+        std::printf(
+            "  fdatasync of 4 KiB here                   %9.2f ms   (bound: %.0f /s with %zu "
+            "connections)\n",
+            1e3 * sync, sync > 0 ? static_cast<double>(connections) / (1.5 * sync) : 0.0,
+            connections);
+    }
+    std::printf("%-46s %9.3f   (aim: 0.4)\n\n", "  ratio to the ceiling",
+                ack.per_second / ceiling.per_second);
+    for (auto& service : services) service->Stop();
+    return true;
+}
+
+// 3. End to end against the fake EHR: one patient per encounter, each with a small record (a
+// condition, a current isotretinoin prescription, an HbA1c), so every job writes a CarePlan, a
+// DetectedIssue and a Task.
+bool EndToEnd(const StoreChoice& choice, const Figures& ceiling, std::size_t requests,
+              std::size_t connections, const Messages& message, const std::filesystem::path& dir) {
+    testing::FakeEhr ehr;
+    const std::size_t encounters = std::min<std::size_t>(requests, 5000);
+    for (std::size_t i = 0; i < encounters; ++i) {
+        const std::string n = std::to_string(i);
+        const std::string patient = "pat-load-" + n;
+        ehr.Put(R"({"resourceType":"Patient","id":")" + patient + R"(","birthDate":"1990-04-12"})");
+        ehr.Put(
+            testing::MicroneedlingEncounter("enc-load-" + n, patient, "2026-11-20T10:00:00+01:00"));
+        ehr.Put(
+            R"({"resourceType":"Condition","id":"cond-load-)" + n +
+            R"(","subject":{"reference":"Patient/)" + patient +
+            R"("},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}})");
+        ehr.Put(
+            R"({"resourceType":"MedicationRequest","id":"mr-load-)" + n +
+            R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
+            R"("},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}})");
+        ehr.Put(
+            R"({"resourceType":"Observation","id":"obs-load-)" + n +
+            R"(","status":"final","subject":{"reference":"Patient/)" + patient +
+            R"("},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}})");
+    }
+    auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
+    // 32 workers in all, spread over the replicas.
+    config.worker.concurrency = std::max(1, 32 / choice.replicas);
+    config.ehr.request_timeout = std::chrono::seconds(30);
+    config.log_level = "error";
+    auto services = StartServices(
+        config, choice, dir / ("e2e-" + std::to_string(choice.url.empty() ? 0 : choice.replicas)));
+    if (services.empty()) return false;
+    const auto stores = StoresOf(services);
+    const auto trips = RoundTrips(stores);
+    const auto start = Clock::now();
+    const double cpu_before = CpuSeconds();
+    const auto threads_before = ThreadCpu();
+    Figures sent = Drive(PortsOf(services), encounters, connections, message("e2e-"),
+                         "/fhir/$process-message");
+    adapter::JobStore& store = *stores.front();  // one database: each store sees every job
+    testing::WaitFor(
+        [&] {
+            auto done = store.CountByState(adapter::JobState::kDone);
+            auto dead = store.CountByState(adapter::JobState::kDead);
+            return done && dead && *done + *dead >= sent.ok;
+        },
+        std::chrono::minutes(10));
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double cpu = CpuSeconds() - cpu_before;
+    const auto threads_after = ThreadCpu();
+    adapter::JobFilter filter;
+    filter.limit = encounters;
+    auto all = store.List(filter);
+    std::vector<double> latencies;
+    std::size_t done = 0;
+    for (const adapter::Job& job : all ? *all : std::vector<adapter::Job>{}) {
+        if (job.state != adapter::JobState::kDone) continue;
+        ++done;
+        latencies.push_back(static_cast<double>((job.updated_at - job.created_at).count()));
+    }
+    Figures e2e;
+    e2e.ok = done;
+    e2e.failed = sent.ok - done;
+    e2e.per_second = static_cast<double>(done) / seconds;
+    e2e.p50_ms = Percentile(latencies, 0.50);
+    e2e.p99_ms = Percentile(latencies, 0.99);
+    e2e.cpu_us = 1e6 * cpu / static_cast<double>(std::max<std::size_t>(done, 1));
+    Print(("end to end, " + choice.Name()).c_str(), e2e);
+    std::printf("%-46s %9.3f   (aim: 0.05)\n", "  ratio to the ceiling",
+                e2e.per_second / ceiling.per_second);
+    // What MicroCare alone could do on this machine were the EHR free: its own CPU per
+    // encounter over every core.
+    const double own = PrintCpuByThread(threads_before, threads_after, done, "encounter");
+    const double alone = own > 0 ? std::thread::hardware_concurrency() / own : 0;
+    std::printf("  MicroCare alone, were the EHR free         %9.0f /s   (%.3f x the ceiling)\n",
+                alone, alone / ceiling.per_second);
+    std::printf("%-46s %9zu\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
+    PrintStoreCommits(stores, done, "encounter", trips);
+    std::printf("%-46s %9.2f\n\n", "  EHR requests per encounter",
+                static_cast<double>(ehr.Requests().size()) / static_cast<double>(done));
+    for (auto& service : services) service->Stop();
+    ehr.Stop();
+    return true;
+}
+
 int main(int argc, char** argv) {
     std::size_t requests = 20000, connections = 64, jobs = 10000;
     std::string only;
+    std::string store_url;
+    int replicas = 1;
     bool cds = false;
     for (int i = 1; i < argc; ++i) {
         if (std::string(argv[i]) == "--cds") {
@@ -360,10 +595,15 @@ int main(int argc, char** argv) {
             only = argv[++i];
             continue;
         }
+        if (name == "--store-url") {
+            store_url = argv[++i];
+            continue;
+        }
         std::size_t value = std::stoul(argv[++i]);
         if (name == "--requests") requests = value;
         if (name == "--connections") connections = value;
         if (name == "--jobs") jobs = value;
+        if (name == "--replicas") replicas = static_cast<int>(value);
     }
     if (cds) return CdsLoad(requests, connections);
     std::printf("load driver: %zu requests over %zu connections; 2 server threads; %u cores\n\n",
@@ -389,8 +629,8 @@ int main(int argc, char** argv) {
         auto service = adapter::Service::Create(config);
         if (!service) return 1;
         (*service)->Start();
-        Figures queued =
-            Drive((*service)->port(), jobs, connections, message("mem-"), "/fhir/$process-message");
+        Figures queued = Drive({(*service)->port()}, jobs, connections, message("mem-"),
+                               "/fhir/$process-message");
         auto count = (*service)->store().CountByState(adapter::JobState::kQueued);
         std::printf("%-46s %9zu\n", "jobs journaled", queued.ok);
         std::printf("%-46s %9zu\n", "  of which queued", count ? *count : 0);
@@ -403,133 +643,19 @@ int main(int argc, char** argv) {
     Figures ceiling;
     {
         BareServer bare;
-        ceiling = Drive(bare.port(), requests, connections, message("ceiling-"),
+        ceiling = Drive({bare.port()}, requests, connections, message("ceiling-"),
                         "/fhir/$process-message");
         Print("ceiling: bare Beast server answering 200", ceiling);
     }
 
-    // 2. Acknowledgements, durability on. The worker is held off (its one job waits on an EHR
-    // that never answers) so that only the trigger path is measured.
-    if (runs("acks")) {
-        testing::FakeEhr silent;
-        silent.InjectFault("*", "", testing::Fault::Stall(), 1000000);
-        auto config = testing::TestConfig(silent.BaseUrl(), dir / "ack");
-        config.ehr.request_timeout = std::chrono::minutes(10);
-        std::filesystem::create_directories(dir / "ack");
-        config.store.path = (dir / "ack" / "microcare.db").string();
-        config.store.synchronous = true;
-        config.server.max_body_bytes = 1 << 20;
-        config.worker.concurrency = 1;
-        config.worker.backoff_initial = std::chrono::minutes(10);
-        config.worker.backoff_max = std::chrono::minutes(10);
-        config.log_level = "error";
-        auto service = adapter::Service::Create(config);
-        if (!service) return 1;
-        (*service)->Start();
-        const auto threads_before = ThreadCpu();
-        Figures ack = Drive((*service)->port(), requests, connections, message("ack-"),
-                            "/fhir/$process-message");
-        Print("microcare: triggers acknowledged (fsync on)", ack);
-        static_cast<void>(PrintCpuByThread(threads_before, ThreadCpu(), ack.ok, "trigger"));
-        PrintStoreCommits((*service)->store(), ack.ok, "trigger");
-        // Each acknowledgement waits for a commit that may have started before it arrived: with
-        // C connections, at most about C / (1.5 syncs) a second, whatever the CPU.
-        const double sync = SyncSeconds(dir / "ack");
-        std::printf(
-            "  fdatasync of 4 KiB here                   %9.2f ms   (bound: %.0f /s with %zu "
-            "connections)\n",
-            1e3 * sync, sync > 0 ? static_cast<double>(connections) / (1.5 * sync) : 0.0,
-            connections);
-        std::printf("%-46s %9.3f   (aim: 0.4)\n\n", "  ratio to the ceiling",
-                    ack.per_second / ceiling.per_second);
-        (*service)->Stop();
+    std::vector<StoreChoice> choices{StoreChoice{}};
+    for (int r = 1; !store_url.empty() && r <= replicas; ++r) choices.push_back({store_url, r});
+    for (const StoreChoice& choice : choices) {
+        if (runs("acks") && !Acks(choice, ceiling, requests, connections, message, dir)) return 1;
     }
-
-    // 3. End to end against the fake EHR: one patient per encounter, each with a small record
-    // (a condition, a current isotretinoin prescription, an HbA1c), so every job writes a
-    // CarePlan, a DetectedIssue and a Task.
-    if (runs("e2e")) {
-        testing::FakeEhr ehr;
-        const std::size_t encounters = std::min<std::size_t>(requests, 5000);
-        for (std::size_t i = 0; i < encounters; ++i) {
-            const std::string n = std::to_string(i);
-            const std::string patient = "pat-load-" + n;
-            ehr.Put(R"({"resourceType":"Patient","id":")" + patient +
-                    R"(","birthDate":"1990-04-12"})");
-            ehr.Put(testing::MicroneedlingEncounter("enc-load-" + n, patient,
-                                                    "2026-11-20T10:00:00+01:00"));
-            ehr.Put(
-                R"({"resourceType":"Condition","id":"cond-load-)" + n +
-                R"(","subject":{"reference":"Patient/)" + patient +
-                R"("},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]}})");
-            ehr.Put(
-                R"({"resourceType":"MedicationRequest","id":"mr-load-)" + n +
-                R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" +
-                patient +
-                R"("},"authoredOn":"2026-10-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197843","display":"Isotretinoin 10 MG Oral Capsule"}]}})");
-            ehr.Put(
-                R"({"resourceType":"Observation","id":"obs-load-)" + n +
-                R"(","status":"final","subject":{"reference":"Patient/)" + patient +
-                R"("},"code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"effectiveDateTime":"2026-09-01","valueQuantity":{"value":5.6,"unit":"%"}})");
-        }
-        auto config = testing::TestConfig(ehr.BaseUrl(), dir / "e2e");
-        std::filesystem::create_directories(dir / "e2e");
-        config.store.path = (dir / "e2e" / "microcare.db").string();
-        config.worker.concurrency = 32;
-        config.ehr.request_timeout = std::chrono::seconds(30);
-        config.log_level = "error";
-        auto service = adapter::Service::Create(config);
-        if (!service) return 1;
-        (*service)->Start();
-        const auto start = Clock::now();
-        const double cpu_before = CpuSeconds();
-        const auto threads_before = ThreadCpu();
-        Figures sent = Drive((*service)->port(), encounters, connections, message("e2e-"),
-                             "/fhir/$process-message");
-        adapter::JobStore& store = (*service)->store();
-        testing::WaitFor(
-            [&] {
-                auto done = store.CountByState(adapter::JobState::kDone);
-                auto dead = store.CountByState(adapter::JobState::kDead);
-                return done && dead && *done + *dead >= sent.ok;
-            },
-            std::chrono::minutes(10));
-        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-        const double cpu = CpuSeconds() - cpu_before;
-        const auto threads_after = ThreadCpu();
-        adapter::JobFilter filter;
-        filter.limit = encounters;
-        auto all = store.List(filter);
-        std::vector<double> latencies;
-        std::size_t done = 0;
-        for (const adapter::Job& job : all ? *all : std::vector<adapter::Job>{}) {
-            if (job.state != adapter::JobState::kDone) continue;
-            ++done;
-            latencies.push_back(static_cast<double>((job.updated_at - job.created_at).count()));
-        }
-        Figures e2e;
-        e2e.ok = done;
-        e2e.failed = sent.ok - done;
-        e2e.per_second = static_cast<double>(done) / seconds;
-        e2e.p50_ms = Percentile(latencies, 0.50);
-        e2e.p99_ms = Percentile(latencies, 0.99);
-        e2e.cpu_us = 1e6 * cpu / static_cast<double>(std::max<std::size_t>(done, 1));
-        Print("end to end: encounters written to the EHR", e2e);
-        std::printf("%-46s %9.3f   (aim: 0.05)\n", "  ratio to the ceiling",
-                    e2e.per_second / ceiling.per_second);
-        // What MicroCare alone could do on this machine were the EHR free: its own CPU per
-        // encounter over every core.
-        const double own = PrintCpuByThread(threads_before, threads_after, done, "encounter");
-        const double alone = own > 0 ? std::thread::hardware_concurrency() / own : 0;
-        std::printf(
-            "  MicroCare alone, were the EHR free         %9.0f /s   (%.3f x the ceiling)\n", alone,
-            alone / ceiling.per_second);
-        std::printf("%-46s %9zu\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
-        PrintStoreCommits(store, done, "encounter");
-        std::printf("%-46s %9.2f\n\n", "  EHR requests per encounter",
-                    static_cast<double>(ehr.Requests().size()) / static_cast<double>(done));
-        (*service)->Stop();
-        ehr.Stop();
+    for (const StoreChoice& choice : choices) {
+        if (runs("e2e") && !EndToEnd(choice, ceiling, requests, connections, message, dir))
+            return 1;
     }
 
     std::filesystem::remove_all(dir);
