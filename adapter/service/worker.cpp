@@ -384,6 +384,26 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         co_return Unaudited(audited.error());
     }
 
+    // A screening withdrawn (its appointment cancelled), in the trail before what it wrote is
+    // retired.
+    asio::awaitable<std::optional<JobResult>> AuditWithdrawal(const Job& job,
+                                                              const rules::RuleSet& pack,
+                                                              const Treated& treated,
+                                                              const std::string& why) {
+        AuditLog::Record record =
+            AuditLog::MakeRecord("decision", {{"job", std::to_string(job.id)},
+                                              {"appointment", treated.reference},
+                                              {"patient", treated.patient},
+                                              {"pack", pack.id + " " + pack.version},
+                                              {"packSha256", pack.sha256},
+                                              {"screening", "withdrawn"},
+                                              {"reason", why}});
+        auto audited = co_await Audited(audit, std::move(record));
+        if (audited) co_return std::nullopt;
+        ++metrics.audit_failures;
+        co_return Unaudited(audited.error());
+    }
+
     asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
         // The pack in force when the job starts, kept to its end: a reload meanwhile changes
         // what later jobs apply, never this one.
@@ -422,9 +442,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         // Named, not temporaries: GCC 12 destroys a temporary in a co_await expression twice.
         const fhir::TransactionValue retirement = rules::BuildRetirement(pack, appointment);
         if (status == "cancelled" || status == "noshow" || status == "entered-in-error") {
-            std::string why = "the appointment is " + status + " (" + appointment + ")";
+            const std::string why = "the appointment is " + status + " (" + appointment + ")";
+            if (auto failed = co_await AuditWithdrawal(job, pack, treated, why))
+                co_return std::move(*failed);
             co_return co_await Write(job, pack, treated, retirement, std::move(read_with_record),
-                                     std::move(why));
+                                     why);
         }
         if (status != "booked") {
             // Not yet booked (proposed, pending, waitlist), or under way or over (arrived,
@@ -441,9 +463,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         if (!run) co_return Unreadable(issues);
         if (!run->assessment().applies) {
             // No longer a microneedling appointment: its screening no longer holds.
-            std::string why = "the appointment is no longer for microneedling";
+            const std::string why = "the appointment is no longer for microneedling";
+            if (auto failed = co_await AuditWithdrawal(job, pack, treated, why))
+                co_return std::move(*failed);
             co_return co_await Write(job, pack, treated, retirement, std::move(read_with_record),
-                                     std::move(why));
+                                     why);
         }
         if (auto failed = co_await AuditDecision(job, pack, *run)) co_return std::move(*failed);
         co_return co_await Write(job, pack, treated, run->transaction(),

@@ -611,6 +611,12 @@ TEST_F(WorkerScreeningTest, MovingTheAppointmentRevisesAndCancellingItCancelsThe
     EXPECT_NE(Task().find("the appointment is cancelled"), std::string::npos) << Task();
     EXPECT_EQ(Statuses(ehr_.Stored("DetectedIssue")), std::vector<std::string>{"cancelled"});
     EXPECT_EQ(ehr_.CarePlans(), 0u);
+    // The withdrawal is in the trail, before what it retired.
+    std::ifstream trail(dir_.File("audit.log"));
+    const std::string text((std::istreambuf_iterator<char>(trail)), {});
+    const auto withdrawn = text.find(R"("screening":"withdrawn")");
+    EXPECT_NE(withdrawn, std::string::npos) << text;
+    EXPECT_LT(withdrawn, text.rfind(R"("event":"revision")"));
 }
 
 // A booking message (MessageHeader.focus an Appointment) takes the same path.
