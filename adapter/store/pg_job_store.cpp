@@ -746,6 +746,8 @@ Result<std::vector<Job>> PgJobStore::DoLease(TimePoint now, std::chrono::millise
     //    only encounters whose lock this transaction gets. The lock is tried on the sorted rows
     //    one by one (OFFSET 0 keeps the sort below the filter), so it stops at `max` and never
     //    locks encounters it will not claim; a lock held by another store skips the encounter.
+    //    Advisory locks are the database's, not the schema's: the key names the schema too, so
+    //    that deployments in two schemas of one database never hold up each other's claims.
     auto chosen = db_.Exec(
         "SELECT c.id FROM (SELECT id, encounter, next_attempt_at FROM ("
         "SELECT DISTINCT ON (q.encounter) q.id, q.encounter, q.next_attempt_at FROM jobs AS q "
@@ -754,7 +756,8 @@ Result<std::vector<Job>> PgJobStore::DoLease(TimePoint now, std::chrono::millise
         "AND r.lease_until >= $1) "
         "ORDER BY q.encounter, q.next_attempt_at, q.id) AS d "
         "ORDER BY next_attempt_at, id OFFSET 0) AS c "
-        "WHERE pg_try_advisory_xact_lock(hashtextextended(c.encounter, 0)) LIMIT $2",
+        "WHERE pg_try_advisory_xact_lock(hashtextextended(current_schema() || '/' || "
+        "c.encounter, 0)) LIMIT $2",
         PgParams().Add(Millis(now)).Add(Limit(max)));
     if (!chosen) {
         return chosen.error();

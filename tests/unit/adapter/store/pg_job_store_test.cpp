@@ -263,8 +263,9 @@ TEST_F(PgJobStoreTest, ALeaseHeldByAnotherStoresOpenTransactionIsSkippedNotWaite
     // would): the lease takes Encounter/b at once instead of waiting.
     PGconn* other = PQconnectdb(pg_.url().c_str());
     ASSERT_EQ(PQstatus(other), CONNECTION_OK);
-    PQclear(
-        PQexec(other, "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('Encounter/a', 0))"));
+    PQclear(PQexec(other,
+                   "BEGIN; SELECT pg_advisory_xact_lock("
+                   "hashtextextended(current_schema() || '/' || 'Encounter/a', 0))"));
     const auto leased = ValueOf(stores[1]->Lease(Now(), seconds(10), 10));
     ASSERT_EQ(leased.size(), 1u);
     EXPECT_EQ(leased[0].encounter, "Encounter/b");
