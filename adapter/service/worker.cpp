@@ -347,6 +347,19 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         return WrittenBeforeFrom(std::move(fetched.also_queries), std::move(*fetched.also));
     }
 
+    // Renews the job's lease before a step that writes: a job slower than its lease (a slow
+    // EHR) is not taken over while it runs. A lease already lost ends the attempt; the attempt
+    // that took the job over does the work (and this one's outcome would be fenced anyway).
+    asio::awaitable<std::optional<JobResult>> Renew(const Job& job) {
+        const TimePoint until =
+            Now() + std::chrono::duration_cast<std::chrono::milliseconds>(settings.lease);
+        auto renewed = co_await AwaitCallback<Result<void>>([&](auto done) {
+            store.ExtendLeaseAsync(job.id, job.attempts, until, std::move(done));
+        });
+        if (renewed || renewed.error() != Error::kConflict) co_return std::nullopt;
+        co_return Retry("the lease ran out before the write: another attempt owns the job");
+    }
+
     // The EHR holds data MicroCare cannot read: a person must look; the paths say where.
     static JobResult Unreadable(const fhir::IssueList& issues) {
         std::string where;
@@ -411,6 +424,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const rules::RuleSet& pack = *snapshot;
         auto fetched = co_await Fetch(payload.encounter, /*care_plan=*/true);
         if (auto* failed = std::get_if<JobResult>(&fetched)) co_return std::move(*failed);
+        if (auto lost = co_await Renew(job)) co_return std::move(*lost);
         FetchedRecord& record = std::get<FetchedRecord>(fetched);
         std::optional<WrittenBefore> read_with_record = ReadWithRecord(record);
         fhir::IssueList issues;
@@ -435,6 +449,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         const std::string& appointment = payload.appointment;
         auto fetched = co_await Fetch(appointment, /*care_plan=*/false);
         if (auto* failed = std::get_if<JobResult>(&fetched)) co_return std::move(*failed);
+        if (auto lost = co_await Renew(job)) co_return std::move(*lost);
         FetchedRecord& record = std::get<FetchedRecord>(fetched);
         std::optional<WrittenBefore> read_with_record = ReadWithRecord(record);
         const std::string status(record.documents.resources.front()["status"].String());
@@ -562,6 +577,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                 co_return One("CarePlan", before.searches[0].resources.size(),
                               value.care_plan->identifier, summary);
             }
+            if (auto lost = co_await Renew(job)) co_return std::move(*lost);
             fhir::JsonWriter writer;
             fhir::WriteTransaction(writer, value);
             ++metrics.ehr_requests;

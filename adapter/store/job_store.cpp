@@ -73,6 +73,10 @@ Result<std::size_t> JobStore::RequeueExpired(TimePoint now) {
     return Wait<std::size_t>([&](auto done) { RequeueExpiredAsync(now, std::move(done)); });
 }
 
+Result<void> JobStore::ExtendLease(std::int64_t id, int attempt, TimePoint until) {
+    return Wait<void>([&](auto done) { ExtendLeaseAsync(id, attempt, until, std::move(done)); });
+}
+
 Result<void> JobStore::Complete(std::int64_t id, const std::string& outcome,
                                 std::optional<int> attempt) {
     return Wait<void>([&](auto done) { CompleteAsync(id, outcome, attempt, std::move(done)); });

@@ -196,6 +196,13 @@ public:
                                Callback<void> done) = 0;
     Result<void> Complete(std::int64_t id, const std::string& outcome,
                           std::optional<int> attempt = std::nullopt);
+    // Keeps a running job's lease until `until`, if attempt `attempt` still owns it
+    // (Error::kConflict otherwise: its lease ran out and another attempt took the job). The
+    // worker renews it between a job's steps, so that a job slower than one lease (a slow EHR)
+    // is not taken over while it runs, and a short lease can make failover fast.
+    virtual void ExtendLeaseAsync(std::int64_t id, int attempt, TimePoint until,
+                                  Callback<void> done) = 0;
+    Result<void> ExtendLease(std::int64_t id, int attempt, TimePoint until);
     virtual void RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
                                  std::optional<int> attempt, Callback<void> done) = 0;
     Result<void> RetryLater(std::int64_t id, TimePoint next_attempt, const std::string& error,

@@ -454,6 +454,23 @@ void PgJobStore::CompleteAsync(std::int64_t id, std::string outcome, std::option
         std::move(done));
 }
 
+void PgJobStore::ExtendLeaseAsync(std::int64_t id, int attempt, TimePoint until,
+                                  Callback<void> done) {
+    queue_.Submit<void>(
+        true,
+        [this, id, attempt, until]() -> Result<void> {
+            auto updated = db_.Exec(
+                "UPDATE jobs SET lease_until = greatest(lease_until, $3) "
+                "WHERE id = $1 AND state = 'running' AND attempts = $2",
+                PgParams().Add(id).Add(static_cast<std::int64_t>(attempt)).Add(Millis(until)));
+            if (!updated) {
+                return updated.error();
+            }
+            return updated->Affected() > 0 ? Result<void>() : MissingOrConflict(id);
+        },
+        std::move(done));
+}
+
 void PgJobStore::RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
                                  std::optional<int> attempt, Callback<void> done) {
     queue_.Submit<void>(

@@ -61,6 +61,8 @@ public:
     void RequeueExpiredAsync(TimePoint now, Callback<std::size_t> done) override;
     void CompleteAsync(std::int64_t id, std::string outcome, std::optional<int> attempt,
                        Callback<void> done) override;
+    void ExtendLeaseAsync(std::int64_t id, int attempt, TimePoint until,
+                          Callback<void> done) override;
     void RetryLaterAsync(std::int64_t id, TimePoint next_attempt, std::string error,
                          std::optional<int> attempt, Callback<void> done) override;
     void DeadLetterAsync(std::int64_t id, std::string reason, std::string outcome,

@@ -197,6 +197,7 @@ struct SqliteJobStore::Statements {
     SqliteStatement lease_job;
     SqliteStatement requeue_expired;
     SqliteStatement complete;
+    SqliteStatement extend_lease;
     SqliteStatement retry_later;
     SqliteStatement dead_letter;
     SqliteStatement retry;
@@ -257,6 +258,9 @@ Result<std::unique_ptr<SqliteJobStore::Statements>> SqliteJobStore::Statements::
         {&Statements::complete,
          "UPDATE jobs SET state = 'done', outcome = ?2, lease_until = NULL, updated_at = ?3 "
          "WHERE id = ?1 AND state = 'running' AND (?4 IS NULL OR attempts = ?4)"},
+        {&Statements::extend_lease,
+         "UPDATE jobs SET lease_until = max(lease_until, ?3) "
+         "WHERE id = ?1 AND state = 'running' AND attempts = ?2"},
         {&Statements::retry_later,
          "UPDATE jobs SET state = 'queued', next_attempt_at = ?2, last_error = ?3, "
          "lease_until = NULL, updated_at = ?4 WHERE id = ?1 AND state = 'running' "
@@ -462,6 +466,24 @@ void SqliteJobStore::CompleteAsync(std::int64_t id, std::string outcome, std::op
         true,
         [this, id, outcome = std::move(outcome), attempt] {
             return DoComplete(id, outcome, attempt);
+        },
+        std::move(done));
+}
+
+void SqliteJobStore::ExtendLeaseAsync(std::int64_t id, int attempt, TimePoint until,
+                                      Callback<void> done) {
+    Submit<void>(
+        true,
+        [this, id, attempt, until]() -> Result<void> {
+            auto& statement = statements_->extend_lease;
+            ResetOnExit reset(statement);
+            statement.Bind(1, id);
+            statement.Bind(2, static_cast<std::int64_t>(attempt));
+            statement.Bind(3, Millis(until));
+            if (auto updated = statement.Run(); !updated) {
+                return updated;
+            }
+            return sqlite3_changes(db_.get()) > 0 ? Result<void>() : MissingOrConflict(id);
         },
         std::move(done));
 }

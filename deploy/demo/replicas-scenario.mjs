@@ -87,8 +87,8 @@ for (let r = 0; r < 3; ++r) {
     store: { url: storeUrl },
     audit: { path: join(work, `replica-${r}-${stamp}`, 'audit.log') },
     // A short lease: a dead replica's jobs are taken over within seconds (deploy/k8s/README.md).
-    // Leases are not renewed: one shorter than the slowest job (Medplum validates every write, and
-    // CI's machine is busy) has it taken over while it runs; fenced, but wasted.
+    // Renewed before each write: a step slower than the lease (Medplum validates every write,
+    // and CI's machine is busy) would still let a live job be taken over; fenced, but wasted.
     worker: { backoffInitialMs: 200, backoffMaxMs: 2000, leaseSeconds: 15, concurrency: 4 },
     ehr: { baseUrl: ehr },
     log: { level: 'info' },

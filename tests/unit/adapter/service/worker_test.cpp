@@ -239,6 +239,25 @@ TEST_F(WorkerTest, ATransactionRefusedAsInvalidIsDeadLetteredAtOnceWithTheEhrsOu
     EXPECT_EQ(ehr_.CarePlans(), 0u);
 }
 
+// A slow EHR: each request takes 25 s of a 60 s lease, and another replica's maintenance runs
+// before every answer. The worker renews the lease before each write, so the job is not taken
+// over while it runs; without the renewal it was requeued before its transaction and its
+// outcome fenced.
+TEST_F(WorkerTest, ALeaseIsRenewedSoASlowJobIsNotTakenOverWhileItRuns) {
+    const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
+    std::size_t requeued = 0;
+    ehr_.on_request = [&](const std::string&) {
+        now_ += 25s;
+        requeued += test_support::ValueOf(store_->RequeueExpired(now_));
+    };
+    ASSERT_TRUE(RunOnce());
+    const Job job = Get(id);
+    EXPECT_EQ(requeued, 0u);
+    EXPECT_EQ(job.state, JobState::kDone) << job.last_error;
+    EXPECT_EQ(job.attempts, 1);
+    EXPECT_EQ(ehr_.CarePlans(), 1u);
+}
+
 TEST_F(WorkerTest, AJobPastItsMaximumAgeIsDeadLettered) {
     const auto id = Enqueue(SubscriptionEventJob("Subscription/s1", 1, "Encounter/e1"));
     now_ += settings_.max_age + 1s;

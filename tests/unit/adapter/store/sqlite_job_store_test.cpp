@@ -555,6 +555,31 @@ TEST_P(JobStoreTest, RequeueExpiredRequeuesOnlyExpiredLeases) {
     EXPECT_EQ(again[0].attempts, 2);
 }
 
+TEST_P(JobStoreTest, ARenewedLeaseKeepsItsJobAndOnlyItsOwnerRenewsIt) {
+    const auto id = Create(MakeJob("a", "Encounter/a"));
+    const auto first = ValueOf(store_->Lease(Now(), seconds(10), 1));
+    ASSERT_EQ(first.size(), 1u);
+    Advance(seconds(8));
+    ASSERT_TRUE(store_->ExtendLease(id, first[0].attempts, Now() + seconds(10)));
+    EXPECT_EQ(ValueOf(store_->Get(id)).lease_until, Now() + seconds(10));
+    // Past the first lease, within the renewed one: not taken over.
+    EXPECT_EQ(ValueOf(store_->RequeueExpired(Now() + seconds(5))), 0u);
+    // A renewal never shortens a lease.
+    ASSERT_TRUE(store_->ExtendLease(id, first[0].attempts, Now()));
+    EXPECT_EQ(ValueOf(store_->Get(id)).lease_until, Now() + seconds(10));
+    // Once it has run out and the job was taken over, the old attempt renews nothing.
+    Advance(seconds(11));
+    ASSERT_EQ(ValueOf(store_->RequeueExpired(Now())), 1u);
+    const auto second = ValueOf(store_->Lease(Now(), seconds(10), 1));
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(ErrorOf(store_->ExtendLease(id, first[0].attempts, Now() + minutes(5))),
+              Error::kConflict);
+    EXPECT_EQ(ValueOf(store_->Get(id)).lease_until, Now() + seconds(10));
+    ASSERT_TRUE(store_->Complete(id, "ok", second[0].attempts));
+    EXPECT_EQ(ErrorOf(store_->ExtendLease(id, second[0].attempts, Now() + seconds(10))),
+              Error::kConflict);  // done: nothing to keep
+}
+
 // ---- Finishing a job
 
 TEST_P(JobStoreTest, CompleteMarksRunningJobDone) {
