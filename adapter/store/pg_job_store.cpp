@@ -222,7 +222,10 @@ public:
     bool Begin() override { return Exec("BEGIN"); }
     bool Savepoint() override { return Exec("SAVEPOINT task"); }
     bool RollbackToSavepoint() override { return Exec("ROLLBACK TO SAVEPOINT task"); }
-    bool ReleaseSavepoint() override { return Exec("RELEASE SAVEPOINT task"); }
+    // No round trip: PostgreSQL keeps a savepoint until the transaction ends, and the next
+    // task's SAVEPOINT of the same name is the one a ROLLBACK TO reaches. (Released or not, a
+    // task's subtransaction lasts until COMMIT.)
+    bool ReleaseSavepoint() override { return true; }
     bool Commit() override {
         // COMMIT of a transaction in error answers ROLLBACK without an error: only an idle
         // connection after a successful COMMIT means the batch is committed.
@@ -657,26 +660,33 @@ Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
     // snapshot) finds that job.
     Enqueued enqueued;
     const std::int64_t now = Millis(options_.now());
+    // The trigger's note goes in with the job, in the same statement (one round trip, not two):
+    // its fields as EncodeNoteFields writes them (compact JSON), with the new job's id appended
+    // as NoteOfNewJob appends it.
+    PgParams params;
+    params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now);
+    if (job.note) {
+        params.Add(job.note->event).Add(detail::EncodeNoteFields(*job.note));
+    } else {
+        params.AddNull().Add(std::string_view("{}"));
+    }
     auto inserted = db_.Exec(
         "WITH inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, "
         "attempts, created_at, updated_at, next_attempt_at) "
         "VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) "
-        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id) "
+        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), "
+        "noted AS (INSERT INTO admin_notes (event, fields) "
+        "SELECT $6, left($7, -1) || CASE WHEN $7 = '{}' THEN '' ELSE ',' END || "
+        "'\"job\":\"' || id || '\"}' FROM inserted WHERE $6::text IS NOT NULL) "
         "SELECT id, " +
             std::string(kNotifyWork) + " FROM inserted",
-        PgParams().Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now));
+        params);
     if (!inserted) {
         return inserted.error();
     }
     if (inserted->Rows() > 0) {
         enqueued.job_id = inserted->Int64(0, 0);
         enqueued.created = true;
-        if (job.note) {
-            if (auto noted = DoInsertNote(detail::NoteOfNewJob(*job.note, enqueued.job_id));
-                !noted) {
-                return noted.error();
-            }
-        }
     } else {
         auto found =
             db_.Exec("SELECT id FROM jobs WHERE trigger_key = $1", PgParams().Add(job.trigger_key));
