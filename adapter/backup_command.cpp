@@ -22,7 +22,9 @@
 #include "adapter/rule_pack_file.hpp"
 #include "adapter/service_config.hpp"
 #include "adapter/store/job_store.hpp"
+#include "adapter/store/pg_dump.hpp"
 #include "adapter/store/sqlite_backup.hpp"
+#include "adapter/store/store_location.hpp"
 #include "fhir/date_time.hpp"
 #include "fhir/json.hpp"
 
@@ -194,12 +196,6 @@ bool CopyRulePack(const std::string& pack, BackupWriter& writer, std::ostream& e
 int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     auto config = LoadServiceConfig(args.config_path, err);
     if (!config) return 2;
-    if (!config->store.IsFile()) {
-        // The database is the PostgreSQL server's to copy consistently, with its own tool.
-        err << "store.url: a PostgreSQL store is backed up with pg_dump (config/README.md, "
-               "\"The PostgreSQL store\"); this command copies a SQLite store\n";
-        return 2;
-    }
     auto trail = ConfiguredTrail(config->audit);
     if (!trail) {
         err << args.config_path << ": error: audit.keyFile: the key cannot be used\n";
@@ -220,17 +216,27 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     }
     BackupWriter writer(dir, err);
 
-    // The store first: the trail copied after it holds every decision about its jobs.
-    if (auto stored = BackupSqliteDatabase(config->store.path, (dir / "store.db").string());
-        !stored) {
+    // The store first: the trail copied after it holds every decision about its jobs. A
+    // PostgreSQL store is dumped by PostgreSQL's own tool, in one snapshot.
+    if (!config->store.IsFile()) {
+        std::string problem;
+        if (!DumpPostgresStore(config->store.url, (dir / "store.pgdump").string(), problem)) {
+            err << "store.url: " << RedactStoreLocation(config->store.url) << ": cannot be dumped ("
+                << problem << ")\n";
+            return 1;
+        }
+        if (!writer.Add("store.pgdump", Role::kStoreDump)) return 1;
+    } else if (auto stored = BackupSqliteDatabase(config->store.path, (dir / "store.db").string());
+               !stored) {
         err << "store.path: " << config->store.path << ": "
             << (stored.error() == Error::kNotFound
                     ? "no store there"
                     : "cannot be backed up (" + stored.error().message() + ")")
             << "\n";
         return 1;
+    } else if (!writer.Add("store.db", Role::kStore)) {
+        return 1;
     }
-    if (!writer.Add("store.db", Role::kStore)) return 1;
     if (!CopyTrail(config->audit, writer, err)) return 1;
     const std::string pack = RulePackPath(config->rules_path);
     if (!CopyRulePack(pack, writer, err)) return 1;
@@ -259,14 +265,16 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
             << written.error().message() << ")\n";
         return 1;
     }
-    out << "backup in " << args.dir << ": store, audit trail (" << report.head_seq << " records), "
+    out << "backup in " << args.dir << ": "
+        << (config->store.IsFile() ? "store" : "store (pg_dump, custom format)")
+        << ", audit trail (" << report.head_seq << " records), "
         << (checkpoint ? "checkpoint, " : "no checkpoint, ") << "rule pack, "
         << "configuration; " << manifest.files.size() << " files in " << kManifestName << "\n";
 
     // Recorded in the live trail: a note in the live store, which the running service (or this
     // command, when none runs) writes into the trail. After the copy, so the backup's own
     // store does not carry it into a restored trail.
-    if (auto store = JobStore::Open(config->store.path)) {
+    if (auto store = JobStore::Open(config->store.Location())) {
         AdminNote note;
         note.event = "backup";
         note.fields = {{"user", manifest.user},

@@ -14,8 +14,9 @@ namespace {
 
 using Role = BackupFile::Role;
 
-constexpr std::array<std::pair<Role, std::string_view>, 7> kRoles = {{
+constexpr std::array<std::pair<Role, std::string_view>, 8> kRoles = {{
     {Role::kStore, "store"},
+    {Role::kStoreDump, "store-dump"},
     {Role::kAuditCheckpoint, "audit-checkpoint"},
     {Role::kAuditRotated, "audit-rotated"},
     {Role::kAuditActive, "audit-active"},
@@ -48,6 +49,8 @@ bool InPlaceOfRole(std::string_view path, Role role) {
     switch (role) {
         case Role::kStore:
             return path == "store.db";
+        case Role::kStoreDump:
+            return path == "store.pgdump";
         case Role::kAuditCheckpoint:
             return directly_in("checkpoint/");
         case Role::kAuditRotated:
@@ -202,12 +205,11 @@ std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::Issue
         }
         manifest.files.push_back(std::move(file));
     }
-    for (Role required : {Role::kStore, Role::kAuditActive}) {
-        if (manifest.Find(required) == nullptr) {
-            issues.Error(
-                "required", "files",
-                "no " + std::string(RoleName(required)) + " file: the backup is incomplete");
-        }
+    if (manifest.Find(Role::kStore) == nullptr && manifest.Find(Role::kStoreDump) == nullptr) {
+        issues.Error("required", "files", "no store or store-dump file: the backup is incomplete");
+    }
+    if (manifest.Find(Role::kAuditActive) == nullptr) {
+        issues.Error("required", "files", "no audit-active file: the backup is incomplete");
     }
     if (issues.size() != before) return std::nullopt;
     return manifest;

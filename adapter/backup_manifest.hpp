@@ -17,6 +17,7 @@ namespace microcare::adapter {
 struct BackupFile {
     enum class Role {
         kStore,            // the job store (SQLite)
+        kStoreDump,        // the job store (PostgreSQL), as pg_dump's custom format
         kAuditCheckpoint,  // the trail's checkpoint, copied before the trail
         kAuditRotated,     // a rotated file of the trail
         kAuditActive,      // the trail's active file, up to its last whole record

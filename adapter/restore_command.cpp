@@ -163,7 +163,8 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     if (!config) return 2;
     const ServiceConfig& settings = *config;
     if (!settings.store.IsFile()) {
-        err << "store.url: a PostgreSQL store is restored with pg_restore (config/README.md, "
+        err << "store.url: a PostgreSQL store is restored with pg_restore from the backup's "
+               "store.pgdump, into an empty database before the replicas start (config/README.md, "
                "\"The PostgreSQL store\"); this command restores a SQLite store\n";
         return 2;
     }
@@ -218,6 +219,12 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
         err << args.dir
             << ": refused: the backup does not match its manifest; nothing was "
                "replaced\n";
+        return 2;
+    }
+    if (manifest->Find(Role::kStore) == nullptr) {
+        err << args.dir
+            << ": holds a PostgreSQL store (store.pgdump), not a SQLite one: restore it "
+            << "with pg_restore; nothing was replaced\n";
         return 2;
     }
     const std::string store_copy = (dir / manifest->Find(Role::kStore)->path).string();
@@ -294,6 +301,7 @@ int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err) {
                 break;
             }
             case Role::kStore:
+            case Role::kStoreDump:
                 break;
         }
     }

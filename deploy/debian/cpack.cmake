@@ -22,6 +22,8 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # is verified against when ehr.caFile is empty (ca-certificates).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd, init-system-helpers (>= 1.54), ca-certificates")
+# `microcare backup` of a PostgreSQL store (store.url) runs its pg_dump.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postgresql-client")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # conffiles: dpkg keeps the admin's edits on upgrade and removal, and deletes them on purge.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -7,10 +7,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 
+#include "adapter/backup_command.hpp"
+#include "adapter/file_io.hpp"
+#include "adapter/restore_command.hpp"
 #include "adapter/service/service.hpp"
 #include "adapter/store/job_store.hpp"
 #include "serve_process.hpp"
@@ -112,6 +117,59 @@ TEST_F(ReplicasTest, TriggersToEitherReplicaEndInOneCarePlanAndNeverRunAtOnce) {
     EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
     EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);
     EXPECT_EQ(ehr_->MaxConcurrentTransactions(), 1u);
+}
+
+// `microcare backup` of a PostgreSQL store: the store's schema as pg_dump's custom format
+// (nothing else of the database), beside the trail, the pack and the configuration; `restore`
+// into a SQLite store refuses it, naming pg_restore.
+TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
+    const std::string a = StartReplica();
+    ASSERT_FALSE(a.empty());
+    const Reply reply =
+        PostJson(a + "/$process-message",
+                 MessageBundle("msg-backup", "hdr-backup", "Encounter/enc-mn-20261120"));
+    ASSERT_LT(reply.status, 300u) << reply.error << reply.body;
+    ASSERT_TRUE(WaitFor([&] { return AllDone(1); }));
+    for (auto& replica : replicas_) replica->Stop();
+    replicas_.clear();
+
+    const std::filesystem::path dir = dirs_.front();
+    const std::string rules =
+        std::string(MICROCARE_SOURCE_DIR) + "/config/rules/microneedling.json";
+    auto config = [&](const std::string& name, const std::string& store) {
+        const std::string path = (dir / name).string();
+        std::ofstream(path) << R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+            "ehr": {"baseUrl": ")"
+                            << ehr_->BaseUrl() << R"("}, "store": )" << store
+                            << R"(, "audit": {"path": ")" << (dir / "audit.log").string()
+                            << R"("}, "rules": {"path": ")" << rules << R"("}})";
+        return path;
+    };
+    const std::string postgres = config("postgres.json", R"({"url": ")" + pg_.url() + "\"}");
+    std::ostringstream out, err;
+    const std::string backup = (dir / "backup").string();
+    ASSERT_EQ(adapter::RunBackup({postgres, backup}, out, err), 0) << err.str();
+    EXPECT_NE(out.str().find("store (pg_dump, custom format)"), std::string::npos) << out.str();
+    const std::string manifest = adapter::ReadFile(backup + "/manifest.json").value_or("");
+    EXPECT_NE(manifest.find(R"("role": "store-dump")"), std::string::npos) << manifest;
+    EXPECT_EQ(manifest.find(pg_.url()), std::string::npos);  // no connection settings in it
+
+    // What pg_restore finds in the dump: the store's tables, in the test's schema alone.
+    std::string listing;
+    if (FILE* list = ::popen(("pg_restore --list " + backup + "/store.pgdump").c_str(), "r")) {
+        char buffer[4096];
+        while (std::fgets(buffer, sizeof buffer, list) != nullptr) listing += buffer;
+        ::pclose(list);
+    }
+    EXPECT_NE(listing.find("TABLE " + pg_.schema() + " jobs"), std::string::npos) << listing;
+    EXPECT_NE(listing.find("TABLE DATA " + pg_.schema() + " messages"), std::string::npos);
+    EXPECT_EQ(listing.find("TABLE public "), std::string::npos) << listing;
+
+    const std::string sqlite =
+        config("sqlite.json", R"({"path": ")" + (dir / "restored.db").string() + "\"}");
+    std::ostringstream restored, refused;
+    EXPECT_EQ(adapter::RunRestore({sqlite, backup}, restored, refused), 2);
+    EXPECT_NE(refused.str().find("pg_restore"), std::string::npos) << refused.str();
 }
 
 class ReplicaProcessTest : public SharedStoreTest {

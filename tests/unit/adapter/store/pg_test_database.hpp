@@ -84,6 +84,7 @@ public:
     }
 
     bool available() const { return !name_.empty(); }
+    const std::string& schema() const { return name_; }
     const std::string& skip_reason() const { return server_.skip_reason; }
     const std::string& server_url() const { return server_.url; }
     std::string url() const {
