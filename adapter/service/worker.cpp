@@ -370,6 +370,15 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         return Dead("the record cannot be assessed: " + where);
     }
 
+    // `record` in the trail; the job's result when the trail cannot take it (the job is retried:
+    // nothing is written to the EHR unaudited).
+    asio::awaitable<std::optional<JobResult>> Record(AuditLog::Record record) {
+        auto audited = co_await Audited(audit, std::move(record));
+        if (audited) co_return std::nullopt;
+        ++metrics.audit_failures;
+        co_return Unaudited(audited.error());
+    }
+
     // The decision, in the trail before anything is written: a decision the trail cannot
     // record is not written to the EHR.
     asio::awaitable<std::optional<JobResult>> AuditDecision(const Job& job,
@@ -391,10 +400,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
              {before_visit ? "screening" : "session",
               before_visit ? "pre-visit" : std::to_string(assessment.session_number)},
              {"findings", run.FindingsLine()}});
-        auto audited = co_await Audited(audit, std::move(record));
-        if (audited) co_return std::nullopt;
-        ++metrics.audit_failures;
-        co_return Unaudited(audited.error());
+        co_return co_await Record(std::move(record));
     }
 
     // A screening withdrawn (its appointment cancelled), in the trail before what it wrote is
@@ -411,10 +417,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                               {"packSha256", pack.sha256},
                                               {"screening", "withdrawn"},
                                               {"reason", why}});
-        auto audited = co_await Audited(audit, std::move(record));
-        if (audited) co_return std::nullopt;
-        ++metrics.audit_failures;
-        co_return Unaudited(audited.error());
+        co_return co_await Record(std::move(record));
     }
 
     asio::awaitable<JobResult> Assess(const Job& job, const JobPayload& payload) {
@@ -523,10 +526,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                               {"packSha256", pack.sha256},
                                               {"written", written},
                                               {"changes", changes}});
-        auto audited = co_await Audited(audit, std::move(record));
-        if (audited) co_return std::nullopt;
-        ++metrics.audit_failures;
-        co_return Unaudited(audited.error());
+        co_return co_await Record(std::move(record));
     }
 
     // Writes the difference between `assessed` (what the assessment wants on the EHR) and what
