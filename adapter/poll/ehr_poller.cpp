@@ -90,20 +90,6 @@ bool Screened(std::string_view status) {
            status == "entered-in-error";
 }
 
-// `{today}` and `{horizonEnd}` as dates (UTC), then `{cursor}` and `{count}`.
-std::string HorizonSearch(std::string_view pattern, TimePoint today, int horizon_days,
-                          TimePoint after, std::size_t count) {
-    std::string search(pattern);
-    const auto fill = [&search](std::string_view from, TimePoint day) {
-        const std::string date = fhir::FormatInstant(day, 0).substr(0, 10);
-        for (auto at = search.find(from); at != std::string::npos; at = search.find(from, at))
-            search.replace(at, from.size(), date);
-    };
-    fill("{today}", today);
-    fill("{horizonEnd}", today + std::chrono::days(horizon_days));
-    return PollSearch(search, after, count);
-}
-
 // Decides, without I/O, which resources of `type` (Encounter or Appointment) on a page become
 // jobs: those recognised as microneedling (an Appointment also of a status a screening acts
 // on), one per version, or per re-screening (`rescreen`: its key) when that is not empty.
@@ -172,7 +158,15 @@ asio::awaitable<Result<PollCursor>> EhrPoller::Cursor(std::string_view poll) {
     if (*stored) co_return **stored;
     // The first start: the cursor is committed before anything is searched, so that a restart
     // after a failed first poll does not move `since: now` past what was finished meanwhile.
-    const TimePoint since = settings_.since ? *settings_.since : co_await EhrNow();
+    // One "now" for every search that starts here (encounters, appointments, re-screening):
+    // the EHR's clock is asked once.
+    // (Not a conditional expression: GCC 12 mishandles co_await in one.)
+    if (settings_.since) {
+        first_start_ = settings_.since;
+    } else if (!first_start_) {
+        first_start_ = co_await EhrNow();
+    }
+    const TimePoint since = *first_start_;
     PollPage first{name, {}, PollCursor{since, since}};
     auto committed = co_await Offload(blocking_, [&] { return store_.CommitPollPage(first); });
     if (!committed) co_return committed.error();

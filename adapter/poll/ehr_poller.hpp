@@ -112,6 +112,7 @@ private:
     std::function<void()> journaled_;
     boost::asio::steady_timer timer_;
     std::atomic<bool> stopping_{false};
+    std::optional<TimePoint> first_start_;   // `since` of the searches starting in this process
     int failures_ = 0;                       // polls failed in a row
     bool catching_up_ = false;               // the last encounter poll stopped at max_pages
     bool appointments_catching_up_ = false;  // the same for appointments

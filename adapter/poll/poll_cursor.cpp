@@ -39,4 +39,13 @@ std::string PollSearch(std::string_view pattern, TimePoint after, std::size_t co
     return search;
 }
 
+std::string HorizonSearch(std::string_view pattern, TimePoint today, int horizon_days,
+                          TimePoint after, std::size_t count) {
+    const auto date = [](TimePoint day) { return fhir::FormatInstant(day, 0).substr(0, 10); };
+    std::string search(pattern);
+    ReplaceAll(search, "{today}", date(today));
+    ReplaceAll(search, "{horizonEnd}", date(today + std::chrono::days(horizon_days)));
+    return PollSearch(search, after, count);
+}
+
 }  // namespace microcare::adapter

@@ -24,4 +24,9 @@ std::string PollInstant(TimePoint instant);
 // UTC) and `{count}` filled in.
 std::string PollSearch(std::string_view pattern, TimePoint after, std::size_t count);
 
+// The same with `{today}` (the day of `today`, UTC) and `{horizonEnd}` (`horizon_days` later)
+// as dates: the appointments' searches.
+std::string HorizonSearch(std::string_view pattern, TimePoint today, int horizon_days,
+                          TimePoint after, std::size_t count);
+
 }  // namespace microcare::adapter

@@ -598,7 +598,10 @@ TEST_F(EhrPollerTest, EveryBookedAppointmentIsScreenedAgainEachRescreenInterval)
     settings_.appointments.enabled = true;
     settings_.appointments.rescreen_every = 24h;
     UseSettings(settings_);
-    PollOk();                                                 // the first start: nothing booked yet
+    PollOk();  // the first start: nothing booked yet
+    // Its three searches (encounters, appointments, re-screening) start from one reading of
+    // the EHR's clock.
+    EXPECT_EQ(std::count(ehr_.requests.begin(), ehr_.requests.end(), "metadata"), 1);
     ehr_.Book("a1", "Microneedling", now_ + 72h, now_ - 5h);  // booked before, unchanged since
     now_ += 1h;
     EXPECT_EQ(PollOk().screenings, 0u);  // the next re-screening is not due
