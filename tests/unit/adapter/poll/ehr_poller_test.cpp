@@ -23,6 +23,7 @@
 #include "adapter/server/readiness.hpp"
 #include "adapter/time_bound.hpp"
 #include "fhir/date_time.hpp"
+#include "tests/unit/adapter/service/in_memory_ehr.hpp"
 #include "tests/unit/adapter/store/store_test_support.hpp"
 #include "tests/unit/rules/source_files.hpp"
 
@@ -170,15 +171,7 @@ public:
                     id + R"("}}})";
             first = false;
         }
-        SearchResult result;
-        fhir::IssueList issues;
-        result.pages.push_back(*fhir::JsonDocument::Parse(body + "]}", issues));
-        const fhir::Node entries = result.pages.back().Root()["entry"];
-        for (std::size_t i = 0; i < entries.Size(); ++i) {
-            result.resources.push_back(entries[i]["resource"]);
-        }
-        result.page_count = 1;
-        co_return result;
+        co_return testing::OnePageResult(body + "]}");
     }
 
 private:

@@ -14,9 +14,22 @@
 #include <vector>
 
 #include "adapter/client/ehr.hpp"
+#include "adapter/client/search_page.hpp"
 #include "fhir/json.hpp"
 
 namespace microcare::adapter::testing {
+
+// A search answered in one page (a searchset Bundle without `next`), as SearchAll returns it:
+// read by the parser FhirClient uses.
+inline SearchResult OnePageResult(const std::string& body) {
+    SearchResult result;
+    auto page = ParseSearchPage(body, "");
+    if (!page) return result;
+    result.resources = std::move(page->resources);
+    result.pages.push_back(std::move(page->document));
+    result.page_count = 1;
+    return result;
+}
 
 class InMemoryEhr : public Ehr {
 public:
@@ -179,16 +192,7 @@ public:
     boost::asio::awaitable<Result<SearchResult>> SearchAll(std::string query) override {
         if (unreachable) co_return Unreachable("GET " + query);
         requests.push_back("GET " + query);
-        SearchResult result;
-        const std::string type = query.substr(0, query.find('?'));
-        fhir::IssueList issues;
-        result.pages.push_back(*fhir::JsonDocument::Parse(Searchset(type), issues));
-        const fhir::Node entries = result.pages.back().Root()["entry"];
-        for (std::size_t i = 0; i < entries.Size(); ++i) {
-            result.resources.push_back(entries[i]["resource"]);
-        }
-        result.page_count = 1;
-        co_return result;
+        co_return OnePageResult(Searchset(query.substr(0, query.find('?'))));
     }
 
 private:
