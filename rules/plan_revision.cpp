@@ -27,6 +27,13 @@ std::string PackName(const RuleSet& pack) {
            (pack.sha256.empty() ? "" : " (sha256 " + pack.sha256.substr(0, 12) + ")");
 }
 
+// What a retired resource says: by which pack, and why (`why`, or the re-assessment's reason).
+std::string RetireNote(std::string_view done, const RuleSet& pack, std::string_view why,
+                       std::string_view by_default) {
+    return std::string(done) + " by rule pack " + PackName(pack) + ": " +
+           std::string(why.empty() ? by_default : why) + ".";
+}
+
 // Decides how one resource of the assessment is written, against what was written before.
 Change Place(const WrittenResource* w, const std::string& digest, OnEhr& on_ehr,
              std::string& detail) {
@@ -130,12 +137,9 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
         for (const fhir::DetectedIssueValue& issue : value.issues)
             wanted = wanted || issue.identifier.value == w.identifier;
         if (wanted) continue;
-        value.retired.push_back(
-            {"DetectedIssue", w.id, w.version_id, w.resource,
-             "Retired by rule pack " + PackName(pack) + ": " +
-                 (why_retired.empty() ? "on re-assessment the rule no longer finds this"
-                                      : std::string(why_retired)) +
-                 "."});
+        value.retired.push_back({"DetectedIssue", w.id, w.version_id, w.resource,
+                                 RetireNote("Retired", pack, why_retired,
+                                            "on re-assessment the rule no longer finds this")});
         issue_changes.push_back({"DetectedIssue", w.identifier, Change::kRetired, {}});
     }
 
@@ -158,12 +162,10 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
                 task_change.detail = "reason changed";
         }
     } else if (written_task != nullptr && !Closed(*written_task)) {
-        value.retired.push_back(
-            {"Task", written_task->id, written_task->version_id, written_task->resource,
-             "Cancelled by rule pack " + PackName(pack) + ": " +
-                 (why_retired.empty() ? "on re-assessment nothing is left to review"
-                                      : std::string(why_retired)) +
-                 "."});
+        value.retired.push_back({"Task", written_task->id, written_task->version_id,
+                                 written_task->resource,
+                                 RetireNote("Cancelled", pack, why_retired,
+                                            "on re-assessment nothing is left to review")});
         task_change = {"Task", task_id, Change::kRetired, {}};
     }
 
