@@ -13,6 +13,7 @@
 
 #include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_log.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/store/job_store.hpp"
 
 namespace microcare::adapter {
@@ -80,23 +81,25 @@ void RecordAdminNotes(const AuditSettings* settings, JobStore& store, std::ostre
         out << "audit: recorded in the store; the service writes it into the audit trail\n";
         return;
     }
+    // A trail in the database takes any number of writers; one in files takes one.
+    const bool files = settings->database.empty();
     // Root writing the trail of a service that runs as another user would leave files that
     // user cannot read (a new checkpoint, a rotated file): the service writes it instead.
     struct stat folder {};
     const std::string dir = std::filesystem::path(settings->path).parent_path().string();
-    if (::geteuid() == 0 && ::stat(dir.empty() ? "." : dir.c_str(), &folder) == 0 &&
+    if (files && ::geteuid() == 0 && ::stat(dir.empty() ? "." : dir.c_str(), &folder) == 0 &&
         folder.st_uid != 0) {
         out << "audit: recorded in the store; the service writes it into the trail when it runs "
                "(root does not write the trail of a service that runs as another user)\n";
         return;
     }
     // Only to see whether a service holds the trail: AuditLog::Open takes the lock for itself.
-    if (!TrailLock::Acquire(settings->path)) {
+    if (files && !TrailLock::Acquire(settings->path)) {
         out << "audit: the running service holds the trail; it writes the record within seconds\n";
         return;
     }
     std::string problem;
-    auto audit = AuditLog::Open(*settings, {}, &problem);
+    auto audit = OpenConfiguredTrail(*settings, {}, &problem);
     if (!audit) {
         out << "audit: recorded in the store; the trail cannot be opened now (" << problem
             << "); the service writes the record when it starts\n";
@@ -105,7 +108,7 @@ void RecordAdminNotes(const AuditSettings* settings, JobStore& store, std::ostre
     auto written = WriteAdminNotes(store, **audit);
     static_cast<void>((*audit)->Close());
     if (written) {
-        out << "audit: recorded in " << settings->path << "\n";
+        out << "audit: recorded in " << (files ? settings->path : "the database") << "\n";
     } else {
         out << "audit: recorded in the store; writing the trail failed ("
             << written.error().message() << "); the service writes it when it starts\n";

@@ -7,6 +7,7 @@
 #include "adapter/audit/audit_file_set.hpp"
 #include "adapter/audit/audit_query.hpp"
 #include "adapter/audit/audit_verify.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/service_config.hpp"
@@ -167,6 +168,16 @@ std::optional<TrailToVerify> ResolveTrail(const AuditArgs& args, std::ostream& e
             return std::nullopt;
         }
         trail = std::move(*configured);
+        if (!config->audit.database.empty()) {
+            std::string problem;
+            auto copied = CopyTrailFromDatabase(config->audit.database, std::move(trail), problem);
+            if (!copied) {
+                err << args.config_path << ": store.url: " << problem << " ("
+                    << copied.error().message() << ")\n";
+                return std::nullopt;
+            }
+            trail = std::move(*copied);
+        }
     } else if (!args.file.empty()) {
         trail.path = args.file;
         trail.checkpoint_path = args.checkpoint_path;

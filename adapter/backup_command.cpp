@@ -17,6 +17,7 @@
 #include "adapter/audit_commands.hpp"
 #include "adapter/backup_manifest.hpp"
 #include "adapter/clock.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/file_copy.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/rule_pack_file.hpp"
@@ -237,7 +238,8 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     } else if (!writer.Add("store.db", Role::kStore)) {
         return 1;
     }
-    if (!CopyTrail(config->audit, writer, err)) return 1;
+    // A trail in the database is in the dump, of the same snapshot as the jobs.
+    if (config->store.IsFile() && !CopyTrail(config->audit, writer, err)) return 1;
     const std::string pack = RulePackPath(config->rules_path);
     if (!CopyRulePack(pack, writer, err)) return 1;
     if (!writer.Copy(args.config_path, "config/" + FileName(args.config_path), Role::kConfig,
@@ -245,11 +247,22 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
         return 1;
     }
 
-    // The copy as restore will check it: with the configured key, against the copied checkpoint.
+    // The copy as restore will check it: with the configured key, against the copied checkpoint
+    // (a trail in the database as it stands, since the dump is PostgreSQL's format).
     BackupManifest& manifest = writer.manifest();
-    trail->path = (dir / manifest.Find(Role::kAuditActive)->path).string();
     const BackupFile* checkpoint = manifest.Find(Role::kAuditCheckpoint);
-    trail->checkpoint_path = checkpoint ? (dir / checkpoint->path).string() : "";
+    if (config->audit.database.empty()) {
+        trail->path = (dir / manifest.Find(Role::kAuditActive)->path).string();
+        trail->checkpoint_path = checkpoint ? (dir / checkpoint->path).string() : "";
+    } else {
+        std::string problem;
+        auto copied = CopyTrailFromDatabase(config->audit.database, std::move(*trail), problem);
+        if (!copied) {
+            err << "store.url: " << problem << " (" << copied.error().message() << ")\n";
+            return 1;
+        }
+        trail = std::move(*copied);
+    }
     const AuditReport report = VerifyTrail(*trail);
 
     manifest.created_at = fhir::FormatInstant(SystemNow(), 0);
@@ -267,8 +280,10 @@ int RunBackup(const BackupArgs& args, std::ostream& out, std::ostream& err) {
     }
     out << "backup in " << args.dir << ": "
         << (config->store.IsFile() ? "store" : "store (pg_dump, custom format)")
-        << ", audit trail (" << report.head_seq << " records), "
-        << (checkpoint ? "checkpoint, " : "no checkpoint, ") << "rule pack, "
+        << ", audit trail (" << report.head_seq << " records"
+        << (config->audit.database.empty() ? "), " : ", in the dump), ")
+        << (checkpoint || !config->audit.database.empty() ? "checkpoint, " : "no checkpoint, ")
+        << "rule pack, "
         << "configuration; " << manifest.files.size() << " files in " << kManifestName << "\n";
 
     // Recorded in the live trail: a note in the live store, which the running service (or this

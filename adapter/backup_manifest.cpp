@@ -208,7 +208,8 @@ std::optional<BackupManifest> ParseManifest(const std::string& json, fhir::Issue
     if (manifest.Find(Role::kStore) == nullptr && manifest.Find(Role::kStoreDump) == nullptr) {
         issues.Error("required", "files", "no store or store-dump file: the backup is incomplete");
     }
-    if (manifest.Find(Role::kAuditActive) == nullptr) {
+    // A PostgreSQL store's dump holds its trail; a SQLite store's backup has the trail's files.
+    if (manifest.Find(Role::kStore) != nullptr && manifest.Find(Role::kAuditActive) == nullptr) {
         issues.Error("required", "files", "no audit-active file: the backup is incomplete");
     }
     if (issues.size() != before) return std::nullopt;

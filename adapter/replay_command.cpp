@@ -20,6 +20,7 @@
 #include "adapter/async_util.hpp"
 #include "adapter/audit/audit_log.hpp"
 #include "adapter/client/rate_limited_ehr.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/issue_report.hpp"
 #include "adapter/jobs/job_contract.hpp"
 #include "adapter/rule_pack_file.hpp"
@@ -290,7 +291,7 @@ int RunRulesReplay(const ReplayArgs& args, std::ostream& out, std::ostream& err)
     std::unique_ptr<AuditLog> audit;
     if (args.apply) {
         std::string problem;
-        auto opened = AuditLog::Open(config->audit, {}, &problem);
+        auto opened = OpenConfiguredTrail(config->audit, {}, &problem);
         if (!opened) {
             err << "--apply: cannot write the audit trail: "
                 << (problem.empty() ? opened.error().message() : problem)

@@ -578,17 +578,24 @@ public:
         }
         if (root["audit"].Exists()) Audit(root["audit"], config.audit);
         if (root["cds"].Exists()) Cds(root["cds"], config.cds);
-        if (config.audit.checkpoint_path.empty()) {
+        if (!config.store.IsFile()) {
+            // Replicas on one database write one trail there: files of their own would split
+            // it into chains no one holds together.
+            config.audit.database = config.store.url;
+            for (std::string_view file_only : {"path", "checkpointPath", "rotateBytes",
+                                               "rotateHours", "keepFiles", "keepHours"}) {
+                if (root["audit"][file_only].Exists()) {
+                    Error(At("audit", file_only),
+                          "a PostgreSQL store keeps the audit trail in its database, one chain "
+                          "for every replica; this setting of trail files does not apply: "
+                          "remove it");
+                }
+            }
+        } else if (config.audit.checkpoint_path.empty()) {
             // Apart from the trail: beside the store, where a copy of the trail's directory
             // does not take it along.
-            // With a PostgreSQL store (no directory of its own) beside the trail: each replica
-            // has a trail and a checkpoint of its own, and store.path's default directory is
-            // nobody's.
-            const auto store_dir = config.store.IsFile()
-                                       ? std::filesystem::path(config.store.path).parent_path()
-                                       : std::filesystem::path(config.audit.path).parent_path();
             config.audit.checkpoint_path =
-                (store_dir /
+                (std::filesystem::path(config.store.path).parent_path() /
                  (std::filesystem::path(config.audit.path).filename().string() + ".checkpoint"))
                     .string();
         }

@@ -60,9 +60,12 @@ void CheckServiceFiles(const ServiceConfig& config, fhir::IssueList& issues) {
                      "not an unencrypted PEM private key for " + auth.algorithm +
                          " (RS384: RSA of 2048 bits or more; ES384: EC on P-384)");
     }
-    if (config.store.IsFile()) CheckWritable(config.store.path, "store.path", issues);
-    CheckWritable(config.audit.path, "audit.path", issues);
-    CheckWritable(config.audit.checkpoint_path, "audit.checkpointPath", issues);
+    // A PostgreSQL store holds the trail too: no file of MicroCare's own to write.
+    if (config.store.IsFile()) {
+        CheckWritable(config.store.path, "store.path", issues);
+        CheckWritable(config.audit.path, "audit.path", issues);
+        CheckWritable(config.audit.checkpoint_path, "audit.checkpointPath", issues);
+    }
 }
 
 }  // namespace microcare::adapter

@@ -44,13 +44,19 @@ CheckpointRead ReadCheckpoint(const std::string& path, const std::vector<ChainKe
         read.problem = "the checkpoint " + path + " cannot be read: " + why;
         return read;
     }
-    std::string line = *text;
+    std::string line = std::move(*text);
     if (!line.empty() && line.back() == '\n') line.pop_back();
+    return ReadCheckpointLine(std::move(line), path, keys);
+}
+
+CheckpointRead ReadCheckpointLine(std::string line, const std::string& where,
+                                  const std::vector<ChainKey>& keys) {
+    CheckpointRead read;
     const SealedLine sealed = SplitSealedLine(line);
     fhir::IssueList issues;
     auto doc = fhir::JsonDocument::Parse(line, issues);
     if (sealed.fault != SealedLine::Fault::kNone || !doc || !doc->Root().IsObject()) {
-        read.problem = "the checkpoint " + path + " is not a sealed checkpoint";
+        read.problem = "the checkpoint " + where + " is not a sealed checkpoint";
         return read;
     }
     const fhir::Node root = doc->Root();
@@ -63,14 +69,14 @@ CheckpointRead ReadCheckpoint(const std::string& path, const std::vector<ChainKe
     auto [end, parse_error] =
         std::from_chars(records.data(), records.data() + records.size(), c.records);
     if (records.empty() || parse_error != std::errc() || end != records.data() + records.size()) {
-        read.problem = "the checkpoint " + path + " has no record count";
+        read.problem = "the checkpoint " + where + " has no record count";
         return read;
     }
     const ChainKey* key = nullptr;
     static const ChainKey kUnkeyed;
     if (c.key_id == kUnkeyed.id()) {
         if (!keys.empty()) {
-            read.problem = "the checkpoint " + path +
+            read.problem = "the checkpoint " + where +
                            " is not sealed with the trail's key: forged, or written before "
                            "the key was configured";
             return read;
@@ -83,11 +89,11 @@ CheckpointRead ReadCheckpoint(const std::string& path, const std::vector<ChainKe
     if (key == nullptr) {
         read.other_key = true;
         read.problem =
-            "the checkpoint " + path + " is sealed with key " + c.key_id + ", which was not given";
+            "the checkpoint " + where + " is sealed with key " + c.key_id + ", which was not given";
         return read;
     }
     if (!SealsEqual(key->Seal(sealed.body), sealed.seal)) {
-        read.problem = "the checkpoint " + path + " does not match its seal: edited or forged";
+        read.problem = "the checkpoint " + where + " does not match its seal: edited or forged";
         return read;
     }
     read.checkpoint = std::move(c);

@@ -39,5 +39,9 @@ struct CheckpointRead {
 // Reads and checks a checkpoint. It must be sealed with one of `keys`, or with none when no key
 // is given: with a key configured an unkeyed checkpoint is a forgery.
 CheckpointRead ReadCheckpoint(const std::string& path, const std::vector<ChainKey>& keys);
+// The same for a checkpoint's line (without its newline) kept elsewhere (a database): `where`
+// names it in the problem.
+CheckpointRead ReadCheckpointLine(std::string line, const std::string& where,
+                                  const std::vector<ChainKey>& keys);
 
 }  // namespace microcare::adapter

@@ -17,15 +17,10 @@
 namespace microcare::adapter {
 namespace {
 
-struct SealedRecord {
-    std::string line;  // with its newline
-    std::string hash;
-};
-
-std::optional<SealedRecord> SealRecord(
-    std::uint64_t seq, const std::string& ts, std::string_view event,
-    const std::vector<std::pair<std::string, std::string>>& fields, const std::string& prev,
-    const ChainKey& key) {
+// A sealed line (no newline), or empty when OpenSSL could not seal it.
+std::string SealRecord(std::uint64_t seq, const std::string& ts, std::string_view event,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       const std::string& prev, const ChainKey& key) {
     // The writer escapes every value; bytes that are not UTF-8 become U+FFFD, so a record is
     // always valid JSON whatever the caller passed.
     fhir::JsonWriter w;
@@ -37,14 +32,14 @@ std::optional<SealedRecord> SealRecord(
     for (const auto& [name, value] : fields) w.Field(name, value);
     w.Field("prev", prev);
     w.EndObject();
-    std::string line = SealLine(w.View(), key);
-    if (line.empty()) return std::nullopt;
-    // The seal is the 64 digits before the closing `"}`.
-    SealedRecord sealed{std::move(line), {}};
-    sealed.hash = sealed.line.substr(sealed.line.size() - 66, 64);
-    sealed.line += '\n';
-    return sealed;
+    return SealLine(w.View(), key);
 }
+
+// The seal of a sealed line: the 64 digits before the closing `"}`.
+std::string SealOf(std::string_view line) { return std::string(line.substr(line.size() - 66, 64)); }
+
+// Where the trail is, for the log.
+constexpr std::string_view kInTable = "database";
 
 bool FieldsAllowed(const std::vector<std::pair<std::string, std::string>>& fields) {
     static constexpr std::string_view kReserved[] = {"seq", "ts", "event", "prev", "hash"};
@@ -72,7 +67,8 @@ std::optional<AuditRecord> FirstRecordOf(const std::string& path) {
 
 }  // namespace
 
-AuditLog::AuditLog(AuditSettings settings, ChainKey key, Options options, TrailLock lock)
+AuditLog::AuditLog(AuditSettings settings, ChainKey key, Options options,
+                   std::optional<TrailLock> lock)
     : settings_(std::move(settings)),
       key_(std::move(key)),
       options_(std::move(options)),
@@ -182,7 +178,8 @@ Result<void> AuditLog::Close() {
 
 AuditLog::Head AuditLog::head() const {
     std::lock_guard lock(mutex_);
-    return Head{next_seq_ - 1, last_hash_, FileName(settings_.path)};
+    return Head{next_seq_ - 1, last_hash_,
+                options_.table ? std::string(kInTable) : FileName(settings_.path)};
 }
 
 AuditLog::Health AuditLog::health() const {
@@ -223,15 +220,92 @@ void AuditLog::NoteFailure(const boost::system::error_code& error, std::size_t r
         Log::Error(
             "cannot write the audit trail; the record is refused and the next one tries "
             "again",
-            {{"file", FileName(settings_.path)},
+            {{"file", options_.table ? std::string(kInTable) : FileName(settings_.path)},
              {"error", error.message()},
              {"failuresInARow", std::to_string(failures_in_a_row_)}});
     }
 }
 
+std::vector<AuditLog::Pending> AuditLog::Gathered(std::vector<Pending> records) const {
+    std::vector<Pending> all = pending_;
+    if (failures_in_a_row_ > 0) {
+        all.push_back(Pending{std::string(kEventResumed),
+                              {{"failedAppends", std::to_string(failures_in_a_row_)},
+                               {"since", failing_since_},
+                               {"error", last_error_.message()}}});
+    }
+    for (Pending& record : records) all.push_back(std::move(record));
+    return all;
+}
+
+Result<std::vector<std::string>> AuditLog::Seal(const std::vector<Pending>& all, std::uint64_t seq,
+                                                std::string prev, const std::string& ts) const {
+    std::vector<std::string> lines;
+    lines.reserve(all.size());
+    for (const Pending& record : all) {
+        std::string line = SealRecord(seq++, ts, record.event, record.fields, prev, key_);
+        if (line.empty()) return Error::kAuditFailed;
+        prev = SealOf(line);
+        lines.push_back(std::move(line));
+    }
+    return lines;
+}
+
+void AuditLog::Written(std::size_t records, std::uint64_t next_seq, std::string last_hash) {
+    next_seq_ = next_seq;
+    last_hash_ = std::move(last_hash);
+    pending_.clear();
+    if (failures_in_a_row_ > 0) {
+        Log::Info("the audit trail is written again",
+                  {{"file", options_.table ? std::string(kInTable) : FileName(settings_.path)},
+                   {"failedAppends", std::to_string(failures_in_a_row_)}});
+        failures_in_a_row_ = 0;
+    }
+    since_checkpoint_ += records;
+}
+
+Result<void> AuditLog::WriteTableLocked(std::vector<Pending> all, std::size_t count) {
+    if (all.empty()) return {};
+    const std::string ts = Now();
+    std::uint64_t next_seq = 0;
+    std::string last_hash;
+    auto stored = options_.table->Append([&](const TrailHead& head) -> Result<SealedBatch> {
+        // The first record of a new trail says so, whichever replica writes it.
+        std::vector<Pending> batch;
+        if (head.seq == 0) {
+            batch.push_back(Pending{std::string(kEventStart),
+                                    {{"format", std::string(kFormat)}, {"key", key_.id()}}});
+        }
+        batch.insert(batch.end(), all.begin(), all.end());
+        auto lines = Seal(batch, head.seq + 1, head.hash, ts);
+        if (!lines) return lines.error();
+        SealedBatch sealed;
+        sealed.head = TrailHead{head.seq + lines->size(), SealOf(lines->back())};
+        AuditCheckpoint checkpoint;
+        checkpoint.records = sealed.head.seq;
+        checkpoint.last_hash = sealed.head.hash;
+        checkpoint.file = std::string(kInTable);
+        checkpoint.time = ts;
+        checkpoint.key_id = key_.id();
+        sealed.checkpoint = SealCheckpoint(checkpoint, key_);
+        if (sealed.checkpoint.empty()) return Error::kAuditFailed;
+        sealed.lines = std::move(*lines);
+        next_seq = sealed.head.seq + 1;
+        last_hash = sealed.head.hash;
+        return sealed;
+    });
+    if (!stored) {
+        NoteFailure(stored.error(), count);
+        return stored.error();
+    }
+    Written(all.size(), next_seq, std::move(last_hash));
+    return {};
+}
+
 Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
     if (closed_) return Error::kShuttingDown;
     const std::size_t count = records.size();
+    if (options_.table) return WriteTableLocked(Gathered(std::move(records)), count);
     if (!file_) {
         if (auto opened = OpenActiveFile(); !opened) {
             NoteFailure(opened.error(), count);
@@ -258,29 +332,15 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
         good_size_ = *size;
         if (good_size_ == 0) file_first_seq_ = next_seq_;
     }
-    std::vector<Pending> all = pending_;
-    if (failures_in_a_row_ > 0) {
-        all.push_back(Pending{std::string(kEventResumed),
-                              {{"failedAppends", std::to_string(failures_in_a_row_)},
-                               {"since", failing_since_},
-                               {"error", last_error_.message()}}});
-    }
-    for (Pending& record : records) all.push_back(std::move(record));
+    std::vector<Pending> all = Gathered(std::move(records));
     if (all.empty()) return {};
-    std::string batch;
-    std::uint64_t seq = next_seq_;
-    std::string prev = last_hash_;
-    const std::string ts = Now();
-    for (const Pending& record : all) {
-        auto sealed = SealRecord(seq, ts, record.event, record.fields, prev, key_);
-        if (!sealed) {
-            NoteFailure(Error::kAuditFailed, count);
-            return Error::kAuditFailed;
-        }
-        batch += sealed->line;
-        prev = std::move(sealed->hash);
-        ++seq;
+    auto lines = Seal(all, next_seq_, last_hash_, Now());
+    if (!lines) {
+        NoteFailure(lines.error(), count);
+        return lines.error();
     }
+    std::string batch;
+    for (const std::string& line : *lines) (batch += line) += '\n';
     if (auto written = file_->Append(batch); !written) {
         NoteFailure(written.error(), count);
         dirty_ = true;
@@ -288,20 +348,12 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
         return written.error();
     }
     good_size_ += batch.size();
-    next_seq_ = seq;
-    last_hash_ = std::move(prev);
-    pending_.clear();
-    if (failures_in_a_row_ > 0) {
-        Log::Info("the audit trail is written again",
-                  {{"file", FileName(settings_.path)},
-                   {"failedAppends", std::to_string(failures_in_a_row_)}});
-        failures_in_a_row_ = 0;
-    }
-    since_checkpoint_ += all.size();
+    Written(all.size(), next_seq_ + lines->size(), SealOf(lines->back()));
     return {};
 }
 
 Result<void> AuditLog::CheckpointLocked() {
+    if (options_.table) return {};  // each append moved the table's
     AuditCheckpoint checkpoint;
     checkpoint.records = next_seq_ - 1;
     checkpoint.last_hash = last_hash_;
@@ -328,6 +380,7 @@ void AuditLog::MaybeCheckpointLocked() {
 }
 
 void AuditLog::MaybeRotateLocked() {
+    if (options_.table) return;
     const bool big = settings_.rotate_bytes != 0 && good_size_ >= settings_.rotate_bytes;
     const bool old = settings_.rotate_every.count() != 0 &&
                      options_.clock() - file_started_ >= settings_.rotate_every;

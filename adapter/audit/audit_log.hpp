@@ -19,6 +19,7 @@
 #include "adapter/audit/audit_file.hpp"
 #include "adapter/audit/audit_key.hpp"
 #include "adapter/audit/audit_settings.hpp"
+#include "adapter/audit/audit_table.hpp"
 #include "adapter/error.hpp"
 
 namespace microcare::adapter {
@@ -41,6 +42,10 @@ public:
     struct Options {
         AuditFileOpener open_file;                                     // default: OpenAuditFile
         std::function<std::chrono::system_clock::time_point()> clock;  // default: the system's
+        // Set: the trail is kept in this table (a PostgreSQL store's, which replicas share)
+        // instead of files; settings.path, the rotation and the retention do not apply, and
+        // each append moves the table's checkpoint with it.
+        std::shared_ptr<AuditTable> table;
     };
 
     // Opens (or creates) the trail and continues its chain. A torn last line (a crash while it
@@ -113,9 +118,21 @@ private:
         Done done;
     };
 
-    AuditLog(AuditSettings settings, ChainKey key, Options options, TrailLock lock);
+    AuditLog(AuditSettings settings, ChainKey key, Options options, std::optional<TrailLock> lock);
 
     Result<void> Recover(std::string& problem);
+    // Recover for a trail in a table: its head held against its checkpoint and its last record.
+    Result<void> RecoverTable(std::string& problem);
+    // The records `all` sealed after `seq` and `prev` at time `ts`.
+    Result<std::vector<std::string>> Seal(const std::vector<Pending>& all, std::uint64_t seq,
+                                          std::string prev, const std::string& ts) const;
+    // WriteLocked's end for a trail in a table.
+    Result<void> WriteTableLocked(std::vector<Pending> all, std::size_t count);
+    // What is to be written before `records`: the trail's own records, and after failed
+    // appends the one saying it resumed.
+    std::vector<Pending> Gathered(std::vector<Pending> records) const;
+    // After `records` were written: the new head, and the failures over.
+    void Written(std::size_t records, std::uint64_t next_seq, std::string last_hash);
     Result<void> OpenActiveFile();
     Result<void> WriteLocked(std::vector<Pending> records);
     void NoteFailure(const boost::system::error_code& error, std::size_t records);
@@ -133,7 +150,7 @@ private:
     const AuditSettings settings_;
     const ChainKey key_;
     Options options_;
-    TrailLock lock_;
+    std::optional<TrailLock> lock_;  // a trail in files only
 
     mutable std::mutex mutex_;
     std::unique_ptr<AuditFile> file_;  // null: the active file is to be (re)opened

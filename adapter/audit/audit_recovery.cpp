@@ -52,6 +52,16 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditSettings& settings, 
     }
     if (!options.open_file) options.open_file = OpenAuditFile;
     if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
+    if (options.table) {
+        std::unique_ptr<AuditLog> log(
+            new AuditLog(settings, key, std::move(options), std::nullopt));
+        std::lock_guard guard(log->mutex_);
+        if (auto recovered = log->RecoverTable(why); !recovered) {
+            log->closed_ = true;
+            return fail(recovered.error());
+        }
+        return log;
+    }
     for (const std::string& file : {settings.path, CheckpointPathOf(settings)}) {
         std::error_code ignored;
         const auto parent = std::filesystem::path(file).parent_path();
@@ -73,6 +83,56 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditSettings& settings, 
         return fail(recovered.error());
     }
     return log;
+}
+
+Result<void> AuditLog::RecoverTable(std::string& problem) {
+    auto refuse = [&](const std::string& what) {
+        problem = "the audit trail in the database: " + what +
+                  ". MicroCare does not extend a damaged audit trail. Inspect it with "
+                  "`microcare audit verify --config <the service configuration>`; "
+                  "deploy/OPERATIONS.md says how to recover";
+        Log::Error("the audit trail is damaged; MicroCare will not extend it",
+                   {{"file", "database"},
+                    {"problem", what},
+                    {"inspect", "microcare audit verify --config FILE"}});
+        return Result<void>(Error::kAuditDamaged);
+    };
+    auto stored = options_.table->ReadHead();
+    if (!stored) {
+        problem = "cannot read the audit trail's head from the database";
+        return stored.error();
+    }
+    const TrailHead& head = stored->head;
+    if (head.seq > 0) {
+        // Every replica seals with the same key: two keys in one chain would make each one's
+        // records unverifiable with the other's.
+        std::vector<ChainKey> keys;
+        if (key_.keyed()) keys.push_back(key_);
+        const CheckpointRead read = ReadCheckpointLine(stored->checkpoint, "in the database", keys);
+        if (!read.checkpoint) {
+            return refuse(read.other_key ? read.problem +
+                                               "; every replica must be given the same "
+                                               "audit key (audit.keyFile)"
+                                         : read.problem);
+        }
+        if (read.checkpoint->records != head.seq ||
+            !SealsEqual(read.checkpoint->last_hash, head.hash)) {
+            return refuse("the head (record " + std::to_string(head.seq) +
+                          ") is not the one its checkpoint of " + read.checkpoint->time +
+                          " sealed (record " + std::to_string(read.checkpoint->records) + ")");
+        }
+        std::string why;
+        const std::optional<AuditRecord> last = ParseRecordLine(stored->last_line, why);
+        if (!last || last->seq != head.seq || !SealsEqual(last->hash, head.hash)) {
+            return refuse("record " + std::to_string(head.seq) +
+                          (stored->last_line.empty()
+                               ? " of the checkpoint is missing: records were cut from the end"
+                               : " is not the one the checkpoint sealed: the chain was rewritten"));
+        }
+    }
+    next_seq_ = head.seq + 1;
+    last_hash_ = head.seq > 0 ? head.hash : std::string(kGenesisHash);
+    return {};
 }
 
 Result<void> AuditLog::Recover(std::string& problem) {

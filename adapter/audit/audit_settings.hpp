@@ -8,6 +8,9 @@ namespace microcare::adapter {
 
 // The `audit` section of the service configuration (config/README.md).
 struct AuditSettings {
+    // The PostgreSQL store's URL when the trail is kept in its database (set from store.url):
+    // one chain for every replica. Empty: the trail is the files below.
+    std::string database;
     // The active file of the trail; rotated files sit next to it as `<path>.<first record>`.
     std::string path = "var/audit.log";
     // A file holding the HMAC key (at least 32 bytes; a trailing newline is ignored). Empty: the

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,9 +68,10 @@ struct AuditReport {
 };
 
 struct TrailToVerify {
-    std::string path;             // the active file
-    std::vector<ChainKey> keys;   // the configured key, and older ones; empty: unkeyed
-    std::string checkpoint_path;  // empty: the checkpoint is not checked
+    std::string path;                  // the active file
+    std::vector<ChainKey> keys;        // the configured key, and older ones; empty: unkeyed
+    std::string checkpoint_path;       // empty: the checkpoint is not checked
+    std::shared_ptr<const void> keep;  // what the paths need (a scratch copy of the trail)
 };
 
 // The trail a configuration names: its active file, its checkpoint and its key (nullopt when

@@ -22,6 +22,7 @@
 #include "adapter/client/ehr_health.hpp"
 #include "adapter/client/http_client.hpp"
 #include "adapter/client/observed_ehr.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/log.hpp"
 #include "adapter/metrics.hpp"
 #include "adapter/poll/ehr_poller.hpp"
@@ -122,13 +123,14 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     Log::Info("rule pack loaded",
               {{"pack", loaded.id}, {"version", loaded.version}, {"sha256", loaded.sha256}});
 
-    // The data directory is made on first start (the SQLite store's too, unless the store is
-    // a PostgreSQL database).
-    for (const std::string& file :
-         {config.store.IsFile() ? config.store.path : config.audit.path, config.audit.path}) {
-        std::error_code ignored;
-        const auto parent = std::filesystem::path(file).parent_path();
-        if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+    // The data directory is made on first start (none for a PostgreSQL store: the trail is in
+    // its database too).
+    if (config.store.IsFile()) {
+        for (const std::string& file : {config.store.path, config.audit.path}) {
+            std::error_code ignored;
+            const auto parent = std::filesystem::path(file).parent_path();
+            if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+        }
     }
     StoreOptions store_options;
     store_options.synchronous_full = config.store.synchronous;
@@ -143,10 +145,10 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     s.store = std::move(*store);
     AuditLog::Options audit_options;
     audit_options.open_file = std::move(seams.audit_file);
-    auto audit = AuditLog::Open(config.audit, std::move(audit_options));
+    auto audit = OpenConfiguredTrail(config.audit, std::move(audit_options));
     if (!audit) {
         Log::Error("cannot open the audit log (damaged, or not writable)",
-                   {{"path", config.audit.path}});
+                   {{"path", config.audit.database.empty() ? config.audit.path : "database"}});
         return audit.error();
     }
     s.audit = std::move(*audit);

@@ -26,7 +26,7 @@ using detail::PgResult;
 // Schema migrations, in order: migration i takes schema_version i to i + 1. A released
 // migration is never edited; a change is a new entry. The same tables as the SQLite store's
 // (its three migrations, here as one first version), times as milliseconds since the epoch.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE jobs (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -69,6 +69,22 @@ CREATE TABLE poll_cursors (
     floor BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+)sql",
+    // The audit trail, one chain for every replica (PgAuditTable): its sealed lines, and its
+    // head with the sealed checkpoint, moved in the transaction that appends.
+    R"sql(
+CREATE TABLE audit_records (
+    seq BIGINT PRIMARY KEY,
+    line TEXT NOT NULL
+);
+CREATE TABLE audit_head (
+    only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+INSERT INTO audit_head (seq, hash, checkpoint)
+    VALUES (0, '0000000000000000000000000000000000000000000000000000000000000000', '');
 )sql",
 };
 

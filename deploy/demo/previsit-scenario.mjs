@@ -175,10 +175,13 @@ w = await until(other.id, 'the booked appointment of the message screened', (w) 
 describe(w);
 
 // ---- what it cost, and the trail -----------------------------------------------------------
-const jobs = (await run(binary, ['jobs', 'list', '--store', config.store.path, '--limit', '1000'])).out
-  .split('\n').filter((l) => /^\d+\t/.test(l)).map((l) => l.split('\t'));
-const screenings = jobs.filter((j) => j[3] === 'screen');
-expect(screenings.every((j) => j[1] === 'done'), `every screening job done (${screenings.length})`);
+// The poller keeps queueing re-screenings, and a job is marked done only after its write, which
+// the EHR shows first: wait for a moment when none is queued or running.
+const screenings = async () => (await run(binary, ['jobs', 'list', '--store', config.store.path, '--limit', '1000'])).out
+  .split('\n').filter((l) => /^\d+\t/.test(l)).map((l) => l.split('\t')).filter((j) => j[3] === 'screen');
+let jobs = await screenings();
+for (const deadline = Date.now() + 30000; jobs.some((j) => j[1] === 'queued' || j[1] === 'running') && Date.now() < deadline; jobs = await screenings()) await sleep(100);
+expect(jobs.every((j) => j[1] === 'done'), `every screening job done (${jobs.length}: ${[...new Set(jobs.map((j) => j[1]))].join(', ')})`);
 const requests = readFileSync(ehrLog, 'utf8').split('\n');
 const searches = requests.filter((l) => /GET \/fhir\/Appointment\?/.test(l)).length;
 console.log(`EHR requests: ${searches} Appointment searches (one per poll, one per re-screening), ${requests.length} in all`);

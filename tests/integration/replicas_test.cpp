@@ -1,9 +1,9 @@
-// Issue 13: replicas of MicroCare on one PostgreSQL store, each with its own port and audit
-// trail, one database, one EHR. In process (ReplicasTest): triggers go to either replica; every
-// acknowledged trigger ends in exactly one CarePlan, and the jobs of one encounter never run at
-// once across replicas, even on an EHR whose conditional creates race. As real processes
-// (ReplicaProcessTest): a replica SIGKILLed with jobs in flight, and every replica's database
-// connection killed, and still every acknowledged trigger lands once.
+// Issue 13: replicas of MicroCare on one PostgreSQL store, each with its own port, one
+// database (holding the one audit trail), one EHR. In process (ReplicasTest): triggers go to either
+// replica; every acknowledged trigger ends in exactly one CarePlan, and the jobs of one encounter
+// never run at once across replicas, even on an EHR whose conditional creates race. As real
+// processes (ReplicaProcessTest): a replica SIGKILLed with jobs in flight, and every replica's
+// database connection killed, and still every acknowledged trigger lands once.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -13,7 +13,9 @@
 #include <sstream>
 #include <thread>
 
+#include "adapter/audit/audit_verify.hpp"
 #include "adapter/backup_command.hpp"
+#include "adapter/configured_trail.hpp"
 #include "adapter/file_io.hpp"
 #include "adapter/restore_command.hpp"
 #include "adapter/service/service.hpp"
@@ -25,7 +27,7 @@
 namespace microcare::testing {
 namespace {
 
-// One PostgreSQL schema, one fake EHR, and the replicas' directories (their audit trails).
+// One PostgreSQL schema, one fake EHR, and the replicas' directories.
 class SharedStoreTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -38,6 +40,22 @@ protected:
     void TearDown() override {
         if (ehr_) ehr_->Stop();
         for (const auto& dir : dirs_) std::filesystem::remove_all(dir);
+    }
+
+    // The one trail every replica wrote, in the database, read as `microcare audit verify` does.
+    adapter::AuditReport VerifyTrailInDatabase() {
+        std::string problem;
+        auto trail = adapter::CopyTrailFromDatabase(pg_.url(), {}, problem);
+        if (!trail) {
+            ADD_FAILURE() << problem;
+            return {};
+        }
+        return adapter::VerifyTrail(*trail);
+    }
+    static std::string Problems(const adapter::AuditReport& report) {
+        std::string all;
+        for (const auto& p : report.problems) all += p.file + ": " + p.message + "\n";
+        return all;
     }
 
     adapter::test_support::PgTestSchema pg_;
@@ -53,11 +71,12 @@ protected:
         SharedStoreTest::TearDown();
     }
 
-    // A replica: its own directory (audit trail), the shared store.
+    // A replica: its own directory, the shared store.
     std::string StartReplica() {
         dirs_.push_back(FreshDirectory("replica" + std::to_string(dirs_.size())));
         adapter::ServiceConfig config = TestConfig(ehr_->BaseUrl(), dirs_.back());
         config.store.url = pg_.url();
+        config.audit.database = pg_.url();  // as the configuration loader sets it
         auto service = adapter::Service::Create(config, {}, {});
         EXPECT_TRUE(service) << service.error().message();
         if (!service) return "";
@@ -117,6 +136,13 @@ TEST_F(ReplicasTest, TriggersToEitherReplicaEndInOneCarePlanAndNeverRunAtOnce) {
     EXPECT_EQ(ehr_->Count("CarePlan"), 1u);
     EXPECT_EQ(ehr_->Count("DetectedIssue"), 1u);
     EXPECT_EQ(ehr_->MaxConcurrentTransactions(), 1u);
+    for (auto& replica : replicas_) replica->Stop();
+    // Both replicas' records in one chain: each job's decision, and each one's start and stop.
+    const adapter::AuditReport trail = VerifyTrailInDatabase();
+    EXPECT_TRUE(trail.intact()) << Problems(trail);
+    ASSERT_TRUE(trail.checkpoint);
+    EXPECT_EQ(trail.checkpoint->records, trail.head_seq);
+    EXPECT_GE(trail.head_seq, 4u + 4u);
 }
 
 // `microcare backup` of a PostgreSQL store: the store's schema as pg_dump's custom format
@@ -136,20 +162,21 @@ TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
     const std::filesystem::path dir = dirs_.front();
     const std::string rules =
         std::string(MICROCARE_SOURCE_DIR) + "/config/rules/microneedling.json";
-    auto config = [&](const std::string& name, const std::string& store) {
+    auto config = [&](const std::string& name, const std::string& store_and_audit) {
         const std::string path = (dir / name).string();
         std::ofstream(path) << R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
             "ehr": {"baseUrl": ")"
-                            << ehr_->BaseUrl() << R"("}, "store": )" << store
-                            << R"(, "audit": {"path": ")" << (dir / "audit.log").string()
-                            << R"("}, "rules": {"path": ")" << rules << R"("}})";
+                            << ehr_->BaseUrl() << R"("}, )" << store_and_audit
+                            << R"(, "rules": {"path": ")" << rules << R"("}})";
         return path;
     };
-    const std::string postgres = config("postgres.json", R"({"url": ")" + pg_.url() + "\"}");
+    const std::string postgres =
+        config("postgres.json", R"("store": {"url": ")" + pg_.url() + "\"}");
     std::ostringstream out, err;
     const std::string backup = (dir / "backup").string();
     ASSERT_EQ(adapter::RunBackup({postgres, backup}, out, err), 0) << err.str();
     EXPECT_NE(out.str().find("store (pg_dump, custom format)"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("records, in the dump"), std::string::npos) << out.str();
     const std::string manifest = adapter::ReadFile(backup + "/manifest.json").value_or("");
     EXPECT_NE(manifest.find(R"("role": "store-dump")"), std::string::npos) << manifest;
     EXPECT_EQ(manifest.find(pg_.url()), std::string::npos);  // no connection settings in it
@@ -163,10 +190,12 @@ TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
     }
     EXPECT_NE(listing.find("TABLE " + pg_.schema() + " jobs"), std::string::npos) << listing;
     EXPECT_NE(listing.find("TABLE DATA " + pg_.schema() + " messages"), std::string::npos);
+    EXPECT_NE(listing.find("TABLE DATA " + pg_.schema() + " audit_records"), std::string::npos);
     EXPECT_EQ(listing.find("TABLE public "), std::string::npos) << listing;
 
-    const std::string sqlite =
-        config("sqlite.json", R"({"path": ")" + (dir / "restored.db").string() + "\"}");
+    const std::string sqlite = config(
+        "sqlite.json", R"("store": {"path": ")" + (dir / "restored.db").string() +
+                           R"("}, "audit": {"path": ")" + (dir / "audit.log").string() + "\"}");
     std::ostringstream restored, refused;
     EXPECT_EQ(adapter::RunRestore({sqlite, backup}, restored, refused), 2);
     EXPECT_NE(refused.str().find("pg_restore"), std::string::npos) << refused.str();
@@ -187,7 +216,7 @@ protected:
             1000);
     }
 
-    // The configuration of one replica: the shared store, a trail of its own.
+    // The configuration of one replica: the shared store, and so the shared trail.
     std::string ReplicaConfig() {
         dirs_.push_back(FreshDirectory("replica-process" + std::to_string(dirs_.size())));
         const auto& dir = dirs_.back();
@@ -197,8 +226,6 @@ protected:
                             << kToken << R"("]}},
           "store": {"url": ")"
                             << pg_.url() << R"("},
-          "audit": {"path": ")"
-                            << (dir / "audit.log").string() << R"("},
           "worker": {"concurrency": 4, "leaseSeconds": 1, "backoffInitialMs": 20,
                      "backoffMaxMs": 200, "pollIntervalMs": 1000, "maxAttempts": 50},
           "ehr": {"baseUrl": ")"
@@ -267,6 +294,10 @@ TEST_F(ReplicaProcessTest, AReplicaKilledWithJobsInFlightIsTakenOverAndEachTrigg
         WaitFor([&] { return EachHasOneCarePlan(acknowledged); }, std::chrono::seconds(60)));
     EXPECT_EQ(MostCarePlansOfOneEncounter(), 1u);
     b.Signal(SIGTERM);
+    // A replica killed mid-append leaves an aborted transaction, never a torn record.
+    const adapter::AuditReport trail = VerifyTrailInDatabase();
+    EXPECT_TRUE(trail.intact()) << Problems(trail);
+    EXPECT_GE(trail.head_seq, static_cast<std::uint64_t>(kEncounters));
 }
 
 TEST_F(ReplicaProcessTest, EveryDatabaseConnectionKilledMidWorkLosesNothing) {
@@ -290,6 +321,8 @@ TEST_F(ReplicaProcessTest, EveryDatabaseConnectionKilledMidWorkLosesNothing) {
     EXPECT_EQ(reply.status, 200u) << reply.error << reply.body;
     a.Signal(SIGTERM);
     b.Signal(SIGTERM);
+    const adapter::AuditReport trail = VerifyTrailInDatabase();
+    EXPECT_TRUE(trail.intact()) << Problems(trail);
 }
 
 }  // namespace

@@ -218,12 +218,14 @@ std::vector<std::unique_ptr<adapter::Service>> StartServices(const adapter::Serv
         adapter::ServiceConfig config = base;
         const auto own = dir / ("replica-" + std::to_string(r));
         std::filesystem::create_directories(own);
-        config.audit.path = (own / "audit.log").string();
-        config.audit.checkpoint_path = (own / "audit.log.checkpoint").string();
         if (choice.url.empty()) {
             config.store.path = (own / "microcare.db").string();
+            config.audit.path = (own / "audit.log").string();
+            config.audit.checkpoint_path = (own / "audit.log.checkpoint").string();
         } else {
+            // As the configuration loader does: one trail, in the database.
             config.store.url = choice.url;
+            config.audit.database = choice.url;
         }
         auto service = adapter::Service::Create(config);
         if (!service) {

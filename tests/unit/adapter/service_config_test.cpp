@@ -77,10 +77,27 @@ TEST(ServiceConfig, StoreUrlSelectsThePostgresStoreAndItsPasswordComesFromTheEnv
     EXPECT_FALSE(p.config->store.IsFile());
     EXPECT_EQ(RedactStoreLocation(p.config->store.Location()),
               "postgresql://microcare:***@db.internal/microcare");
-    // No store directory: the trail's checkpoint is beside the trail, one per replica.
-    EXPECT_EQ(std::filesystem::path(p.config->audit.checkpoint_path).parent_path(),
-              std::filesystem::path(p.config->audit.path).parent_path());
+    // The trail is in the database too: one chain for every replica.
+    EXPECT_EQ(p.config->audit.database, p.config->store.Location());
     EXPECT_TRUE(Parse(kMinimal).config->store.IsFile());  // SQLite stays the default
+    EXPECT_TRUE(Parse(kMinimal).config->audit.database.empty());
+}
+
+// Settings of trail files beside a PostgreSQL store would split the one chain into one per
+// replica: refused, each at its path.
+TEST(ServiceConfig, TrailFilesBesideAPostgresStoreAreRefused) {
+    Parsed p = Parse(R"({
+      "server": {"port": 0, "auth": {"bearerTokens": ["${EHR_TOKEN}"]}},
+      "ehr": {"baseUrl": "https://ehr.example/fhir/"},
+      "store": {"url": "postgresql://db.internal/microcare"},
+      "audit": {"path": "/var/lib/microcare/audit.log", "keepFiles": 3,
+                "keyFile": "/secrets/audit.key"}
+    })",
+                     {{"EHR_TOKEN", "a-long-enough-secret-token"}});
+    EXPECT_FALSE(p.config);
+    EXPECT_TRUE(HasIssue(p, "audit.path", "audit trail in its database")) << All(p);
+    EXPECT_TRUE(HasIssue(p, "audit.keepFiles", "audit trail in its database")) << All(p);
+    EXPECT_FALSE(HasIssue(p, "audit.keyFile", "")) << All(p);  // the key seals the one chain
 }
 
 TEST(ServiceConfig, StoreUrlMistakesAreNamedByTheirPathWithoutTheUrl) {

@@ -81,11 +81,11 @@ protected:
 TEST_F(PgJobStoreTest, CreatesSchemaAtCurrentVersion) {
     auto store = Open();
     ASSERT_NE(store, nullptr);
-    EXPECT_EQ(pg_.Query("SELECT max(version) FROM schema_version"), "1");
+    EXPECT_EQ(pg_.Query("SELECT max(version) FROM schema_version"), "2");
     EXPECT_EQ(pg_.Query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
                         "tablename IN ('jobs', 'messages', 'subscriptions', 'admin_notes', "
-                        "'poll_cursors', 'schema_version')"),
-              "6");
+                        "'poll_cursors', 'schema_version', 'audit_records', 'audit_head')"),
+              "8");
 }
 
 TEST_F(PgJobStoreTest, StoresStartingTogetherMigrateOnce) {
@@ -98,7 +98,7 @@ TEST_F(PgJobStoreTest, StoresStartingTogetherMigrateOnce) {
     for (auto& open : opening) {
         EXPECT_TRUE(open.get().has_value());
     }
-    EXPECT_EQ(pg_.Query("SELECT count(*) FROM schema_version"), "1");
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM schema_version"), "2");
 }
 
 TEST_F(PgJobStoreTest, RefusesDatabaseOfNewerSchema) {
