@@ -33,10 +33,15 @@ std::optional<AuditQuery> ParseQuery(const AuditArgs& args, std::ostream& err) {
     return query;
 }
 
+std::string Shown(const TrailToVerify& trail) {
+    return trail.shown_as.empty() ? trail.path : trail.shown_as;
+}
+
 std::string Where(const TrailToVerify& trail, const AuditFinding& finding) {
-    if (finding.file.empty()) return trail.path;
+    if (finding.file.empty()) return Shown(trail);
     const auto dir = std::filesystem::path(trail.path).parent_path();
-    std::string where = (dir / finding.file).string();
+    std::string where = trail.shown_as.empty() ? (dir / finding.file).string()
+                                               : trail.shown_as + ", " + finding.file;
     if (finding.line > 0) where += ":" + std::to_string(finding.line);
     return where;
 }
@@ -72,7 +77,7 @@ void WriteFindings(fhir::JsonWriter& w, std::string_view key,
 void WriteReportJson(const TrailToVerify& trail, const AuditReport& report, std::ostream& out) {
     fhir::JsonWriter w(true);
     w.StartObject();
-    w.Field("trail", trail.path);
+    w.Field("trail", Shown(trail));
     w.Key("intact");
     w.Bool(report.intact());
     w.Key("records");
@@ -121,7 +126,7 @@ void WriteReportText(const TrailToVerify& trail, const AuditReport& report, std:
         if (f.key_id.empty() || keys.find(f.key_id) != std::string::npos) continue;
         keys += (keys.empty() ? "" : ", ") + f.key_id;
     }
-    out << trail.path << ": " << report.records << " records in " << report.files.size()
+    out << Shown(trail) << ": " << report.records << " records in " << report.files.size()
         << (report.files.size() == 1 ? " file" : " files");
     if (report.records > 0) out << ", the last is record " << report.head_seq;
     out << "; sealed with key " << (keys.empty() ? "-" : keys);
@@ -133,9 +138,9 @@ void WriteReportText(const TrailToVerify& trail, const AuditReport& report, std:
     }
     out << "\n";
     if (report.intact()) {
-        out << trail.path << ": chain intact\n";
+        out << Shown(trail) << ": chain intact\n";
     } else {
-        err << trail.path << ": NOT INTACT: " << report.problems.size()
+        err << Shown(trail) << ": NOT INTACT: " << report.problems.size()
             << (report.problems.size() == 1 ? " problem" : " problems") << "\n";
     }
 }
@@ -269,7 +274,7 @@ int RunAuditShow(const AuditArgs& args, std::ostream& out, std::ostream& err) {
                 << "\n";
         }
     }
-    if (records.empty()) err << trail->path << ": no record answers the question\n";
+    if (records.empty()) err << Shown(*trail) << ": no record answers the question\n";
     return 0;
 }
 
@@ -286,7 +291,7 @@ int RunAuditExport(const AuditArgs& args, std::ostream& out, std::ostream& err) 
         for (const AuditFinding& f : report.problems) {
             err << Where(*trail, f) << ": " << ToString(f.kind) << ": " << f.message << "\n";
         }
-        err << trail->path << ": NOT INTACT: the records above were exported as they are\n";
+        err << Shown(*trail) << ": NOT INTACT: the records above were exported as they are\n";
         return 2;
     }
     return 0;

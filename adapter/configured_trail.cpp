@@ -49,6 +49,7 @@ Result<TrailToVerify> CopyTrailFromDatabase(const std::string& url, TrailToVerif
     // Named after the table, so that a finding reads `audit_records:12: edited`.
     trail.path = dir + "/audit_records";
     trail.checkpoint_path.clear();
+    trail.shown_as = "the store's database";
     std::ofstream lines(trail.path, std::ios::binary);
     auto read = (*table)->ReadLines([&lines](std::string_view line) {
         lines.write(line.data(), static_cast<std::streamsize>(line.size())).put('\n');

@@ -72,6 +72,7 @@ struct TrailToVerify {
     std::vector<ChainKey> keys;        // the configured key, and older ones; empty: unkeyed
     std::string checkpoint_path;       // empty: the checkpoint is not checked
     std::shared_ptr<const void> keep;  // what the paths need (a scratch copy of the trail)
+    std::string shown_as;              // what messages call the trail; empty: its path
 };
 
 // The trail a configuration names: its active file, its checkpoint and its key (nullopt when

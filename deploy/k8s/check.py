@@ -53,22 +53,24 @@ def load(directory):
     return docs
 
 
-def check_pods(docs, replicas, where):
-    """The StatefulSet, its ConfigMap and Secrets: what issue 10 asks of the pod; `replicas`
+def check_pods(docs, kind, replicas, where):
+    """The workload (`kind`: a StatefulSet whose pods keep a volume, or a Deployment of
+    interchangeable pods), its ConfigMap and Secrets: what issue 10 asks of the pod; `replicas`
     tells whether the count is right. Returns the pod's security context, for the image's."""
     config_map = docs.get(("ConfigMap", "microcare-config"))
     need(config_map, f"{where}: no ConfigMap microcare-config")
-    sts = docs.get(("StatefulSet", "microcare"))
-    if not need(sts, f"{where}: no StatefulSet microcare"):
+    sts = docs.get((kind, "microcare"))
+    if not need(sts, f"{where}: no {kind} microcare"):
         return {}
     spec = sts["spec"]
-    need(sts.get("apiVersion") == "apps/v1", f"{where}: StatefulSet: apiVersion is not apps/v1")
-    need(replicas(spec.get("replicas")), f"{where}: StatefulSet: replicas {spec.get('replicas')}")
-    need(spec.get("serviceName") in {n for k, n in docs if k == "Service"},
-         f"{where}: StatefulSet: serviceName names no Service here")
+    need(sts.get("apiVersion") == "apps/v1", f"{where}: {kind}: apiVersion is not apps/v1")
+    need(replicas(spec.get("replicas")), f"{where}: {kind}: replicas {spec.get('replicas')}")
+    if kind == "StatefulSet":
+        need(spec.get("serviceName") in {n for k, n in docs if k == "Service"},
+             f"{where}: StatefulSet: serviceName names no Service here")
     labels = spec["template"]["metadata"]["labels"]
     need(all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()),
-         f"{where}: StatefulSet: the selector does not match the template's labels")
+         f"{where}: {kind}: the selector does not match the template's labels")
     pod = spec["template"]["spec"]
     pod_security = pod.get("securityContext", {})
     need(pod_security.get("runAsNonRoot") is True, f"{where}: pod: runAsNonRoot is not true")
@@ -77,7 +79,8 @@ def check_pods(docs, replicas, where):
     need(pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault",
          f"{where}: pod: no RuntimeDefault seccomp profile")
     claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
-    need(claims, f"{where}: StatefulSet: no volumeClaimTemplates (the store or the trail needs a volume)")
+    if kind == "StatefulSet":
+        need(claims, f"{where}: StatefulSet: no volumeClaimTemplates (the store and the trail need a volume)")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     (container,) = pod["containers"]
     security = container.get("securityContext", {})
@@ -85,8 +88,9 @@ def check_pods(docs, replicas, where):
     need(security.get("allowPrivilegeEscalation") is False, f"{where}: container: privilege escalation allowed")
     need(security.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: container: capabilities not dropped")
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-    need(mounts.get("/var/lib/microcare") in claims,
-         f"{where}: container: /var/lib/microcare is not on the claimed volume")
+    if kind == "StatefulSet":
+        need(mounts.get("/var/lib/microcare") in claims,
+             f"{where}: container: /var/lib/microcare is not on the claimed volume")
     need("/tmp" in mounts, f"{where}: container: no writable /tmp (the root file system is read-only)")
     for path, name in mounts.items():
         need(name in volumes or name in claims, f"{where}: container: mount {path} names no volume {name}")
@@ -135,14 +139,21 @@ if need(config_map, "no ConfigMap microcare-config"):
         need(same, "ConfigMap microcare-config: microcare.json differs from config/microcare.json")
     except json.JSONDecodeError as error:
         problems.append(f"ConfigMap microcare-config: microcare.json is not JSON: {error}")
-pod_security, *_ = check_pods(single, lambda n: n == 1, "single") or ({},)
+pod_security, *_ = check_pods(single, "StatefulSet", lambda n: n == 1, "single") or ({},)
 
-# Several replicas on PostgreSQL: the same configuration but for the store, whose URL (with its
-# password) comes from a Secret; a disruption budget that keeps all but one running.
-_, sts, config, container = check_pods(several, lambda n: isinstance(n, int) and n >= 2, "replicas") \
-    or ({}, {}, {}, {})
-need({k: v for k, v in config.items() if k != "store"} == {k: v for k, v in shipped.items() if k != "store"},
-     "replicas: microcare.json differs from config/microcare.json elsewhere than in store")
+# Several replicas on PostgreSQL, interchangeable pods (a Deployment, no volume): the same
+# configuration but for the store, whose URL (with its password) comes from a Secret, and the
+# trail, which is in the database (the service refuses trail-file settings beside it); a
+# disruption budget that keeps all but one running.
+_, sts, config, container = check_pods(several, "Deployment", lambda n: isinstance(n, int) and n >= 2,
+                                       "replicas") or ({}, {}, {}, {})
+need({k: v for k, v in config.items() if k not in ("store", "audit")} ==
+     {k: v for k, v in shipped.items() if k not in ("store", "audit")},
+     "replicas: microcare.json differs from config/microcare.json elsewhere than in store and audit")
+file_only = {"path", "checkpointPath", "rotateBytes", "rotateHours", "keepFiles", "keepHours"}
+need({k: v for k, v in config.get("audit", {}).items()} ==
+     {k: v for k, v in shipped.get("audit", {}).items() if k not in file_only},
+     "replicas: audit is not config/microcare.json's without the settings of trail files")
 url = config.get("store", {}).get("url", "")
 need(url.startswith("${") and url.endswith("}") and "path" not in config.get("store", {}),
      "replicas: store.url is not a ${VARIABLE} alone (the URL carries the password)")
@@ -184,6 +195,6 @@ for problem in problems:
 if problems:
     sys.exit(1)
 print(f"manifests: {len(docs)} Kubernetes documents (one replica on the embedded store; "
-      f"{several.get(('StatefulSet', 'microcare'), {}).get('spec', {}).get('replicas')} on PostgreSQL) "
+      f"{several.get(('Deployment', 'microcare'), {}).get('spec', {}).get('replicas')} on PostgreSQL) "
       "and the Containerfile parse and hold what issues 10 and 13 ask (structure only: no API "
       "server or container runtime here)")

@@ -107,7 +107,7 @@ TEST_F(CrashTest, KilledWithJobsInFlightEveryAcknowledgedTriggerLandsOnce) {
     again.Signal(SIGTERM);
     // The trail survived the kill: a record cut in the middle was repaired at the restart.
     const adapter::AuditReport trail = adapter::VerifyTrail(adapter::TrailToVerify{
-        (dir_ / "audit.log").string(), {}, (dir_ / "audit.log.checkpoint").string(), {}});
+        (dir_ / "audit.log").string(), {}, (dir_ / "audit.log.checkpoint").string(), {}, {}});
     EXPECT_TRUE(trail.intact()) << (trail.problems.empty() ? "" : trail.problems[0].message);
     EXPECT_GT(trail.records, static_cast<std::uint64_t>(kEncounters));
 }

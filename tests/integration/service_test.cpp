@@ -157,7 +157,7 @@ TEST_F(ServiceTest, NothingIsAcknowledgedOrWrittenUnauditedAndTheTrailHealsWhenS
 
     service_->Stop();
     const adapter::AuditReport report =
-        adapter::VerifyTrail({audit_.path, {}, adapter::CheckpointPathOf(audit_), {}});
+        adapter::VerifyTrail({audit_.path, {}, adapter::CheckpointPathOf(audit_), {}, {}});
     EXPECT_TRUE(report.intact());
     std::ifstream in(audit_.path);
     const std::string trail((std::istreambuf_iterator<char>(in)), {});

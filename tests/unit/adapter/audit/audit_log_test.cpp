@@ -228,7 +228,7 @@ TEST_F(AuditLogTest, ANewKeySealsANewFileAndEachFileIsCheckedWithItsOwnKey) {
     // With both, all is intact.
     std::vector<ChainKey> keys = Keys();
     keys.push_back(*ChainKey::Hmac(old_key));
-    report = VerifyTrail(TrailToVerify{settings_.path, keys, CheckpointPathOf(settings_), {}});
+    report = VerifyTrail(TrailToVerify{settings_.path, keys, CheckpointPathOf(settings_), {}, {}});
     EXPECT_TRUE(report.intact()) << Describe(report);
 }
 

@@ -62,7 +62,7 @@ protected:
     }
 
     AuditReport Verify() const {
-        return VerifyTrail(TrailToVerify{settings_.path, Keys(), CheckpointPathOf(settings_), {}});
+        return VerifyTrail(TrailToVerify{settings_.path, Keys(), CheckpointPathOf(settings_), {}, {}});
     }
 
     std::vector<std::string> Lines(const std::string& path = {}) const {

@@ -168,10 +168,10 @@ TEST_F(AuditTamperTest, AnEditedOrForgedCheckpointIsNamed) {
 
 TEST_F(AuditTamperTest, WithoutTheKeyVerifySaysWhichKeyItNeeds) {
     AuditReport report =
-        VerifyTrail(TrailToVerify{settings_.path, {}, CheckpointPathOf(settings_), {}});
+        VerifyTrail(TrailToVerify{settings_.path, {}, CheckpointPathOf(settings_), {}, {}});
     EXPECT_TRUE(Has(report, Kind::kKeyNeeded, 1)) << Describe(report);
     std::vector<ChainKey> wrong{*ChainKey::Hmac("a-wrong-key-that-is-long-enough-to-use!")};
-    report = VerifyTrail(TrailToVerify{settings_.path, wrong, CheckpointPathOf(settings_), {}});
+    report = VerifyTrail(TrailToVerify{settings_.path, wrong, CheckpointPathOf(settings_), {}, {}});
     EXPECT_TRUE(Has(report, Kind::kKeyNeeded, 1)) << Describe(report);
 }
 
