@@ -13,7 +13,7 @@
 // --only memory|acks|e2e runs that phase (and the ceiling), e.g. under `perf record`.
 // --store-url URL [--replicas N]: phases 2 and 3 also run on that PostgreSQL database (emptied
 // before each run: give it a throw-away one, tests/pg/pg-server.sh) with 1, 2, ... N replicas
-// (services in this process, each with its own port and audit trail, the connections spread
+// (services in this process, each with its own port, one audit trail in the database, the connections spread
 // over them), beside the SQLite store, with the database round trips per unit of work.
 #include <fcntl.h>
 #include <libpq-fe.h>
