@@ -106,13 +106,16 @@ int RunStatus(const std::string& config_path, std::ostream& out, std::ostream& e
 
     AuditArgs audit;
     audit.config_path = config_path;
-    if (!std::filesystem::exists(config->audit.path, missing)) {
+    const bool in_database = !config->audit.database.empty();
+    if (!in_database && !std::filesystem::exists(config->audit.path, missing)) {
         out << "audit trail: none yet at " << config->audit.path << "\n";
     } else if (auto trail = ResolveTrail(audit, err)) {
         const AuditReport report = VerifyTrail(*trail);
         if (report.intact()) {
             out << "audit trail: intact, " << report.records << " record(s) in "
-                << report.files.size() << " file(s), head seq " << report.head_seq << "\n";
+                << (in_database ? "the store's database"
+                                : std::to_string(report.files.size()) + " file(s)")
+                << ", head seq " << report.head_seq << "\n";
         } else {
             attention = true;
             out << "audit trail: " << report.problems.size()

@@ -19,6 +19,7 @@
 #include "adapter/file_io.hpp"
 #include "adapter/restore_command.hpp"
 #include "adapter/service/service.hpp"
+#include "adapter/status_command.hpp"
 #include "adapter/store/job_store.hpp"
 #include "serve_process.hpp"
 #include "service_harness.hpp"
@@ -172,6 +173,12 @@ TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
     };
     const std::string postgres =
         config("postgres.json", R"("store": {"url": ")" + pg_.url() + "\"}");
+    // `status` reads the one trail from the database.
+    std::ostringstream status, status_err;
+    adapter::RunStatus(postgres, status, status_err);
+    EXPECT_NE(status.str().find("audit trail: intact"), std::string::npos) << status.str();
+    EXPECT_NE(status.str().find("in the store's database"), std::string::npos) << status.str();
+
     std::ostringstream out, err;
     const std::string backup = (dir / "backup").string();
     ASSERT_EQ(adapter::RunBackup({postgres, backup}, out, err), 0) << err.str();
