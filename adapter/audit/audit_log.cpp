@@ -178,8 +178,7 @@ Result<void> AuditLog::Close() {
 
 AuditLog::Head AuditLog::head() const {
     std::lock_guard lock(mutex_);
-    return Head{next_seq_ - 1, last_hash_,
-                options_.table ? std::string(kInTable) : FileName(settings_.path)};
+    return Head{next_seq_ - 1, last_hash_, Where()};
 }
 
 AuditLog::Health AuditLog::health() const {
@@ -220,10 +219,19 @@ void AuditLog::NoteFailure(const boost::system::error_code& error, std::size_t r
         Log::Error(
             "cannot write the audit trail; the record is refused and the next one tries "
             "again",
-            {{"file", options_.table ? std::string(kInTable) : FileName(settings_.path)},
+            {{"file", Where()},
              {"error", error.message()},
              {"failuresInARow", std::to_string(failures_in_a_row_)}});
     }
+}
+
+std::string AuditLog::Where() const {
+    return options_.table ? std::string(kInTable) : FileName(settings_.path);
+}
+
+AuditLog::Pending AuditLog::StartRecord() const {
+    return Pending{std::string(kEventStart),
+                   {{"format", std::string(kFormat)}, {"key", key_.id()}}};
 }
 
 std::vector<AuditLog::Pending> AuditLog::Gathered(std::vector<Pending> records) const {
@@ -257,8 +265,7 @@ void AuditLog::Written(std::size_t records, std::uint64_t next_seq, std::string 
     pending_.clear();
     if (failures_in_a_row_ > 0) {
         Log::Info("the audit trail is written again",
-                  {{"file", options_.table ? std::string(kInTable) : FileName(settings_.path)},
-                   {"failedAppends", std::to_string(failures_in_a_row_)}});
+                  {{"file", Where()}, {"failedAppends", std::to_string(failures_in_a_row_)}});
         failures_in_a_row_ = 0;
     }
     since_checkpoint_ += records;
@@ -273,8 +280,7 @@ Result<void> AuditLog::WriteTableLocked(std::vector<Pending> all, std::size_t co
         // The first record of a new trail says so, whichever replica writes it.
         std::vector<Pending> batch;
         if (head.seq == 0) {
-            batch.push_back(Pending{std::string(kEventStart),
-                                    {{"format", std::string(kFormat)}, {"key", key_.id()}}});
+            batch.push_back(StartRecord());
         }
         batch.insert(batch.end(), all.begin(), all.end());
         auto lines = Seal(batch, head.seq + 1, head.hash, ts);

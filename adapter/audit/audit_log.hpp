@@ -131,6 +131,10 @@ private:
     // What is to be written before `records`: the trail's own records, and after failed
     // appends the one saying it resumed.
     std::vector<Pending> Gathered(std::vector<Pending> records) const;
+    // The trail's name in the log: its file's, or "database".
+    std::string Where() const;
+    // The first record of a new trail.
+    Pending StartRecord() const;
     // After `records` were written: the new head, and the failures over.
     void Written(std::size_t records, std::uint64_t next_seq, std::string last_hash);
     Result<void> OpenActiveFile();

@@ -210,8 +210,7 @@ Result<void> AuditLog::Recover(std::string& problem) {
                                         {"key", key_.id()},
                                         {"previousFile", last_rotated->name}}});
         } else {
-            pending_.push_back(Pending{std::string(kEventStart),
-                                       {{"format", std::string(kFormat)}, {"key", key_.id()}}});
+            pending_.push_back(StartRecord());
         }
     }
 
