@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <random>
 #include <string_view>
 #include <utility>
 
@@ -85,6 +86,8 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (seq, hash, checkpoint)
     VALUES (0, '0000000000000000000000000000000000000000000000000000000000000000', '');
+-- Which store is moving a note into the trail, and until when (PendingAdminNotes).
+ALTER TABLE admin_notes ADD COLUMN claimed_by BIGINT, ADD COLUMN claimed_until BIGINT;
 )sql",
 };
 
@@ -97,6 +100,13 @@ constexpr std::string_view kNotifyWork = "pg_notify('microcare_jobs', '')";
 // The advisory lock that serialises migrations across every store starting at once: the
 // two-int key space, apart from the one-bigint keys of encounters.
 constexpr std::string_view kMigrationLock = "SELECT pg_advisory_xact_lock(1296256067, 1)";
+
+// A store's name among the stores of one database: random, positive.
+std::int64_t RandomClaimant() {
+    std::random_device random;
+    const std::uint64_t high = random(), low = random();
+    return static_cast<std::int64_t>(((high << 32) | low) >> 1);
+}
 
 // The schema version, or nothing when the database has no MicroCare schema yet.
 Result<std::optional<std::int64_t>> SchemaVersion(PgConnection& db) {
@@ -298,6 +308,7 @@ PgJobStore::PgJobStore(std::string url, detail::PgConnection connection,
                        const StoreOptions& options)
     : options_(options),
       url_(std::move(url)),
+      claimant_(RandomClaimant()),
       db_(std::move(connection)),
       hooks_(std::make_unique<Hooks>(*this)),
       queue_(*hooks_, options.max_batch_delay, options.max_batch_size) {
@@ -551,10 +562,19 @@ Result<void> PgJobStore::AddAdminNote(AdminNote note) {
 }
 
 Result<std::vector<AdminNote>> PgJobStore::PendingAdminNotes(std::size_t max) {
+    // Every replica moves notes into the one trail: each claims those no live claim holds (its
+    // own again, after a failed append), so that a note goes in once. A replica that dies
+    // between its append and ForgetAdminNotes leaves its claim to expire: the note is then
+    // written a second time, with the same note id, rather than never.
     return queue_.SubmitAndWait<std::vector<AdminNote>>(
-        false, [&]() -> Result<std::vector<AdminNote>> {
-            auto rows = db_.Exec("SELECT id, event, fields FROM admin_notes ORDER BY id LIMIT $1",
-                                 PgParams().Add(Limit(max)));
+        true, [&]() -> Result<std::vector<AdminNote>> {
+            const std::int64_t now = Millis(options_.now());
+            auto rows = db_.Exec(
+                "UPDATE admin_notes SET claimed_by = $1, claimed_until = $2 WHERE id IN ("
+                "SELECT id FROM admin_notes WHERE claimed_by IS NULL OR claimed_by = $1 OR "
+                "claimed_until < $3 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, event, fields",
+                PgParams().Add(claimant_).Add(now + kNoteClaimMillis).Add(now).Add(Limit(max)));
             if (!rows) {
                 return rows.error();
             }
@@ -568,13 +588,18 @@ Result<std::vector<AdminNote>> PgJobStore::PendingAdminNotes(std::size_t max) {
                 }
                 notes.push_back(std::move(note));
             }
+            // RETURNING keeps no order: the trail gets them oldest first.
+            std::sort(notes.begin(), notes.end(),
+                      [](const AdminNote& a, const AdminNote& b) { return a.id < b.id; });
             return notes;
         });
 }
 
 Result<void> PgJobStore::ForgetAdminNotes(std::int64_t up_to_id) {
     return queue_.SubmitAndWait<void>(true, [&]() -> Result<void> {
-        auto deleted = db_.Exec("DELETE FROM admin_notes WHERE id <= $1", PgParams().Add(up_to_id));
+        // Only this store's: older notes of another replica's claim are still to be written.
+        auto deleted = db_.Exec("DELETE FROM admin_notes WHERE id <= $1 AND claimed_by = $2",
+                                PgParams().Add(up_to_id).Add(claimant_));
         if (!deleted) {
             return deleted.error();
         }

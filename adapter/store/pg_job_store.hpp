@@ -116,6 +116,10 @@ private:
 
     const StoreOptions options_;
     const std::string url_;
+    // Who claims admin notes (PendingAdminNotes): this store, among every store on the database.
+    const std::int64_t claimant_;
+    // How long a claim on notes holds without its ForgetAdminNotes.
+    static constexpr std::int64_t kNoteClaimMillis = 60000;
     detail::PgConnection db_;  // used by the store's thread only
 
     std::mutex on_work_mutex_;

@@ -9,10 +9,12 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
 
+#include "adapter/audit/audit_query.hpp"
 #include "adapter/audit/audit_verify.hpp"
 #include "adapter/backup_command.hpp"
 #include "adapter/configured_trail.hpp"
@@ -144,6 +146,16 @@ TEST_F(ReplicasTest, TriggersToEitherReplicaEndInOneCarePlanAndNeverRunAtOnce) {
     ASSERT_TRUE(trail.checkpoint);
     EXPECT_EQ(trail.checkpoint->records, trail.head_seq);
     EXPECT_GE(trail.head_seq, 4u + 4u);
+    // Both replicas move the trigger records into it: each goes in once.
+    std::string problem;
+    auto copy = adapter::CopyTrailFromDatabase(pg_.url(), {}, problem);
+    ASSERT_TRUE(copy) << problem;
+    std::map<std::string, int> notes;
+    for (const auto& at : adapter::QueryTrail(copy->path, {}, {})) {
+        if (!at.record.Get("note").empty()) ++notes[std::string(at.record.Get("note"))];
+    }
+    EXPECT_GE(notes.size(), 4u);
+    for (const auto& [note, times] : notes) EXPECT_EQ(times, 1) << "note " << note;
 }
 
 // `microcare backup` of a PostgreSQL store: the store's schema as pg_dump's custom format

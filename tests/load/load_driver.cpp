@@ -13,8 +13,9 @@
 // --only memory|acks|e2e runs that phase (and the ceiling), e.g. under `perf record`.
 // --store-url URL [--replicas N]: phases 2 and 3 also run on that PostgreSQL database (emptied
 // before each run: give it a throw-away one, tests/pg/pg-server.sh) with 1, 2, ... N replicas
-// (services in this process, each with its own port, one audit trail in the database, the connections spread
-// over them), beside the SQLite store, with the database round trips per unit of work.
+// (services in this process, each with its own port, one audit trail in the database, the
+// connections spread over them), beside the SQLite store, with the database round trips per unit of
+// work.
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <sys/resource.h>
@@ -26,10 +27,12 @@
 #include <boost/beast.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -193,19 +196,56 @@ struct StoreChoice {
     }
 };
 
-// Empties the database: each run starts on a fresh schema, migrated by the first store.
-bool ResetDatabase(const std::string& url) {
+// Runs `sql` on a connection of its own: the first value of its last result ("" when none), or
+// nothing when the database cannot be reached.
+std::optional<std::string> PgOnce(const std::string& url, const char* sql) {
     PGconn* db = PQconnectdb(url.c_str());
-    const bool ok = PQstatus(db) == CONNECTION_OK;
-    if (ok) {
-        PQclear(PQexec(db,
-                       "SET client_min_messages TO warning; DROP SCHEMA IF EXISTS public CASCADE; "
-                       "CREATE SCHEMA public"));
+    std::optional<std::string> value;
+    if (PQstatus(db) == CONNECTION_OK) {
+        PGresult* result = PQexec(db, sql);
+        value = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0
+                    ? PQgetvalue(result, 0, 0)
+                    : "";
+        PQclear(result);
     } else {
         std::fprintf(stderr, "load driver: cannot reach %s\n", PQerrorMessage(db));
     }
     PQfinish(db);
-    return ok;
+    return value;
+}
+
+// Empties the database: each run starts on a fresh schema, migrated by the first store.
+bool ResetDatabase(const std::string& url) {
+    return PgOnce(url,
+                  "SET client_min_messages TO warning; DROP SCHEMA IF EXISTS public CASCADE; "
+                  "CREATE SCHEMA public")
+        .has_value();
+}
+
+// The database's committed transactions so far, every connection's (pg_stat_database; a
+// session's count is flushed when it ends, so read it after the services stopped).
+double DatabaseCommits(const std::string& url) {
+    return std::atof(PgOnce(url,
+                            "SELECT xact_commit FROM pg_stat_database "
+                            "WHERE datname = current_database()")
+                         .value_or("0")
+                         .c_str());
+}
+
+// After a phase on PostgreSQL, its services stopped: every commit of the phase, the trail's
+// and every replica's store's (each a WAL flush, an fsync on a durable server), per unit and
+// per second, and the trail's records per unit.
+void PrintDatabaseCommits(const std::string& url, double commits_before, std::size_t units,
+                          double seconds, const char* unit) {
+    const double commits = DatabaseCommits(url) - commits_before;
+    const double records =
+        std::atof(PgOnce(url, "SELECT count(*) FROM audit_records").value_or("0").c_str());
+    const double n = static_cast<double>(std::max<std::size_t>(units, 1));
+    std::printf(
+        "  database commits per %-24s %9.2f   (%.0f /s, each a WAL flush; the trail's "
+        "and the store's)\n",
+        unit, commits / n, seconds > 0 ? commits / seconds : 0.0);
+    std::printf("  trail records per %-27s %9.2f\n", unit, records / n);
 }
 
 // The services of a phase, started: one on SQLite, or `replicas` on the database.
@@ -471,6 +511,7 @@ bool Acks(const StoreChoice& choice, const Figures& ceiling, std::size_t request
     if (services.empty()) return false;
     const auto stores = StoresOf(services);
     const auto trips = RoundTrips(stores);
+    const double commits_before = choice.url.empty() ? 0 : DatabaseCommits(choice.url);
     const auto threads_before = ThreadCpu();
     Figures ack =
         Drive(PortsOf(services), requests, connections, message("ack-"), "/fhir/$process-message");
@@ -487,9 +528,15 @@ bool Acks(const StoreChoice& choice, const Figures& ceiling, std::size_t request
             1e3 * sync, sync > 0 ? static_cast<double>(connections) / (1.5 * sync) : 0.0,
             connections);
     }
+    for (auto& service : services) service->Stop();
+    services.clear();
+    if (!choice.url.empty()) {
+        PrintDatabaseCommits(choice.url, commits_before, ack.ok,
+                             static_cast<double>(ack.ok) / std::max(ack.per_second, 1e-9),
+                             "trigger");
+    }
     std::printf("%-46s %9.3f   (aim: 0.4)\n\n", "  ratio to the ceiling",
                 ack.per_second / ceiling.per_second);
-    for (auto& service : services) service->Stop();
     return true;
 }
 
@@ -529,6 +576,7 @@ bool EndToEnd(const StoreChoice& choice, const Figures& ceiling, std::size_t req
     if (services.empty()) return false;
     const auto stores = StoresOf(services);
     const auto trips = RoundTrips(stores);
+    const double commits_before = choice.url.empty() ? 0 : DatabaseCommits(choice.url);
     const auto start = Clock::now();
     const double cpu_before = CpuSeconds();
     const auto threads_before = ThreadCpu();
@@ -573,9 +621,14 @@ bool EndToEnd(const StoreChoice& choice, const Figures& ceiling, std::size_t req
                 alone, alone / ceiling.per_second);
     std::printf("%-46s %9zu\n", "  CarePlans on the fake EHR", ehr.Count("CarePlan"));
     PrintStoreCommits(stores, done, "encounter", trips);
-    std::printf("%-46s %9.2f\n\n", "  EHR requests per encounter",
-                static_cast<double>(ehr.Requests().size()) / static_cast<double>(done));
+    const double requests_each =
+        static_cast<double>(ehr.Requests().size()) / static_cast<double>(done);
     for (auto& service : services) service->Stop();
+    services.clear();
+    if (!choice.url.empty()) {
+        PrintDatabaseCommits(choice.url, commits_before, done, seconds, "encounter");
+    }
+    std::printf("%-46s %9.2f\n\n", "  EHR requests per encounter", requests_each);
     ehr.Stop();
     return true;
 }

@@ -274,6 +274,38 @@ TEST_F(PgJobStoreTest, ALeaseHeldByAnotherStoresOpenTransactionIsSkippedNotWaite
     EXPECT_EQ(ValueOf(stores[0]->Lease(Now(), seconds(10), 10)).size(), 1u);
 }
 
+// Replicas move the admin notes (trigger records among them) into the one trail: each note is
+// claimed by one store, which forgets only its own; a claim left by a dead replica expires.
+TEST_F(PgJobStoreTest, EachAdminNoteIsClaimedByOneStoreForTheTrail) {
+    auto stores = OpenStores(2);
+    ASSERT_TRUE(stores[0] && stores[1]);
+    for (int i = 0; i < 10; ++i) {
+        AdminNote note;
+        note.event = "backup";
+        note.fields = {{"n", std::to_string(i)}};
+        ASSERT_TRUE(stores[0]->AddAdminNote(note));
+    }
+    auto ids = [](const Result<std::vector<AdminNote>>& notes) {
+        std::vector<std::int64_t> ids;
+        for (const AdminNote& note : notes.value()) ids.push_back(note.id);
+        return ids;
+    };
+    const auto a = ids(stores[0]->PendingAdminNotes(6));
+    const auto b = ids(stores[1]->PendingAdminNotes(10));
+    ASSERT_EQ(a.size(), 6u);
+    ASSERT_EQ(b.size(), 4u);
+    EXPECT_LT(a.back(), b.front());  // oldest first, none twice
+    // b's forget up to its last note leaves a's older ones, which a takes again.
+    ASSERT_TRUE(stores[1]->ForgetAdminNotes(b.back()));
+    EXPECT_EQ(ids(stores[0]->PendingAdminNotes(10)), a);
+    EXPECT_TRUE(stores[1]->PendingAdminNotes(10).value().empty());
+    // a dies with its claim: once the claim runs out, b takes the notes.
+    now_millis_ += 61000;
+    EXPECT_EQ(ids(stores[1]->PendingAdminNotes(10)), a);
+    ASSERT_TRUE(stores[1]->ForgetAdminNotes(a.back()));
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM admin_notes"), "0");
+}
+
 // ---- Cost
 
 // What one job costs in round trips to the server, enqueued by many callers at once (group
