@@ -229,6 +229,17 @@ std::string AuditLog::Where() const {
     return options_.table ? std::string(kInTable) : FileName(settings_.path);
 }
 
+AuditCheckpoint AuditLog::CheckpointAt(std::uint64_t records, std::string last_hash,
+                                       std::string time) const {
+    AuditCheckpoint checkpoint;
+    checkpoint.records = records;
+    checkpoint.last_hash = std::move(last_hash);
+    checkpoint.file = Where();
+    checkpoint.time = std::move(time);
+    checkpoint.key_id = key_.id();
+    return checkpoint;
+}
+
 AuditLog::Pending AuditLog::StartRecord() const {
     return Pending{std::string(kEventStart),
                    {{"format", std::string(kFormat)}, {"key", key_.id()}}};
@@ -287,13 +298,8 @@ Result<void> AuditLog::WriteTableLocked(std::vector<Pending> all, std::size_t co
         if (!lines) return lines.error();
         SealedBatch sealed;
         sealed.head = TrailHead{head.seq + lines->size(), SealOf(lines->back())};
-        AuditCheckpoint checkpoint;
-        checkpoint.records = sealed.head.seq;
-        checkpoint.last_hash = sealed.head.hash;
-        checkpoint.file = std::string(kInTable);
-        checkpoint.time = ts;
-        checkpoint.key_id = key_.id();
-        sealed.checkpoint = SealCheckpoint(checkpoint, key_);
+        sealed.checkpoint =
+            SealCheckpoint(CheckpointAt(sealed.head.seq, sealed.head.hash, ts), key_);
         if (sealed.checkpoint.empty()) return Error::kAuditFailed;
         sealed.lines = std::move(*lines);
         next_seq = sealed.head.seq + 1;
@@ -360,13 +366,8 @@ Result<void> AuditLog::WriteLocked(std::vector<Pending> records) {
 
 Result<void> AuditLog::CheckpointLocked() {
     if (options_.table) return {};  // each append moved the table's
-    AuditCheckpoint checkpoint;
-    checkpoint.records = next_seq_ - 1;
-    checkpoint.last_hash = last_hash_;
-    checkpoint.file = FileName(settings_.path);
-    checkpoint.time = Now();
-    checkpoint.key_id = key_.id();
-    auto written = WriteCheckpoint(CheckpointPathOf(settings_), checkpoint, key_);
+    auto written = WriteCheckpoint(CheckpointPathOf(settings_),
+                                   CheckpointAt(next_seq_ - 1, last_hash_, Now()), key_);
     if (!written) {
         Log::Warning("cannot write the audit checkpoint; trying again with the next record",
                      {{"error", written.error().message()}});

@@ -24,6 +24,8 @@
 
 namespace microcare::adapter {
 
+struct AuditCheckpoint;
+
 // The audit trail: one JSON object per line for every decision and every write. Each record is
 // sealed, over its exact bytes, with an HMAC-SHA-256 under the configured key (plain SHA-256
 // without one) and holds the seal of the record before it, so that an edited, removed,
@@ -133,6 +135,9 @@ private:
     std::vector<Pending> Gathered(std::vector<Pending> records) const;
     // The trail's name in the log: its file's, or "database".
     std::string Where() const;
+    // The checkpoint of the head `records`, `last_hash`, written at `time`.
+    AuditCheckpoint CheckpointAt(std::uint64_t records, std::string last_hash,
+                                 std::string time) const;
     // The first record of a new trail.
     Pending StartRecord() const;
     // After `records` were written: the new head, and the failures over.
