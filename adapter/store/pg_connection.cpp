@@ -98,9 +98,39 @@ Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params
     }
     const std::string text(sql);
     const auto pointers = params.Pointers();
+    const char* const* values = pointers.empty() ? nullptr : pointers.data();
+    auto name = Prepared(text, params.size());
+    if (!name) {
+        return name.error();  // the statement itself is wrong, or the transaction failed
+    }
     ++round_trips_;
-    return Check(PQexecParams(conn_.get(), text.c_str(), params.size(), nullptr,
-                              pointers.empty() ? nullptr : pointers.data(), nullptr, nullptr, 0));
+    if (*name == nullptr) {
+        return Check(PQexecParams(conn_.get(), text.c_str(), params.size(), nullptr, values,
+                                  nullptr, nullptr, 0));
+    }
+    return Check(
+        PQexecPrepared(conn_.get(), (*name)->c_str(), params.size(), values, nullptr, nullptr, 0));
+}
+
+Result<const std::string*> PgConnection::Prepared(const std::string& sql, int parameters) {
+    // Parsing and planning a statement cost the server more than running it (a job's
+    // statements are a few index look-ups): each is prepared once per session. The store's
+    // statements are a fixed set; text built around a value would fill the map, so it is
+    // bounded and what comes after runs unprepared (nullptr).
+    constexpr std::size_t kMaxPrepared = 128;
+    if (auto known = prepared_.find(sql); known != prepared_.end()) {
+        return &known->second;
+    }
+    if (prepared_.size() >= kMaxPrepared) {
+        return nullptr;
+    }
+    std::string name = "microcare_" + std::to_string(prepared_.size());
+    ++round_trips_;
+    auto prepared = Check(PQprepare(conn_.get(), name.c_str(), sql.c_str(), parameters, nullptr));
+    if (!prepared) {
+        return prepared.error();
+    }
+    return &prepared_.emplace(sql, std::move(name)).first->second;
 }
 
 Result<void> PgConnection::ExecScript(const std::string& sql) {
@@ -152,6 +182,7 @@ bool PgConnection::Reset() {
         return false;
     }
     PQreset(conn_.get());
+    prepared_.clear();  // a new session knows none of them
     return Ok();
 }
 

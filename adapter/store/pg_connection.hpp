@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,9 +98,16 @@ private:
     // expected), the text of the error never leaves the connection.
     Result<PgResult> Check(PGresult* result);
 
+    // The name a statement is prepared under in this session, preparing it on first use;
+    // nullptr: run it unprepared (too many kinds of statement); an error: it cannot be
+    // prepared (wrong, or the transaction failed), and would not run either.
+    Result<const std::string*> Prepared(const std::string& sql, int parameters);
+
     std::unique_ptr<PGconn, Finish> conn_;
     std::string last_sqlstate_;
     std::uint64_t round_trips_ = 0;
+    // Statement text -> the name it is prepared under in this session (Reset clears it).
+    std::map<std::string, std::string, std::less<>> prepared_;
 };
 
 }  // namespace microcare::adapter::detail

@@ -668,7 +668,88 @@ Result<std::optional<TimePoint>> PgJobStore::OldestWaiting() {
 
 // ---- Task bodies, on the store's thread.
 
+namespace {
+
+// The trigger's note as it goes in with its job: its fields as EncodeNoteFields writes them
+// (compact JSON), with the new job's id appended in SQL as NoteOfNewJob appends it. `event` and
+// `fields` are the statement's parameters holding the note's event (NULL: no note) and fields.
+std::string NoteOfInsertedJob(std::string_view event, std::string_view fields) {
+    const std::string e(event), f(fields);
+    return "noted AS (INSERT INTO admin_notes (event, fields) SELECT " + e + ", left(" + f +
+           ", -1) || CASE WHEN " + f +
+           " = '{}' THEN '' ELSE ',' END || '\"job\":\"' || id || "
+           "'\"}' FROM inserted WHERE " +
+           e + "::text IS NOT NULL)";
+}
+
+void AddNote(PgParams& params, const NewJob& job) {
+    if (job.note) {
+        params.Add(job.note->event).Add(detail::EncodeNoteFields(*job.note));
+    } else {
+        params.AddNull().Add(std::string_view("{}"));
+    }
+}
+
+}  // namespace
+
+// A message is journaled in one statement, one round trip: the look-up of its Bundle id, the
+// job with its note, and the message row. Each part runs only if the one before found nothing
+// (a re-send inserts nothing). Nothing: a case only the step-by-step path settles (another
+// store inserted the same trigger or message at this moment, which this statement's snapshot
+// cannot see); this statement then wrote nothing, or only what the caller's savepoint still
+// holds and the step-by-step path finds again.
+Result<std::optional<Enqueued>> PgJobStore::EnqueueMessageAtOnce(const NewJob& job) {
+    PgParams params;
+    params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload);
+    params.Add(Millis(options_.now()));
+    AddNote(params, job);
+    params.Add(job.message->bundle_id).Add(job.message->header_id).Add(job.message->response);
+    auto row = db_.Exec(
+        "WITH known AS (SELECT header_id, response, job_id FROM messages WHERE bundle_id = $8), "
+        "inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, attempts, "
+        "created_at, updated_at, next_attempt_at) "
+        "SELECT $1::text, $2::text, $3::text, $4::text, 'queued', 0, $5::bigint, $5::bigint, "
+        "$5::bigint WHERE NOT EXISTS (SELECT 1 FROM known) "
+        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), " +
+            NoteOfInsertedJob("$6", "$7") +
+            ", job AS (SELECT id FROM inserted UNION ALL SELECT id FROM jobs WHERE trigger_key = "
+            "$1 AND NOT EXISTS (SELECT 1 FROM known) AND NOT EXISTS (SELECT 1 FROM inserted)), "
+            "recorded AS (INSERT INTO messages (bundle_id, header_id, response, job_id) "
+            "SELECT $8, $9::text, $10::text, id FROM job ON CONFLICT (bundle_id) DO NOTHING "
+            "RETURNING job_id) "
+            "SELECT known.header_id, known.response, known.job_id, (SELECT id FROM inserted), "
+            "(SELECT job_id FROM recorded), (SELECT " +
+            std::string(kNotifyWork) +
+            " FROM inserted) FROM (SELECT 1) AS one LEFT JOIN known ON true",
+        params);
+    if (!row) {
+        return row.error();
+    }
+    if (!row->IsNull(0, 0)) {
+        if (row->Text(0, 0) != job.message->header_id) {
+            return Error::kConflict;  // as in DoEnqueue
+        }
+        return std::optional<Enqueued>(Enqueued{row->Int64(0, 2), false, row->Text(0, 1)});
+    }
+    if (row->IsNull(0, 4)) {
+        return std::optional<Enqueued>();
+    }
+    Enqueued enqueued;
+    enqueued.job_id = row->Int64(0, 4);
+    enqueued.created = !row->IsNull(0, 3);
+    return std::optional<Enqueued>(enqueued);
+}
+
 Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
+    if (job.message && !job.subscription_event) {
+        auto at_once = EnqueueMessageAtOnce(job);
+        if (!at_once) {
+            return at_once.error();
+        }
+        if (*at_once) {
+            return **at_once;
+        }
+    }
     auto find_message = [&]() -> Result<std::optional<Enqueued>> {
         auto rows =
             db_.Exec("SELECT header_id, response, job_id FROM messages WHERE bundle_id = $1",
@@ -701,26 +782,17 @@ Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
     // snapshot) finds that job.
     Enqueued enqueued;
     const std::int64_t now = Millis(options_.now());
-    // The trigger's note goes in with the job, in the same statement (one round trip, not two):
-    // its fields as EncodeNoteFields writes them (compact JSON), with the new job's id appended
-    // as NoteOfNewJob appends it.
+    // The trigger's note goes in with the job, in the same statement (one round trip, not two).
     PgParams params;
     params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now);
-    if (job.note) {
-        params.Add(job.note->event).Add(detail::EncodeNoteFields(*job.note));
-    } else {
-        params.AddNull().Add(std::string_view("{}"));
-    }
+    AddNote(params, job);
     auto inserted = db_.Exec(
         "WITH inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, "
         "attempts, created_at, updated_at, next_attempt_at) "
         "VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) "
-        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), "
-        "noted AS (INSERT INTO admin_notes (event, fields) "
-        "SELECT $6, left($7, -1) || CASE WHEN $7 = '{}' THEN '' ELSE ',' END || "
-        "'\"job\":\"' || id || '\"}' FROM inserted WHERE $6::text IS NOT NULL) "
-        "SELECT id, " +
-            std::string(kNotifyWork) + " FROM inserted",
+        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), " +
+            NoteOfInsertedJob("$6", "$7") + " SELECT id, " + std::string(kNotifyWork) +
+            " FROM inserted",
         params);
     if (!inserted) {
         return inserted.error();

@@ -101,6 +101,7 @@ private:
 
     // Task bodies: they run on the store's thread only.
     Result<Enqueued> DoEnqueue(const NewJob& job);
+    Result<std::optional<Enqueued>> EnqueueMessageAtOnce(const NewJob& job);
     Result<std::vector<Enqueued>> DoCommitPollPage(PollPage& page);
     Result<std::vector<Job>> DoLease(TimePoint now, std::chrono::milliseconds lease,
                                      std::size_t max);
