@@ -92,14 +92,15 @@ Result<PgResult> PgConnection::Check(PGresult* raw) {
     return Error::kStoreFailed;
 }
 
-Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params) {
+Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params, Plan plan) {
     if (!conn_) {
         return Error::kStoreFailed;
     }
     const std::string text(sql);
     const auto pointers = params.Pointers();
     const char* const* values = pointers.empty() ? nullptr : pointers.data();
-    auto name = Prepared(text, params.size());
+    auto name =
+        plan == Plan::kCached ? Prepared(text, params.size()) : Result<const std::string*>(nullptr);
     if (!name) {
         return name.error();  // the statement itself is wrong, or the transaction failed
     }
@@ -113,10 +114,8 @@ Result<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params
 }
 
 Result<const std::string*> PgConnection::Prepared(const std::string& sql, int parameters) {
-    // Parsing and planning a statement cost the server more than running it (a job's
-    // statements are a few index look-ups): each is prepared once per session. The store's
-    // statements are a fixed set; text built around a value would fill the map, so it is
-    // bounded and what comes after runs unprepared (nullptr).
+    // The store's statements are a fixed set; text built around a value would fill the map,
+    // so it is bounded and what comes after runs unprepared (nullptr).
     constexpr std::size_t kMaxPrepared = 128;
     if (auto known = prepared_.find(sql); known != prepared_.end()) {
         return &known->second;

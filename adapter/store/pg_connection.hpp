@@ -64,7 +64,14 @@ public:
     // defaults set here (application_name, connect_timeout).
     static Result<PgConnection> Connect(const std::string& url);
 
-    Result<PgResult> Exec(std::string_view sql, const PgParams& params = {});
+    // How a statement is planned. Each statement is prepared once per session (parsing and
+    // planning cost the server more than running a job's few index look-ups), and PostgreSQL
+    // may then settle on one plan for every run. kEachRun: planned anew for its values, for a
+    // statement whose best plan depends on them and on tables that change fast (a generic
+    // plan of the lease made whole encounters twice as slow).
+    enum class Plan { kCached, kEachRun };
+    Result<PgResult> Exec(std::string_view sql, const PgParams& params = {},
+                          Plan plan = Plan::kCached);
     // Several statements without parameters, in one round trip (migrations, session settings).
     Result<void> ExecScript(const std::string& sql);
 

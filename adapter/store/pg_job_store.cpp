@@ -898,7 +898,7 @@ Result<std::vector<Job>> PgJobStore::DoLease(TimePoint now, std::chrono::millise
         "ORDER BY next_attempt_at, id OFFSET 0) AS c "
         "WHERE pg_try_advisory_xact_lock(hashtextextended(current_schema() || '/' || "
         "c.encounter, 0)) LIMIT $2",
-        PgParams().Add(Millis(now)).Add(Limit(max)));
+        PgParams().Add(Millis(now)).Add(Limit(max)), PgConnection::Plan::kEachRun);
     if (!chosen) {
         return chosen.error();
     }
@@ -920,7 +920,8 @@ Result<std::vector<Job>> PgJobStore::DoLease(TimePoint now, std::chrono::millise
         "AND NOT EXISTS (SELECT 1 FROM jobs AS r WHERE r.state = 'running' "
         "AND r.encounter = jobs.encounter AND r.lease_until >= $3) RETURNING " +
             std::string(kJobColumns),
-        PgParams().Add(ids).Add(Millis(now + lease)).Add(Millis(now)));
+        PgParams().Add(ids).Add(Millis(now + lease)).Add(Millis(now)),
+        PgConnection::Plan::kEachRun);
     if (!leased) {
         return leased.error();
     }
@@ -983,8 +984,9 @@ Result<void> PgJobStore::DoInsertNote(const AdminNote& note) {
     return {};
 }
 
-Result<std::vector<Job>> PgJobStore::QueryJobs(std::string_view sql, const PgParams& params) {
-    auto rows = db_.Exec(sql, params);
+Result<std::vector<Job>> PgJobStore::QueryJobs(std::string_view sql, const PgParams& params,
+                                               PgConnection::Plan plan) {
+    auto rows = db_.Exec(sql, params, plan);
     if (!rows) {
         return rows.error();
     }

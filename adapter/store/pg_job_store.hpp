@@ -110,7 +110,9 @@ private:
                                std::optional<int> attempt);
     Result<void> DoRetry(std::int64_t id, TimePoint now);
     Result<void> DoInsertNote(const AdminNote& note);
-    Result<std::vector<Job>> QueryJobs(std::string_view sql, const detail::PgParams& params);
+    Result<std::vector<Job>> QueryJobs(
+        std::string_view sql, const detail::PgParams& params,
+        detail::PgConnection::Plan plan = detail::PgConnection::Plan::kCached);
     // After an UPDATE guarded by the job's state changed nothing: tells a missing job
     // (kNotFound) from one in the wrong state (kConflict).
     Result<void> MissingOrConflict(std::int64_t id);
