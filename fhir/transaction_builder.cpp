@@ -349,7 +349,7 @@ void WriteRetired(JsonWriter& out, const Provenance& provenance, const RetiredVa
     WriteNarrative(out, "<p><b>Cancelled.</b> " + EscapeXhtml(retired.note) + "</p>");
     out.Field("status", "cancelled");
     out.EndObject();  // resource
-    OnEhr on_ehr{OnEhr::Write::kUpdate, retired.id, retired.version_id, {}};
+    OnEhr on_ehr{OnEhr::Write::kUpdate, retired.id, retired.version_id, {}, {}};
     WriteRequest(out, retired.resource_type, nullptr, on_ehr);
     out.EndObject();  // entry
 }
@@ -413,15 +413,22 @@ void WriteTransaction(JsonWriter& out, const TransactionValue& value) {
     const EntryUrls urls(value, false);
     // The order of EntryWrites().
     const auto writes = [](const OnEhr& on_ehr) { return on_ehr.write != OnEhr::Write::kNone; };
+    // A digest the revision computed is the one written: computing it again would serialise
+    // the resource once more for the same answer.
+    const auto digest = [](const OnEhr& on_ehr, auto compute) {
+        return on_ehr.digest.empty() ? compute() : on_ehr.digest;
+    };
     if (value.care_plan && writes(value.care_plan->on_ehr)) {
-        WriteCarePlan(out, value, urls, CarePlanDigest(value));
+        WriteCarePlan(out, value, urls,
+                      digest(value.care_plan->on_ehr, [&] { return CarePlanDigest(value); }));
     }
     for (std::size_t i = 0; i < value.issues.size(); ++i) {
         if (!writes(value.issues[i].on_ehr)) continue;
-        WriteDetectedIssue(out, value.provenance, value.issues[i], urls, IssueDigest(value, i));
+        WriteDetectedIssue(out, value.provenance, value.issues[i], urls,
+                           digest(value.issues[i].on_ehr, [&] { return IssueDigest(value, i); }));
     }
     if (value.task && writes(value.task->on_ehr)) {
-        WriteTask(out, value, urls, TaskDigest(value));
+        WriteTask(out, value, urls, digest(value.task->on_ehr, [&] { return TaskDigest(value); }));
     }
     for (const RetiredValue& retired : value.retired) WriteRetired(out, value.provenance, retired);
     out.EndArray();

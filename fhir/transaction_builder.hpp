@@ -60,6 +60,10 @@ struct OnEhr {
     // Task.authoredOn) as the EHR holds it: an update keeps it, so that revising a finding
     // does not make it look newly found.
     std::string first_written;
+    // The content digest the resource is written with, when its revision computed it already
+    // (rules::ReviseTransaction compares it with what the EHR holds); empty: computed when
+    // the transaction is written.
+    std::string digest;
 };
 
 struct ActivityValue {

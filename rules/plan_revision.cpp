@@ -38,10 +38,10 @@ std::string RetireNote(std::string_view done, const RuleSet& pack, std::string_v
 Change Place(const WrittenResource* w, const std::string& digest, OnEhr& on_ehr,
              std::string& detail) {
     if (w == nullptr) {
-        on_ehr = {OnEhr::Write::kCreate, {}, {}, {}};
+        on_ehr = {OnEhr::Write::kCreate, {}, {}, {}, digest};
         return Change::kCreated;
     }
-    on_ehr = {OnEhr::Write::kUpdate, w->id, w->version_id, w->first_written};
+    on_ehr = {OnEhr::Write::kUpdate, w->id, w->version_id, w->first_written, digest};
     if (w->status == "cancelled") {
         // Found again after it was retired: found now, not when first written.
         on_ehr.first_written.clear();
@@ -117,7 +117,7 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
         ResourceChange change{"DetectedIssue", issue.identifier.value, Change::kCreated, {}};
         if (w != nullptr && w->status == "entered-in-error") {
             // A clinician's verdict on MicroCare's finding: not MicroCare's to overturn.
-            issue.on_ehr = {OnEhr::Write::kNone, w->id, w->version_id, w->first_written};
+            issue.on_ehr = {OnEhr::Write::kNone, w->id, w->version_id, w->first_written, {}};
             change.change = Change::kUnchanged;
             change.detail = "entered-in-error, left alone";
         } else {
@@ -148,16 +148,19 @@ std::vector<ResourceChange> ReviseTransaction(const RuleSet& pack, fhir::Transac
     const WrittenResource* written_task = Find(mine, "Task", task_id);
     if (value.task) {
         task_change = {"Task", task_id, Change::kCreated, {}};
+        const std::string digest = fhir::TaskDigest(value);
         if (written_task != nullptr && Closed(*written_task) &&
-            written_task->status != "cancelled" &&
-            written_task->digest == fhir::TaskDigest(value)) {
+            written_task->status != "cancelled" && written_task->digest == digest) {
             // Reviewed (or refused) for these very reasons: the review stands.
-            value.task->on_ehr = {OnEhr::Write::kNone, written_task->id, written_task->version_id,
-                                  written_task->first_written};
+            value.task->on_ehr = {OnEhr::Write::kNone,
+                                  written_task->id,
+                                  written_task->version_id,
+                                  written_task->first_written,
+                                  {}};
             task_change.change = Change::kUnchanged;
         } else {
-            task_change.change = Place(written_task, fhir::TaskDigest(value), value.task->on_ehr,
-                                       task_change.detail);
+            task_change.change =
+                Place(written_task, digest, value.task->on_ehr, task_change.detail);
             if (task_change.change == Change::kUpdated && task_change.detail.empty())
                 task_change.detail = "reason changed";
         }

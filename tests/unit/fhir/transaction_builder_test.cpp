@@ -50,8 +50,8 @@ TEST(TransactionEntryWritesTest, FollowTheEntriesWritten) {
     EXPECT_EQ(value.EntryWrites(),
               (std::vector<Entry>{{false, "Patient/pat-1"}, {false, "Patient/pat-2"}}));
     EXPECT_EQ(Transaction(value).Root()["entry"].Size(), 2u);
-    value.care_plan->on_ehr = {OnEhr::Write::kNone, "cp-9", "3", ""};
-    value.issues[0].on_ehr = {OnEhr::Write::kUpdate, "di-1", "4", ""};
+    value.care_plan->on_ehr = {OnEhr::Write::kNone, "cp-9", "3", "", ""};
+    value.issues[0].on_ehr = {OnEhr::Write::kUpdate, "di-1", "4", "", ""};
     IssueList issues;
     auto old = JsonDocument::Parse(R"({"resourceType":"Task","id":"t-2","status":"requested",)"
                                    R"("for":{"reference":"Patient/pat-3"}})",

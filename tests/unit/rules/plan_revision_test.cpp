@@ -178,8 +178,25 @@ protected:
                                        const std::string& hold = "active") {
         value_ = Value(pack, findings, "e1", hold);
         auto changes = ReviseTransaction(pack, value_, ehr_.Written());
+        ExpectDigestsAsWritten(value_);
         ehr_.Apply(value_);
         return changes;
+    }
+
+    // The revision hands its digests on so that they are not computed twice: they must be the
+    // ones the transaction would carry had it computed them itself.
+    static void ExpectDigestsAsWritten(const fhir::TransactionValue& revised) {
+        fhir::TransactionValue recomputed = revised;
+        if (recomputed.care_plan) {
+            EXPECT_FALSE(recomputed.care_plan->on_ehr.digest.empty());
+            recomputed.care_plan->on_ehr.digest.clear();
+        }
+        for (fhir::DetectedIssueValue& issue : recomputed.issues) issue.on_ehr.digest.clear();
+        if (recomputed.task) recomputed.task->on_ehr.digest.clear();
+        fhir::JsonWriter carried, computed;
+        fhir::WriteTransaction(carried, revised);
+        fhir::WriteTransaction(computed, recomputed);
+        EXPECT_EQ(carried.Take(), computed.Take());
     }
 
     Ehr ehr_;
