@@ -670,24 +670,45 @@ Result<std::optional<TimePoint>> PgJobStore::OldestWaiting() {
 
 namespace {
 
-// The trigger's note as it goes in with its job: its fields as EncodeNoteFields writes them
-// (compact JSON), with the new job's id appended in SQL as NoteOfNewJob appends it. `event` and
-// `fields` are the statement's parameters holding the note's event (NULL: no note) and fields.
-std::string NoteOfInsertedJob(std::string_view event, std::string_view fields) {
-    const std::string e(event), f(fields);
-    return "noted AS (INSERT INTO admin_notes (event, fields) SELECT " + e + ", left(" + f +
-           ", -1) || CASE WHEN " + f +
-           " = '{}' THEN '' ELSE ',' END || '\"job\":\"' || id || "
-           "'\"}' FROM inserted WHERE " +
-           e + "::text IS NOT NULL)";
+// A new job with its trigger's note, as the `inserted` and `noted` parts of a WITH: the job
+// goes in when `only_if` holds and its trigger is new (ON CONFLICT DO NOTHING: another store
+// inserting the same trigger at this moment makes the statement wait for its commit, then
+// insert nothing); its note goes in with it (one round trip, not two), the fields as
+// EncodeNoteFields writes them (compact JSON) with the new job's id appended in SQL as
+// NoteOfNewJob appends it. Parameters $1 to $7 as NewJobParams adds them.
+std::string InsertedJobAndNote(std::string_view only_if) {
+    return "inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, "
+           "attempts, created_at, updated_at, next_attempt_at) "
+           "SELECT $1::text, $2::text, $3::text, $4::text, 'queued', 0, $5::bigint, $5::bigint, "
+           "$5::bigint WHERE " +
+           std::string(only_if) +
+           " ON CONFLICT (trigger_key) DO NOTHING RETURNING id), "
+           "noted AS (INSERT INTO admin_notes (event, fields) SELECT $6, left($7, -1) || "
+           "CASE WHEN $7 = '{}' THEN '' ELSE ',' END || '\"job\":\"' || id || '\"}' "
+           "FROM inserted WHERE $6::text IS NOT NULL)";
 }
 
-void AddNote(PgParams& params, const NewJob& job) {
+// $1 to $7 of InsertedJobAndNote: the job, when it is made, and its note (none: NULL).
+PgParams NewJobParams(const NewJob& job, std::int64_t now) {
+    PgParams params;
+    params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now);
     if (job.note) {
         params.Add(job.note->event).Add(detail::EncodeNoteFields(*job.note));
     } else {
         params.AddNull().Add(std::string_view("{}"));
     }
+    return params;
+}
+
+// The answer to a message whose Bundle id the store knows already.
+Result<Enqueued> KnownMessage(const MessageRecord& message, const std::string& header_id,
+                              std::string response, std::int64_t job_id) {
+    if (header_id != message.header_id) {
+        // A Bundle id reused for another message: answering with the first message's response
+        // would acknowledge something never recorded.
+        return Error::kConflict;
+    }
+    return Enqueued{job_id, false, std::move(response)};
 }
 
 }  // namespace
@@ -699,19 +720,11 @@ void AddNote(PgParams& params, const NewJob& job) {
 // cannot see); this statement then wrote nothing, or only what the caller's savepoint still
 // holds and the step-by-step path finds again.
 Result<std::optional<Enqueued>> PgJobStore::EnqueueMessageAtOnce(const NewJob& job) {
-    PgParams params;
-    params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload);
-    params.Add(Millis(options_.now()));
-    AddNote(params, job);
+    PgParams params = NewJobParams(job, Millis(options_.now()));
     params.Add(job.message->bundle_id).Add(job.message->header_id).Add(job.message->response);
     auto row = db_.Exec(
-        "WITH known AS (SELECT header_id, response, job_id FROM messages WHERE bundle_id = $8), "
-        "inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, attempts, "
-        "created_at, updated_at, next_attempt_at) "
-        "SELECT $1::text, $2::text, $3::text, $4::text, 'queued', 0, $5::bigint, $5::bigint, "
-        "$5::bigint WHERE NOT EXISTS (SELECT 1 FROM known) "
-        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), " +
-            NoteOfInsertedJob("$6", "$7") +
+        "WITH known AS (SELECT header_id, response, job_id FROM messages WHERE bundle_id = $8), " +
+            InsertedJobAndNote("NOT EXISTS (SELECT 1 FROM known)") +
             ", job AS (SELECT id FROM inserted UNION ALL SELECT id FROM jobs WHERE trigger_key = "
             "$1 AND NOT EXISTS (SELECT 1 FROM known) AND NOT EXISTS (SELECT 1 FROM inserted)), "
             "recorded AS (INSERT INTO messages (bundle_id, header_id, response, job_id) "
@@ -726,10 +739,11 @@ Result<std::optional<Enqueued>> PgJobStore::EnqueueMessageAtOnce(const NewJob& j
         return row.error();
     }
     if (!row->IsNull(0, 0)) {
-        if (row->Text(0, 0) != job.message->header_id) {
-            return Error::kConflict;  // as in DoEnqueue
+        auto known = KnownMessage(*job.message, row->Text(0, 0), row->Text(0, 1), row->Int64(0, 2));
+        if (!known) {
+            return known.error();
         }
-        return std::optional<Enqueued>(Enqueued{row->Int64(0, 2), false, row->Text(0, 1)});
+        return std::optional<Enqueued>(std::move(*known));
     }
     if (row->IsNull(0, 4)) {
         return std::optional<Enqueued>();
@@ -760,12 +774,12 @@ Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
         if (rows->Rows() == 0) {
             return std::optional<Enqueued>();
         }
-        if (rows->Text(0, 0) != job.message->header_id) {
-            // A Bundle id reused for another message: answering with the first message's
-            // response would acknowledge something never recorded.
-            return Error::kConflict;
+        auto known =
+            KnownMessage(*job.message, rows->Text(0, 0), rows->Text(0, 1), rows->Int64(0, 2));
+        if (!known) {
+            return known.error();
         }
-        return std::optional<Enqueued>(Enqueued{rows->Int64(0, 2), false, rows->Text(0, 1)});
+        return std::optional<Enqueued>(std::move(*known));
     };
     if (job.message) {
         auto known = find_message();
@@ -777,23 +791,12 @@ Result<Enqueued> PgJobStore::DoEnqueue(const NewJob& job) {
         }
     }
 
-    // ON CONFLICT DO NOTHING: another store inserting the same trigger at this moment makes
-    // this statement wait for its commit and then insert nothing; the SELECT after it (a new
-    // snapshot) finds that job.
+    // A trigger another store inserted at this moment is found by the SELECT after the insert
+    // (a new snapshot).
     Enqueued enqueued;
-    const std::int64_t now = Millis(options_.now());
-    // The trigger's note goes in with the job, in the same statement (one round trip, not two).
-    PgParams params;
-    params.Add(job.trigger_key).Add(job.encounter).Add(job.kind).Add(job.payload).Add(now);
-    AddNote(params, job);
-    auto inserted = db_.Exec(
-        "WITH inserted AS (INSERT INTO jobs (trigger_key, encounter, kind, payload, state, "
-        "attempts, created_at, updated_at, next_attempt_at) "
-        "VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) "
-        "ON CONFLICT (trigger_key) DO NOTHING RETURNING id), " +
-            NoteOfInsertedJob("$6", "$7") + " SELECT id, " + std::string(kNotifyWork) +
-            " FROM inserted",
-        params);
+    auto inserted = db_.Exec("WITH " + InsertedJobAndNote("true") + " SELECT id, " +
+                                 std::string(kNotifyWork) + " FROM inserted",
+                             NewJobParams(job, Millis(options_.now())));
     if (!inserted) {
         return inserted.error();
     }
