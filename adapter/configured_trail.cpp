@@ -1,10 +1,9 @@
 #include "adapter/configured_trail.hpp"
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 
+#include "adapter/file_io.hpp"
 #include "adapter/store/pg_audit_table.hpp"
 
 namespace microcare::adapter {
@@ -35,17 +34,14 @@ Result<TrailToVerify> CopyTrailFromDatabase(const std::string& url, TrailToVerif
         problem = "the store's database holds no audit trail (is its schema migrated?)";
         return stored.error();
     }
-    const std::filesystem::path base =
-        std::filesystem::temp_directory_path() / "microcare-audit-XXXXXX";
-    std::string dir = base.string();
-    if (::mkdtemp(dir.data()) == nullptr) {
-        problem = "cannot make a scratch directory in " + base.parent_path().string();
+    auto scratch = MakeScratchDirectory("audit");
+    if (!scratch) {
+        problem =
+            "cannot make a scratch directory in " + std::filesystem::temp_directory_path().string();
         return LastSystemError();
     }
-    trail.keep = std::shared_ptr<const void>(nullptr, [dir](const void*) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-    });
+    const std::string dir = *scratch;
+    trail.keep = std::move(scratch);
     // Named after the table, so that a finding reads `audit_records:12: edited`.
     trail.path = dir + "/audit_records";
     trail.checkpoint_path.clear();

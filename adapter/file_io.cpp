@@ -1,11 +1,13 @@
 #include "adapter/file_io.hpp"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace microcare::adapter {
 namespace {
@@ -50,6 +52,17 @@ std::optional<std::string> ReadFile(const std::string& path, std::string* proble
     }
     text.resize(done);
     return text;
+}
+
+std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what) {
+    std::string dir =
+        (std::filesystem::temp_directory_path() / ("microcare-" + what + "-XXXXXX")).string();
+    if (::mkdtemp(dir.data()) == nullptr) return nullptr;
+    return std::shared_ptr<const std::string>(new std::string(dir), [](const std::string* path) {
+        std::error_code ignored;
+        std::filesystem::remove_all(*path, ignored);
+        delete path;
+    });
 }
 
 }  // namespace microcare::adapter

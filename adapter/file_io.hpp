@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,5 +12,10 @@ namespace microcare::adapter {
 // directory: reading those could block or never end), or is larger than `max_bytes`.
 std::optional<std::string> ReadFile(const std::string& path, std::string* problem = nullptr,
                                     std::size_t max_bytes = 256 * 1024 * 1024);
+
+// A private folder (mode 0700) in the system's temporary directory, named
+// "microcare-<what>-XXXXXX" and removed with its contents when the last holder lets it go; null,
+// with errno set, when none can be made.
+std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what);
 
 }  // namespace microcare::adapter

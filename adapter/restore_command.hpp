@@ -14,7 +14,10 @@ namespace microcare::adapter {
 // What was there is moved into `microcare-pre-restore-<time>/` beside it, never deleted; each
 // restored file lands whole (written beside it, fsynced, renamed). The configuration itself is
 // not replaced (it names where things go); restore says when the backup's differs. The restore
-// is recorded in the restored trail.
+// is recorded in the restored trail. A PostgreSQL store (store.url) is restored with pg_restore
+// into the store's schema, which must be empty (exit 1 otherwise) and be the one the dump was
+// taken from (exit 2), after the same checks of the backup; its trail is verified where it
+// lands.
 int RunRestore(const BackupArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace microcare::adapter

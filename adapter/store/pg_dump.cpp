@@ -7,16 +7,25 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <memory>
+#include <set>
+#include <sstream>
 #include <vector>
+
+#include "adapter/file_io.hpp"
 
 extern char** environ;
 
 namespace microcare::adapter {
+namespace {
 
-Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
-                               std::string& problem) {
-    // libpq parses the URL as it would to connect, and names the variable of each setting.
+// The environment a PostgreSQL client tool connects with: this process's own, without any PG*
+// setting of the caller's (meant for another server, they must not mix with the URL's), plus
+// each setting of the URL in the variable libpq names for it.
+Result<std::vector<std::string>> ToolEnvironment(const std::string& url, std::string& problem) {
     char* parse_error = nullptr;
     PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
     if (options == nullptr) {
@@ -28,7 +37,6 @@ Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
     for (char** variable = environ; *variable != nullptr; ++variable) {
         const std::string entry(*variable);
         const auto equals = entry.find('=');
-        // Settings of the caller's own for another server must not mix with the URL's.
         if (equals == std::string::npos || entry.starts_with("PG")) continue;
         environment[entry.substr(0, equals)] = entry.substr(equals + 1);
     }
@@ -38,62 +46,167 @@ Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
         }
     }
     PQconninfoFree(options);
-    // The schema the store lives in (the first of its search_path, usually public): only it is
-    // dumped, not what else shares the database.
-    std::string schema;
-    if (PGconn* db = PQconnectdb(url.c_str()); PQstatus(db) == CONNECTION_OK) {
-        PGresult* result = PQexec(db, "SELECT current_schema()");
-        if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
-            schema = PQgetvalue(result, 0, 0);
-        }
-        PQclear(result);
-        PQfinish(db);
-    } else {
-        problem = "the database cannot be reached";
-        PQfinish(db);
-        return Error::kConnectionFailed;
-    }
-    if (schema.empty()) {
-        problem = "the database names no schema for the store (search_path)";
-        return Error::kStoreFailed;
-    }
-    // A pattern to pg_dump: quoted, so that it matches this one name exactly.
-    std::string quoted = "\"";
-    for (char c : schema) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-    quoted += "\"";
     std::vector<std::string> entries;
     for (const auto& [name, value] : environment) entries.push_back(name + "=" + value);
-    std::vector<char*> envp;
-    for (std::string& entry : entries) envp.push_back(entry.data());
-    envp.push_back(nullptr);
+    return entries;
+}
 
-    std::string file_argument = "--file=" + file;
-    std::vector<std::string> arguments = {"pg_dump",         "--format=custom",    "--no-owner",
-                                          "--no-privileges", "--schema=" + quoted, file_argument};
+// Runs `tool` (found on the PATH) with `arguments` and `environment`, and waits for it.
+Result<void> RunTool(const std::string& tool, std::vector<std::string> arguments,
+                     std::vector<std::string> environment, std::string& problem) {
     std::vector<char*> argv;
+    arguments.insert(arguments.begin(), tool);
     for (std::string& argument : arguments) argv.push_back(argument.data());
     argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (std::string& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
     pid_t child = 0;
     if (const int spawned =
-            ::posix_spawnp(&child, "pg_dump", nullptr, nullptr, argv.data(), envp.data());
+            ::posix_spawnp(&child, tool.c_str(), nullptr, nullptr, argv.data(), envp.data());
         spawned != 0) {
-        problem = std::string("pg_dump cannot be run (") + std::strerror(spawned) +
+        problem = tool + " cannot be run (" + std::strerror(spawned) +
                   "): install PostgreSQL's client tools (Debian: postgresql-client)";
         return Error::kNotFound;
     }
     int status = 0;
     while (::waitpid(child, &status, 0) < 0) {
         if (errno != EINTR) {
-            problem = "pg_dump: lost track of it";
+            problem = tool + ": lost track of it";
             return Error::kStoreFailed;
         }
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        problem = WIFEXITED(status) ? "pg_dump exited with " + std::to_string(WEXITSTATUS(status))
-                                    : "pg_dump was killed";
+        problem = WIFEXITED(status) ? tool + " exited with " + std::to_string(WEXITSTATUS(status))
+                                    : tool + " was killed";
         return Error::kStoreFailed;
     }
     return {};
+}
+
+// The store's schema (the first of the URL's search_path that exists) and how many tables,
+// sequences and views it holds.
+struct StoreSchema {
+    std::string name;
+    long objects = 0;
+};
+
+Result<StoreSchema> FindStoreSchema(const std::string& url, std::string& problem) {
+    std::unique_ptr<PGconn, decltype(&PQfinish)> db(PQconnectdb(url.c_str()), &PQfinish);
+    if (PQstatus(db.get()) != CONNECTION_OK) {
+        problem = "the database cannot be reached";
+        return Error::kConnectionFailed;
+    }
+    std::unique_ptr<PGresult, decltype(&PQclear)> result(
+        PQexec(db.get(),
+               "SELECT current_schema(), (SELECT count(*) FROM pg_catalog.pg_class c JOIN "
+               "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+               "current_schema() AND c.relkind IN ('r', 'p', 'S', 'v', 'm'))"),
+        &PQclear);
+    StoreSchema schema;
+    if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1 &&
+        !PQgetisnull(result.get(), 0, 0)) {
+        schema.name = PQgetvalue(result.get(), 0, 0);
+        schema.objects = std::strtol(PQgetvalue(result.get(), 0, 1), nullptr, 10);
+    }
+    if (schema.name.empty()) {
+        problem = "the database names no schema for the store (search_path)";
+        return Error::kStoreFailed;
+    }
+    return schema;
+}
+
+// pg_restore's table of contents (`--list`) with the schema's own entries (its CREATE and its
+// comment) turned into comments, which `--use-list` skips; `schemas` gets the schemas its tables
+// are in. An entry reads "ID; OID OID TYPE SCHEMA NAME OWNER".
+std::string WithoutSchemaEntries(std::istream& list, std::set<std::string>& schemas) {
+    std::string out;
+    std::string line;
+    while (std::getline(list, line)) {
+        const auto semicolon = line.find("; ");
+        if (line.empty() || line[0] == ';' || semicolon == std::string::npos) {
+            out += line + "\n";
+            continue;
+        }
+        std::istringstream words(line.substr(semicolon + 2));
+        std::string oid, table_oid, type, schema;
+        words >> oid >> table_oid >> type >> schema;
+        if (type == "SCHEMA" ||
+            (type == "COMMENT" && line.find(" COMMENT - SCHEMA ") != std::string::npos)) {
+            out += ";" + line + "\n";
+            continue;
+        }
+        if (type == "TABLE" && schema != "DATA") schemas.insert(schema);
+        out += line + "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
+                               std::string& problem) {
+    auto environment = ToolEnvironment(url, problem);
+    if (!environment) return environment.error();
+    // Only the store's schema is dumped, not what else shares the database.
+    auto schema = FindStoreSchema(url, problem);
+    if (!schema) return schema.error();
+    // A pattern to pg_dump: quoted, so that it matches this one name exactly.
+    std::string quoted = "\"";
+    for (char c : schema->name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    quoted += "\"";
+    return RunTool("pg_dump",
+                   {"--format=custom", "--no-owner", "--no-privileges", "--schema=" + quoted,
+                    "--file=" + file},
+                   std::move(*environment), problem);
+}
+
+Result<void> RestorePostgresStore(const std::string& url, const std::string& file,
+                                  std::string& problem) {
+    auto environment = ToolEnvironment(url, problem);
+    if (!environment) return environment.error();
+    auto schema = FindStoreSchema(url, problem);
+    if (!schema) return schema.error();
+    if (schema->objects > 0) {
+        problem = "the store's schema " + schema->name + " already holds " +
+                  std::to_string(schema->objects) +
+                  " tables and sequences: a store is restored into an empty schema (stop every "
+                  "replica; drop or rename the old schema, or name another database)";
+        return Error::kConflict;
+    }
+    const auto scratch = MakeScratchDirectory("restore");
+    if (!scratch) {
+        problem =
+            "cannot make a scratch directory in " + std::filesystem::temp_directory_path().string();
+        return Error::kStoreFailed;
+    }
+    // Reading the table of contents needs no connection: the caller's environment will do.
+    const std::string contents = *scratch + "/contents";
+    std::vector<std::string> plain;
+    for (char** variable = environ; *variable != nullptr; ++variable) plain.emplace_back(*variable);
+    if (auto listed = RunTool("pg_restore", {"--list", "--file=" + contents, file}, plain, problem);
+        !listed) {
+        problem += " reading " + file;
+        return listed.error();
+    }
+    std::ifstream list(contents);
+    std::set<std::string> schemas;
+    const std::string edited = WithoutSchemaEntries(list, schemas);
+    if (schemas != std::set<std::string>{schema->name}) {
+        std::string found;
+        for (const std::string& name : schemas) found += (found.empty() ? "" : ", ") + name;
+        problem = "the backup's store is in schema " + (found.empty() ? "(none)" : found) +
+                  ", store.url's is " + schema->name +
+                  " (its search_path): pg_restore puts it back where it was; name that schema";
+        return Error::kInvalidConfig;
+    }
+    const std::string use_list = *scratch + "/use-list";
+    std::ofstream(use_list) << edited;
+    // The database comes from PGDATABASE (or libpq's default); -d only makes pg_restore connect.
+    return RunTool("pg_restore",
+                   {"--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
+                    "--use-list=" + use_list, "--dbname=application_name=microcare-restore", file},
+                   std::move(*environment), problem);
 }
 
 }  // namespace microcare::adapter

@@ -106,6 +106,21 @@ protected:
         return true;
     }
 
+    // A configuration file in the first replica's directory: a PostgreSQL store at `url`, or a
+    // SQLite one at `store` with its trail at `trail`.
+    std::string ConfigFile(const std::string& name, const std::string& url,
+                           const std::string& store = "", const std::string& trail = "") {
+        const std::string path = (dirs_.front() / name).string();
+        const std::string where = url.empty() ? R"("store": {"path": ")" + store +
+                                                    R"("}, "audit": {"path": ")" + trail + "\"}"
+                                              : R"("store": {"url": ")" + url + "\"}";
+        std::ofstream(path) << R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
+            "ehr": {"baseUrl": ")"
+                            << ehr_->BaseUrl() << R"("}, )" << where << R"(, "rules": {"path": ")"
+                            << MICROCARE_SOURCE_DIR << R"(/config/rules/microneedling.json"}})";
+        return path;
+    }
+
     std::vector<std::unique_ptr<adapter::Service>> replicas_;
 };
 
@@ -173,18 +188,7 @@ TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
     replicas_.clear();
 
     const std::filesystem::path dir = dirs_.front();
-    const std::string rules =
-        std::string(MICROCARE_SOURCE_DIR) + "/config/rules/microneedling.json";
-    auto config = [&](const std::string& name, const std::string& store_and_audit) {
-        const std::string path = (dir / name).string();
-        std::ofstream(path) << R"({"server": {"port": 0, "auth": {"allowAnonymous": true}},
-            "ehr": {"baseUrl": ")"
-                            << ehr_->BaseUrl() << R"("}, )" << store_and_audit
-                            << R"(, "rules": {"path": ")" << rules << R"("}})";
-        return path;
-    };
-    const std::string postgres =
-        config("postgres.json", R"("store": {"url": ")" + pg_.url() + "\"}");
+    const std::string postgres = ConfigFile("postgres.json", pg_.url());
     // `status` reads the one trail from the database.
     std::ostringstream status, status_err;
     adapter::RunStatus(postgres, status, status_err);
@@ -212,12 +216,94 @@ TEST_F(ReplicasTest, ABackupOfThePostgresStoreIsAPgDumpOfItsSchema) {
     EXPECT_NE(listing.find("TABLE DATA " + pg_.schema() + " audit_records"), std::string::npos);
     EXPECT_EQ(listing.find("TABLE public "), std::string::npos) << listing;
 
-    const std::string sqlite = config(
-        "sqlite.json", R"("store": {"path": ")" + (dir / "restored.db").string() +
-                           R"("}, "audit": {"path": ")" + (dir / "audit.log").string() + "\"}");
+    const std::string sqlite =
+        ConfigFile("sqlite.json", "", (dir / "restored.db").string(), (dir / "audit.log").string());
     std::ostringstream restored, refused;
     EXPECT_EQ(adapter::RunRestore({sqlite, backup}, restored, refused), 2);
-    EXPECT_NE(refused.str().find("pg_restore"), std::string::npos) << refused.str();
+    EXPECT_NE(refused.str().find("holds a PostgreSQL store"), std::string::npos) << refused.str();
+    EXPECT_FALSE(std::filesystem::exists(dir / "restored.db"));
+}
+
+// `microcare restore` of a PostgreSQL store: only a backup that matches its sealed manifest, only
+// into the store's schema and only when it is empty; then the jobs and the one trail are back,
+// the trail verifies with the restore recorded in it, and a replica started on it knows the
+// message it acknowledged before.
+TEST_F(ReplicasTest, ARestoreOfThePostgresStorePutsJobsAndTrailBackIntoItsEmptySchema) {
+    const std::string a = StartReplica();
+    ASSERT_FALSE(a.empty());
+    const std::string message =
+        MessageBundle("msg-restore", "hdr-restore", "Encounter/enc-mn-20261120");
+    ASSERT_LT(PostJson(a + "/$process-message", message).status, 300u);
+    ASSERT_TRUE(WaitFor([&] { return AllDone(1); }));
+    for (auto& replica : replicas_) replica->Stop();
+    replicas_.clear();
+
+    const std::filesystem::path dir = dirs_.front();
+    const std::string postgres = ConfigFile("postgres.json", pg_.url());
+    const std::string backup = (dir / "backup").string();
+    std::ostringstream backed_up, backup_err;
+    ASSERT_EQ(adapter::RunBackup({postgres, backup}, backed_up, backup_err), 0) << backup_err.str();
+    const adapter::AuditReport before = VerifyTrailInDatabase();
+    ASSERT_TRUE(before.intact()) << Problems(before);
+    const auto restore = [&](const std::string& config, const std::string& from,
+                             std::string& said) {
+        std::ostringstream out, err;
+        const int code = adapter::RunRestore({config, from}, out, err);
+        said = out.str() + err.str();
+        return code;
+    };
+    std::string said;
+
+    // Over the live store: refused, nothing touched.
+    EXPECT_EQ(restore(postgres, backup, said), 1);
+    EXPECT_NE(said.find("already holds"), std::string::npos) << said;
+    EXPECT_EQ(VerifyTrailInDatabase().head_seq, before.head_seq);
+
+    // Into another schema than the one the store was dumped from: pg_restore would put it
+    // back into the old one, where the configuration does not look.
+    adapter::test_support::PgTestSchema other;
+    ASSERT_TRUE(other.available());
+    EXPECT_EQ(restore(ConfigFile("other.json", other.url()), backup, said), 2);
+    EXPECT_NE(said.find("the backup's store is in schema " + pg_.schema()), std::string::npos)
+        << said;
+    EXPECT_EQ(other.Query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"),
+              "0");
+
+    // The database is lost: its schema comes back empty.
+    ASSERT_TRUE(
+        pg_.Query("DROP SCHEMA " + pg_.schema() + " CASCADE; CREATE SCHEMA " + pg_.schema()));
+
+    // A dump that is not the one the manifest sealed is never handed to pg_restore.
+    const std::filesystem::path edited = dir / "edited";
+    std::filesystem::copy(backup, edited);
+    {
+        std::fstream dump(edited / "store.pgdump", std::ios::in | std::ios::out | std::ios::binary);
+        dump.seekp(-8, std::ios::end);
+        dump.put('\x55');
+    }
+    EXPECT_EQ(restore(postgres, edited.string(), said), 2);
+    EXPECT_NE(said.find("store.pgdump: its SHA-256 differs"), std::string::npos) << said;
+    EXPECT_EQ(pg_.Query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"), "0");
+
+    ASSERT_EQ(restore(postgres, backup, said), 0) << said;
+    EXPECT_NE(said.find("records, verified) into the store's database"), std::string::npos) << said;
+    EXPECT_TRUE(AllDone(1));
+    const adapter::AuditReport after = VerifyTrailInDatabase();
+    EXPECT_TRUE(after.intact()) << Problems(after);
+    // The backup's own record came after the dump and is not in it; the restore's is.
+    EXPECT_EQ(after.head_seq, before.head_seq);
+    std::string problem;
+    auto copy = adapter::CopyTrailFromDatabase(pg_.url(), {}, problem);
+    ASSERT_TRUE(copy) << problem;
+    const auto records = adapter::QueryTrail(copy->path, {}, {});
+    ASSERT_FALSE(records.empty());
+    EXPECT_EQ(records.back().record.event, "restore");
+
+    // A replica on the restored store answers the re-sent message from it: no second job.
+    const std::string b = StartReplica();
+    ASSERT_FALSE(b.empty());
+    EXPECT_EQ(PostJson(b + "/$process-message", message).status, 200u);
+    EXPECT_EQ(Jobs().size(), 1u);
 }
 
 class ReplicaProcessTest : public SharedStoreTest {
