@@ -18,9 +18,9 @@ namespace microcare::adapter {
 namespace {
 
 // Group commit of the trail (see WriteQueued): a record found alone waits this long for
-// company, or until this many are queued. The store waits as long (StoreOptions).
+// company at the most (BatchCompany says when it has enough). The store waits as long
+// (StoreOptions).
 constexpr std::chrono::microseconds kCompanyWait{200};
-constexpr std::size_t kCompany = 64;
 
 // A sealed line (no newline), or empty when OpenSSL could not seal it.
 std::string SealRecord(std::uint64_t seq, const std::string& ts, std::string_view event,
@@ -141,14 +141,15 @@ void AuditLog::WriteQueued() {
     for (;;) {
         queue_changed_.wait(queue, [this] { return !queue_.empty() || stopping_; });
         if (queue_.empty()) return;
-        if (queue_.size() < kCompany && !stopping_) {
+        if (!company_.Enough(queue_.size()) && !stopping_) {
             // Each write costs a sync however many records it carries, and records come a few
             // at a time from many workers: a short wait lets those arriving now share it.
             queue_changed_.wait_for(queue, kCompanyWait,
-                                    [this] { return queue_.size() >= kCompany || stopping_; });
+                                    [this] { return company_.Enough(queue_.size()) || stopping_; });
         }
         std::deque<Queued> batch;
         batch.swap(queue_);
+        company_.Took(batch.size());
         queue.unlock();
         std::vector<Pending> records;
         records.reserve(batch.size());

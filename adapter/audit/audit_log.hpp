@@ -20,6 +20,7 @@
 #include "adapter/audit/audit_key.hpp"
 #include "adapter/audit/audit_settings.hpp"
 #include "adapter/audit/audit_table.hpp"
+#include "adapter/batch_company.hpp"
 #include "adapter/error.hpp"
 
 namespace microcare::adapter {
@@ -182,6 +183,7 @@ private:
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
     std::deque<Queued> queue_;
+    BatchCompany company_{64};  // how many a record found alone waits for (see WriteQueued)
     std::thread writer_;
     bool stopping_ = false;
 };

@@ -8,7 +8,10 @@ namespace microcare::adapter::detail {
 
 GroupCommitQueue::GroupCommitQueue(TransactionHooks& hooks, std::chrono::microseconds max_delay,
                                    std::size_t max_batch)
-    : hooks_(hooks), max_delay_(max_delay), max_batch_(std::max<std::size_t>(max_batch, 1)) {}
+    : hooks_(hooks),
+      max_delay_(max_delay),
+      max_batch_(std::max<std::size_t>(max_batch, 1)),
+      company_(max_batch_) {}
 
 GroupCommitQueue::~GroupCommitQueue() { Close(); }
 
@@ -68,17 +71,22 @@ void GroupCommitQueue::Run() {
             if (queued_writes_ > 0 && queue_.size() < max_batch_ && !stopping_ &&
                 max_delay_.count() > 0) {
                 // A commit costs one fsync however much it carries: a short wait lets writers
-                // arriving now share it. Writers arriving during a commit need no wait, they
-                // are all taken by the next one.
+                // arriving now share it, until as many are queued as the last batch took.
+                // Writers arriving during a commit need no wait, they are all taken by the next
+                // one.
                 const auto deadline = std::chrono::steady_clock::now() + max_delay_;
-                wake_.wait_until(lock, deadline,
-                                 [this] { return queue_.size() >= max_batch_ || stopping_; });
+                wake_.wait_until(lock, deadline, [this] {
+                    return company_.Enough(queued_writes_) || queue_.size() >= max_batch_ ||
+                           stopping_;
+                });
             }
+            const std::size_t writes_before = queued_writes_;
             while (!queue_.empty() && batch.size() < max_batch_) {
                 queued_writes_ -= queue_.front()->writes() ? 1 : 0;
                 batch.push_back(std::move(queue_.front()));
                 queue_.pop_front();
             }
+            company_.Took(writes_before - queued_writes_);
         }
         RunBatch(batch);
         batch.clear();

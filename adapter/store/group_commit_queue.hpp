@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapter/batch_company.hpp"
 #include "adapter/error.hpp"
 
 namespace microcare::adapter::detail {
@@ -41,9 +42,9 @@ public:
 
 // One thread of a store's own that runs every call as a task, in arrival order. Writes are
 // group-committed: the thread takes what is queued (up to max_batch; once a write is pending it
-// waits up to max_delay for company), runs it in one transaction, each write inside a savepoint
-// of its own so that a failing task is undone alone, and only after COMMIT has returned does it
-// call back. Nothing is acknowledged that is not committed.
+// waits up to max_delay for company, see BatchCompany), runs it in one transaction, each write
+// inside a savepoint of its own so that a failing task is undone alone, and only after COMMIT has
+// returned does it call back. Nothing is acknowledged that is not committed.
 class GroupCommitQueue {
 public:
     struct Stats {
@@ -91,6 +92,7 @@ private:
     std::condition_variable wake_;
     std::deque<std::unique_ptr<Task>> queue_;  // guarded by mutex_
     std::size_t queued_writes_ = 0;            // guarded by mutex_
+    BatchCompany company_;                     // guarded by mutex_
     bool stopping_ = false;                    // guarded by mutex_
 
     std::atomic<std::uint64_t> commits_{0};
