@@ -105,6 +105,9 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     std::unique_ptr<Service> service(new Service(std::move(seams.now)));
     Impl& s = *service->impl_;
     s.config = config;
+    // Replicas on one database write one trail there, however the configuration was made: the
+    // loader says so in audit.database, a configuration built in code need not.
+    if (!config.store.IsFile()) s.config.audit.database = config.store.url;
     if (auto level = ParseLogLevel(config.log_level)) Log::SetLevel(*level);
 
     fhir::IssueList issues;
@@ -145,10 +148,10 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     s.store = std::move(*store);
     AuditLog::Options audit_options;
     audit_options.open_file = std::move(seams.audit_file);
-    auto audit = OpenConfiguredTrail(config.audit, std::move(audit_options));
+    auto audit = OpenConfiguredTrail(s.config.audit, std::move(audit_options));
     if (!audit) {
         Log::Error("cannot open the audit log (damaged, or not writable)",
-                   {{"path", config.audit.database.empty() ? config.audit.path : "database"}});
+                   {{"path", s.config.audit.database.empty() ? config.audit.path : "database"}});
         return audit.error();
     }
     s.audit = std::move(*audit);

@@ -79,7 +79,6 @@ protected:
         dirs_.push_back(FreshDirectory("replica" + std::to_string(dirs_.size())));
         adapter::ServiceConfig config = TestConfig(ehr_->BaseUrl(), dirs_.back());
         config.store.url = pg_.url();
-        config.audit.database = pg_.url();  // as the configuration loader sets it
         auto service = adapter::Service::Create(config, {}, {});
         EXPECT_TRUE(service) << service.error().message();
         if (!service) return "";

@@ -264,9 +264,7 @@ std::vector<std::unique_ptr<adapter::Service>> StartServices(const adapter::Serv
             config.audit.path = (own / "audit.log").string();
             config.audit.checkpoint_path = (own / "audit.log.checkpoint").string();
         } else {
-            // As the configuration loader does: one trail, in the database.
-            config.store.url = choice.url;
-            config.audit.database = choice.url;
+            config.store.url = choice.url;  // and so the one trail, in the database
         }
         auto service = adapter::Service::Create(config);
         if (!service) {
