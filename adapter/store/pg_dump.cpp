@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "adapter/file_io.hpp"
+#include "adapter/store/pg_job_store.hpp"
 
 extern char** environ;
 
@@ -142,6 +144,38 @@ std::string WithoutSchemaEntries(std::istream& list, std::set<std::string>& sche
     return out;
 }
 
+// The highest version in the schema_version rows of pg_restore's SQL text (a COPY block:
+// "COPY schema.schema_version (version, applied_at) FROM stdin;", tab-separated rows, "\."); 0
+// when there is none.
+std::int64_t DumpedSchemaVersion(std::istream& sql) {
+    std::int64_t newest = 0;
+    std::string line;
+    int column = -1;  // of `version`, inside the COPY block
+    while (std::getline(sql, line)) {
+        if (column < 0) {
+            const auto open = line.find(" (");
+            if (!line.starts_with("COPY ") || line.find(".schema_version (") == std::string::npos ||
+                open == std::string::npos) {
+                continue;
+            }
+            std::istringstream columns(line.substr(open + 2, line.find(')') - open - 2));
+            std::string name;
+            for (int at = 0; std::getline(columns >> std::ws, name, ','); ++at) {
+                if (name == "version") column = at;
+            }
+            continue;
+        }
+        if (line == "\\.") break;
+        std::istringstream fields(line);
+        std::string field;
+        for (int at = 0; std::getline(fields, field, '\t'); ++at) {
+            if (at == column)
+                newest = std::max<std::int64_t>(newest, std::strtoll(field.c_str(), nullptr, 10));
+        }
+    }
+    return newest;
+}
+
 }  // namespace
 
 Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
@@ -198,6 +232,24 @@ Result<void> RestorePostgresStore(const std::string& url, const std::string& fil
         problem = "the backup's store is in schema " + (found.empty() ? "(none)" : found) +
                   ", store.url's is " + schema->name +
                   " (its search_path): pg_restore puts it back where it was; name that schema";
+        return Error::kInvalidConfig;
+    }
+    // A store of a later release would be put back only for every replica to refuse it.
+    const std::string versions = *scratch + "/schema_version.sql";
+    if (auto read = RunTool("pg_restore",
+                            {"--data-only", "--table=schema_version", "--file=" + versions, file},
+                            plain, problem);
+        !read) {
+        problem += " reading " + file;
+        return read.error();
+    }
+    std::ifstream version_rows(versions);
+    if (const std::int64_t dumped = DumpedSchemaVersion(version_rows);
+        dumped > PgJobStore::NewestSchemaVersion()) {
+        problem = "the backup's store has schema version " + std::to_string(dumped) +
+                  "; this release reads up to " +
+                  std::to_string(PgJobStore::NewestSchemaVersion()) +
+                  " (a later release took it): restore it with that release";
         return Error::kInvalidConfig;
     }
     const std::string use_list = *scratch + "/use-list";

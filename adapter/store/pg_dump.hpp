@@ -19,9 +19,9 @@ Result<void> DumpPostgresStore(const std::string& url, const std::string& file,
 // Puts such a copy back with pg_restore, the same way: into the store's schema, which must
 // exist, hold nothing yet (kConflict otherwise: another store, or replicas still running) and
 // be the schema the copy was taken from (pg_restore puts every object back where it was:
-// kInvalidConfig otherwise). The schema's own CREATE is left out, the schema being there (the
-// default `public` always is). One transaction that stops at the first error: a restore that
-// fails leaves the schema as empty as it found it.
+// kInvalidConfig otherwise, as for a store of a later release's schema version). The schema's own
+// CREATE is left out, the schema being there (the default `public` always is). One transaction that
+// stops at the first error: a restore that fails leaves the schema as empty as it found it.
 Result<void> RestorePostgresStore(const std::string& url, const std::string& file,
                                   std::string& problem);
 

@@ -293,6 +293,10 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const std::string& url,
     return std::unique_ptr<PgJobStore>(new PgJobStore(url, std::move(*db), options));
 }
 
+std::int64_t PgJobStore::NewestSchemaVersion() {
+    return static_cast<std::int64_t>(kMigrations.size());
+}
+
 Result<SchemaMigration> PgJobStore::Migrate(const std::string& url) {
     auto db = PgConnection::Connect(url);
     if (!db) {

@@ -50,6 +50,8 @@ public:
                                                     const StoreOptions& options = {});
     // JobStore::Migrate for a PostgreSQL URL.
     static Result<SchemaMigration> Migrate(const std::string& url);
+    // The newest schema_version this release knows; a store of a later one is refused.
+    static std::int64_t NewestSchemaVersion();
     ~PgJobStore() override;
 
     void EnqueueAsync(NewJob job, Callback<Enqueued> done) override;
