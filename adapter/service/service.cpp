@@ -151,7 +151,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServiceConfig& config,
     auto audit = OpenConfiguredTrail(s.config.audit, std::move(audit_options));
     if (!audit) {
         Log::Error("cannot open the audit log (damaged, or not writable)",
-                   {{"path", s.config.audit.database.empty() ? config.audit.path : "database"}});
+                   {{"path", s.config.audit.database.empty() ? s.config.audit.path : "database"}});
         return audit.error();
     }
     s.audit = std::move(*audit);
