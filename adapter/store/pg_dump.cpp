@@ -214,11 +214,10 @@ Result<void> RestorePostgresStore(const std::string& url, const std::string& fil
             "cannot make a scratch directory in " + std::filesystem::temp_directory_path().string();
         return Error::kStoreFailed;
     }
-    // Reading the table of contents needs no connection: the caller's environment will do.
+    // Reading the dump (its table of contents, its schema_version rows) connects to nothing.
     const std::string contents = *scratch + "/contents";
-    std::vector<std::string> plain;
-    for (char** variable = environ; *variable != nullptr; ++variable) plain.emplace_back(*variable);
-    if (auto listed = RunTool("pg_restore", {"--list", "--file=" + contents, file}, plain, problem);
+    if (auto listed =
+            RunTool("pg_restore", {"--list", "--file=" + contents, file}, *environment, problem);
         !listed) {
         problem += " reading " + file;
         return listed.error();
@@ -238,7 +237,7 @@ Result<void> RestorePostgresStore(const std::string& url, const std::string& fil
     const std::string versions = *scratch + "/schema_version.sql";
     if (auto read = RunTool("pg_restore",
                             {"--data-only", "--table=schema_version", "--file=" + versions, file},
-                            plain, problem);
+                            *environment, problem);
         !read) {
         problem += " reading " + file;
         return read.error();
