@@ -1,6 +1,5 @@
 #include "adapter/configured_trail.hpp"
 
-#include <filesystem>
 #include <fstream>
 
 #include "adapter/file_io.hpp"
@@ -34,12 +33,8 @@ Result<TrailToVerify> CopyTrailFromDatabase(const std::string& url, TrailToVerif
         problem = "the store's database holds no audit trail (is its schema migrated?)";
         return stored.error();
     }
-    auto scratch = MakeScratchDirectory("audit");
-    if (!scratch) {
-        problem =
-            "cannot make a scratch directory in " + std::filesystem::temp_directory_path().string();
-        return LastSystemError();
-    }
+    auto scratch = MakeScratchDirectory("audit", &problem);
+    if (!scratch) return LastSystemError();
     const std::string dir = *scratch;
     trail.keep = std::move(scratch);
     // Named after the table, so that a finding reads `audit_records:12: edited`.

@@ -54,10 +54,16 @@ std::optional<std::string> ReadFile(const std::string& path, std::string* proble
     return text;
 }
 
-std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what) {
-    std::string dir =
-        (std::filesystem::temp_directory_path() / ("microcare-" + what + "-XXXXXX")).string();
-    if (::mkdtemp(dir.data()) == nullptr) return nullptr;
+std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what,
+                                                        std::string* problem) {
+    const std::filesystem::path parent = std::filesystem::temp_directory_path();
+    std::string dir = (parent / ("microcare-" + what + "-XXXXXX")).string();
+    if (::mkdtemp(dir.data()) == nullptr) {
+        const int error = errno;  // kept for the caller's LastSystemError()
+        if (problem != nullptr) *problem = "cannot make a scratch directory in " + parent.string();
+        errno = error;
+        return nullptr;
+    }
     return std::shared_ptr<const std::string>(new std::string(dir), [](const std::string* path) {
         std::error_code ignored;
         std::filesystem::remove_all(*path, ignored);

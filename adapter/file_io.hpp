@@ -15,7 +15,8 @@ std::optional<std::string> ReadFile(const std::string& path, std::string* proble
 
 // A private folder (mode 0700) in the system's temporary directory, named
 // "microcare-<what>-XXXXXX" and removed with its contents when the last holder lets it go; null,
-// with errno set, when none can be made.
-std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what);
+// with errno set and `problem` saying where, when none can be made.
+std::shared_ptr<const std::string> MakeScratchDirectory(const std::string& what,
+                                                        std::string* problem = nullptr);
 
 }  // namespace microcare::adapter

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -208,12 +207,8 @@ Result<void> RestorePostgresStore(const std::string& url, const std::string& fil
                   "replica; drop or rename the old schema, or name another database)";
         return Error::kConflict;
     }
-    const auto scratch = MakeScratchDirectory("restore");
-    if (!scratch) {
-        problem =
-            "cannot make a scratch directory in " + std::filesystem::temp_directory_path().string();
-        return Error::kStoreFailed;
-    }
+    const auto scratch = MakeScratchDirectory("restore", &problem);
+    if (!scratch) return Error::kStoreFailed;
     // Reading the dump (its table of contents, its schema_version rows) connects to nothing.
     const std::string contents = *scratch + "/contents";
     if (auto listed =
